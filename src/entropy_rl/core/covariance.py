@@ -1,0 +1,56 @@
+"""Per-token covariance between log-probability and advantage (Theorems 1 and 2).
+
+The paper estimates the entropy dynamics from the sampled tokens of a batch. Theorem 2
+(natural policy gradient) gives dH ~= -eta * Cov(log pi, A); Theorem 1 (vanilla policy
+gradient) gives dH ~= -eta * Cov(log pi, pi * A). Over a batch, each valid token t
+contributes the centered cross product
+
+    cov_t = (w_t - mean(w)) * (logp_t - mean(logp)),   w = A (Thm 2) or pi * A (Thm 1),
+
+with both means over the valid tokens of the tensors passed. The masked mean of cov_t is
+the batch covariance. Departures from the paper's statement:
+1. The paper's covariance is over the policy's distribution at one state; this is the
+   sampled-token estimate over a whole batch of states, as the paper's method uses it.
+2. Log-probabilities are detached: the covariance selects tokens, it is not optimised.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from entropy_rl.core.masked import as_float, as_token_advantages, masked_mean
+
+
+def _centered_product(
+    log_probs: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    m = mask.to(log_probs.dtype)  # (B, T)
+    dw = weights - masked_mean(weights, m)  # (B, T)
+    dlogp = log_probs - masked_mean(log_probs, m)  # (B, T)
+    return dw * dlogp * m
+
+
+def token_covariance(
+    log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Per-token (A_t - mean A) * (logp_t - mean logp): Theorem 2's natural-gradient form.
+
+    log_probs: (B, T); advantages: (B,) or (B, T); mask: (B, T), 1 for valid tokens.
+    Returns (B, T), 0 at padding. Its masked mean is Cov(log pi, A) over the batch.
+    """
+    logp = as_float(log_probs.detach())
+    adv = as_token_advantages(advantages, mask).detach().to(logp.dtype)
+    return _centered_product(logp, adv, mask)
+
+
+def token_covariance_pg(
+    log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Per-token (pi_t A_t - mean(pi A)) * (logp_t - mean logp): Theorem 1's vanilla-PG form.
+
+    pi_t = exp(logp_t) is the probability of the sampled token. Same shapes as
+    `token_covariance`; its masked mean is Cov(log pi, pi * A) over the batch.
+    """
+    logp = as_float(log_probs.detach())
+    adv = as_token_advantages(advantages, mask).detach().to(logp.dtype)
+    return _centered_product(logp, logp.exp() * adv, mask)

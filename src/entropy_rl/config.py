@@ -1,0 +1,355 @@
+"""The one home of every default: a frozen dataclass tree, loaded from YAML and overridden
+from the command line with dotted `section.field=value` pairs (e.g. `loss.mode=kl_cov`).
+
+Each field's docstring is its `--help` text. Values are validated when the tree is built;
+nothing mutates a config at run time (derive a new one with `dataclasses.replace`).
+
+Toy-scale values differ from the paper's (Cui et al., 2025) because a toy rollout batch has
+~10^3 tokens against the paper's ~10^6-10^7; where they differ, the docstring says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entropy_rl.core import ADVANTAGE_ESTIMATORS, PolicyLossConfig
+
+
+class ConfigError(ValueError):
+    """A user's configuration mistake; the message names the field."""
+
+
+def _positive(section: object, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ConfigError(f"{_section_name(section)}.{name} must be > 0, got {value!r}")
+
+
+def _section_name(section: object) -> str:
+    return {
+        ModelConfig: "model",
+        TaskConfig: "task",
+        PretrainConfig: "pretrain",
+        TrainConfig: "train",
+        EvalConfig: "eval",
+        DiagnosticsConfig: "diagnostics",
+    }.get(type(section), type(section).__name__)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The policy: the embedded small transformer (Qwen2 architecture), or a local HF model."""
+
+    hidden_size: int = 128
+    """Width of the embedded model."""
+    num_layers: int = 4
+    """Transformer layers of the embedded model."""
+    num_heads: int = 4
+    """Attention heads of the embedded model."""
+    intermediate_size: int = 512
+    """MLP width of the embedded model."""
+    init_std: float = 0.02
+    """Std of the weight initialisation (with larger inits a tiny model can start by
+    repeating its last input token with probability ~1, and RL then goes nowhere)."""
+    dtype: str = "float32"
+    """Parameter dtype: float32 (default; bf16 matmuls are several times slower on CPUs) or bfloat16."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "init_std")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_heads ({self.num_heads})"
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"model.dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The verifiable task: prompts generated from a seed, answers checked by parsing."""
+
+    name: str = "sum3"
+    """Task name (see `entropy_rl.tasks.TASKS`)."""
+    seed: int = 1234
+    """Seed of the held-out validation prompts; training prompts are drawn from the run's
+    seed and never include a validation prompt."""
+    val_size: int = 256
+    """Number of held-out validation prompts."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "val_size")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The supervised run that makes the base model RL starts from."""
+
+    steps: int = 600
+    """Optimizer steps on noisy demonstrations."""
+    batch_size: int = 256
+    """Demonstrations per step."""
+    lr: float = 1e-3
+    """AdamW learning rate."""
+    noise: float = 0.2
+    """Probability that a demonstration's response digit is replaced by a random digit; it
+    keeps the base model's entropy high and its sampled accuracy moderate."""
+    seed: int = 0
+    """Seed of the initialisation and the demonstrations."""
+    cache_dir: str = "runs/base_models"
+    """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_size", "lr")
+        if not 0.0 <= self.noise <= 1.0:
+            raise ConfigError(f"pretrain.noise must be in [0, 1], got {self.noise!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The RL loop. Paper: 256 prompts x 8 responses, 8 mini-batches, lr 5e-7..1e-6."""
+
+    steps: int = 150
+    """RL steps (one rollout batch each)."""
+    prompts_per_step: int = 16
+    """Prompts sampled per step (paper: 256)."""
+    group_size: int = 8
+    """Responses sampled per prompt (paper: 8)."""
+    temperature: float = 1.0
+    """Sampling temperature of the rollouts (paper: 1.0)."""
+    advantage: str = "grpo"
+    """Advantage estimator: grpo, rloo or reinforce_pp."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
+    mini_batches: int = 4
+    """Optimizer updates per pass (paper: 8); KL-Cov's penalty acts from the second on."""
+    micro_batches: int = 1
+    """Gradient-accumulation splits of each mini-batch (memory only; the update is unchanged)."""
+    lr: float = 5e-5
+    """AdamW learning rate (paper: 5e-7..1e-6 on 7B-32B models; toy models need more)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip; without it, toy-scale learning rates can wreck the base model."""
+    seed: int = 0
+    """Seed of the training prompts, the rollouts and the Clip-Cov draws."""
+    save_every: int = 50
+    """Write a checkpoint every this many steps (and at the end)."""
+    max_bad_steps: int = 3
+    """Stop after this many consecutive steps with a NaN/inf loss or gradient."""
+    reward_timeout_s: float = 5.0
+    """Seconds a reward call may take before its response gets reward 0 (counted)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
+        _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
+        _positive(self, "reward_timeout_s")
+        if self.advantage not in ADVANTAGE_ESTIMATORS:
+            raise ConfigError(
+                f"train.advantage must be one of {', '.join(ADVANTAGE_ESTIMATORS)}, got {self.advantage!r}"
+            )
+        if self.advantage == "rloo" and self.group_size < 2:
+            raise ConfigError("train.group_size must be >= 2 for train.advantage=rloo")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("train.weight_decay and train.grad_clip must be >= 0")
+        batch = self.prompts_per_step * self.group_size
+        if batch % (self.mini_batches * self.micro_batches):
+            raise ConfigError(
+                f"train.prompts_per_step * train.group_size ({batch}) must be divisible by "
+                f"train.mini_batches * train.micro_batches ({self.mini_batches * self.micro_batches})"
+            )
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Validation on the held-out prompts: the law's R is `val/acc`."""
+
+    every: int = 5
+    """Evaluate every this many steps (and at step 0 and the last step)."""
+    samples: int = 4
+    """k: samples per prompt at temperature 1 for `val/acc` (their mean) and `val/pass_at_k`."""
+    greedy: bool = True
+    """Also log `val/acc_greedy` (argmax decoding)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "every", "samples")
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """The paper's entropy-dynamics diagnostics, computed every step."""
+
+    probe_size: int = 64
+    """Responses of each rollout batch kept as probe states: the entropy change over the
+    step's updates is measured on them exactly and compared with Lemma 1. 0 disables."""
+    chunk_size: int = 4096
+    """Rows per chunk for entropy over the vocabulary (memory, not results)."""
+
+    def __post_init__(self) -> None:
+        if self.probe_size < 0:
+            raise ConfigError(f"diagnostics.probe_size must be >= 0, got {self.probe_size!r}")
+        _positive(self, "chunk_size")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs. Saved resolved as config.yaml in the run directory."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+
+# ---- loading, overriding, describing -------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(path: str, value: Any, annotation: Any) -> Any:
+    """Check or convert `value` to the field's annotated type; strings come from the CLI."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in options:
+                return None
+        for option in options:
+            if option is not type(None):
+                return _coerce(path, value, option)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{path} must be {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def _unknown(path: str, name: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, known, n=1)
+    prefix = f"{path}." if path else ""
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    where = f"{prefix}{name}"
+    return ConfigError(f"unknown config field '{where}'{hint}")
+
+
+def _build(cls: type, values: dict[str, Any], path: str = "") -> Any:
+    hints = _field_types(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for name, value in values.items():
+        if name not in hints:
+            raise _unknown(path, name, names)
+        where = f"{path}.{name}" if path else name
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where} must be a mapping of fields, got {value!r}")
+            kwargs[name] = _build(hints[name], value, where)
+        else:
+            kwargs[name] = _coerce(where, value, hints[name])
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:  # core's PolicyLossConfig names the field without its section
+        raise ConfigError(f"{path}.{err}" if path else str(err)) from None
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: str) -> None:
+    *sections, leaf = key.split(".")
+    node = tree
+    for section in sections:
+        node = node.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config field '{key}': '{section}' is not a section")
+    node[leaf] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Build the config from an optional YAML file, then `section.field=value` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        tree = loaded or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        _set_dotted(tree, key.strip(), value.strip())
+    return _build(Config, tree)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Field docstrings: the string literal right after each annotated field."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def describe_fields(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, help) for every leaf field, for `--help`."""
+    rows = []
+    hints = _field_types(cls)
+    docs = _attribute_docs(cls)
+    default = cls()
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += describe_fields(hints[f.name], f"{name}.")
+        else:
+            rows.append((name, repr(getattr(default, f.name)), docs.get(f.name, "")))
+    return rows

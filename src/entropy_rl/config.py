@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import itertools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -256,7 +257,9 @@ def _coerce(path: str, value: Any, annotation: Any) -> Any:
     elif annotation is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{path} must be {getattr(annotation, '__name__', annotation)}, got {value!r}")
+    raise ConfigError(
+        f"{path} must be {getattr(annotation, '__name__', annotation)}, got {value!r}"
+    )
 
 
 def _unknown(path: str, name: str, known: list[str]) -> ConfigError:
@@ -333,7 +336,7 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body
     docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
+    for node, nxt in itertools.pairwise(body):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
                 docs[node.target.id] = " ".join(str(nxt.value.value).split())

@@ -1,0 +1,238 @@
+"""The `entropy-rl` command: one subcommand per function pair `_add_<name>` / `_run_<name>`.
+
+To add a subcommand, write an `_add_<name>(subparsers)` that registers its parser with
+`set_defaults(handler=_run_<name>)`, and list it in `SUBCOMMANDS`. A handler returns the
+exit code; user errors print one line `entropy-rl <name>: error: ...` and return 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from entropy_rl import __version__, law
+from entropy_rl.atomic import write_atomic
+from entropy_rl.logs import (
+    ENTROPY_KEYS,
+    REWARD_KEYS,
+    STEP_KEYS,
+    LogSeries,
+    read_entropy_reward,
+)
+
+USAGE_ERROR = 2
+"""Exit code of a user error, as argparse uses for its own."""
+FIGURE_NAME = "entropy_law.png"
+RESULT_NAME = "entropy_law.json"
+
+FIT_DESCRIPTION = """\
+Fit the entropy-performance law R = -a*exp(H) + b (Cui et al. 2025) to a training log,
+where H is the policy entropy and R the validation performance at the same step. Reports
+a, b, the ceiling b - a (R at H = 0) with a confidence interval, and the paper's test:
+fit the first part of the run and predict the rest. Writes a figure and a JSON summary.
+
+LOG is JSON lines (one object per line) or CSV (a header row; Weights & Biases exports
+work). Records lacking either key are skipped, so a validation score logged every few
+steps is fine.
+
+example:
+  entropy-rl fit examples/synthetic_grpo_log.jsonl --out runs/demo-fit
+  entropy-rl fit wandb_export.csv --entropy-key actor/entropy --reward-key val/acc --json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `entropy-rl` parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="entropy-rl",
+        description="Study policy entropy in RL of language models (Cui et al. 2025).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+def _error(command: str, err: BaseException) -> int:
+    """Print a one-line user error to stderr; return USAGE_ERROR."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(f"entropy-rl {command}: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+# --- fit -------------------------------------------------------------------------------
+
+
+def _add_fit(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl fit`."""
+    p = subparsers.add_parser(
+        "fit",
+        help="fit R = -a*exp(H) + b to a training log and forecast from its start",
+        description=FIT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("log", type=Path, metavar="LOG", help="training log, .jsonl or .csv")
+    p.add_argument(
+        "--entropy-key",
+        metavar="K",
+        help=f"key of the policy entropy H (default: first present of {', '.join(ENTROPY_KEYS)})",
+    )
+    p.add_argument(
+        "--reward-key",
+        metavar="K",
+        help=f"key of the performance R (default: first present of {', '.join(REWARD_KEYS)})",
+    )
+    p.add_argument(
+        "--step-key",
+        metavar="K",
+        help=f"key of the training step (default: first present of {', '.join(STEP_KEYS)}, "
+        "else the record index)",
+    )
+    p.add_argument(
+        "--fit-fraction",
+        type=float,
+        default=law.DEFAULT_FIT_FRACTION,
+        metavar="F",
+        help="share of the points, from the start, fitted for the forecast (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ci-level",
+        type=float,
+        default=law.DEFAULT_CI_LEVEL,
+        metavar="P",
+        help="confidence level of the ceiling's interval (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help=f"folder for {FIGURE_NAME} and {RESULT_NAME} (default: <log stem>_fit/ next to LOG)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the JSON summary to stdout instead of tables"
+    )
+    p.set_defaults(handler=_run_fit)
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl fit`."""
+    from entropy_rl.report.figures import plot_entropy_law  # matplotlib only when needed
+
+    try:
+        series = read_entropy_reward(args.log, args.entropy_key, args.reward_key, args.step_key)
+        fit = law.fit_entropy_law(series.entropy, series.reward, ci_level=args.ci_level)
+        n_fit = law.fit_size(fit.n, args.fit_fraction)
+        forecast = None
+        if n_fit < fit.n:
+            forecast = law.forecast(
+                series.entropy, series.reward, args.fit_fraction, ci_level=args.ci_level
+            )
+        out = args.out if args.out is not None else args.log.with_name(f"{args.log.stem}_fit")
+        figure = plot_entropy_law(series, fit, forecast, out / FIGURE_NAME)
+        summary = _fit_summary(args.log, series, fit, forecast, n_fit)
+        summary["outputs"] = {"figure": str(figure), "json": str(out / RESULT_NAME)}
+        write_atomic(out / RESULT_NAME, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    except (ValueError, OSError) as err:
+        return _error("fit", err)
+    if args.json:
+        print(json.dumps(summary, indent=2, allow_nan=False))
+    else:
+        _print_fit(summary)
+    return 0
+
+
+def _fit_summary(
+    log: Path,
+    series: LogSeries,
+    fit: law.EntropyLawFit,
+    forecast: law.EntropyLawForecast | None,
+    n_fit: int,
+) -> dict[str, object]:
+    """JSON-ready record of a fit and its forecast (None, with the reason, if too few points)."""
+    summary: dict[str, object] = {
+        "log": str(log),
+        "keys": {
+            "entropy": series.entropy_key,
+            "reward": series.reward_key,
+            "step": series.step_key,
+        },
+        "law": "R = -a*exp(H) + b",
+        "fit": fit.to_dict(),
+        "forecast": None,
+        "forecast_note": None,
+    }
+    if forecast is None:
+        summary["forecast_note"] = (
+            f"too few points to forecast: fitting {n_fit} of {fit.n} leaves none to predict"
+        )
+    else:
+        summary["forecast"] = {
+            **forecast.to_dict(),
+            "heldout_steps": series.steps[forecast.n_fit :].tolist(),
+        }
+    return summary
+
+
+def _print_fit(summary: dict) -> None:
+    """Readable tables of a fit summary, then the paths written."""
+    console = Console(highlight=False, markup=False)  # paths may hold "[...]"
+    fit, keys = summary["fit"], summary["keys"]
+    table = Table(title="Entropy-performance law R = -a*exp(H) + b", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("log", summary["log"])
+    table.add_row("a", f"{fit['a']:.4f}")
+    table.add_row("b", f"{fit['b']:.4f}")
+    table.add_row("ceiling b - a", _ceiling_text(fit))
+    table.add_row("R²", f"{fit['r2']:.4f}")
+    table.add_row("RMSE", f"{fit['rmse']:.4f}")
+    table.add_row("points", str(fit["n"]))
+    table.add_row("keys", f"H: {keys['entropy']}, R: {keys['reward']}, step: {keys['step']}")
+    console.print(table)
+    console.print(_forecast_table(summary))
+    for path in summary["outputs"].values():
+        print(f"wrote {path}")  # never wrapped, so it can be copied
+
+
+def _ceiling_text(fit: dict) -> str:
+    """'0.9189  [0.9115, 0.9264] (95% CI)' from a fit's dict."""
+    low, high = fit["ceiling_ci"]
+    return f"{fit['ceiling']:.4f}  [{low:.4f}, {high:.4f}] ({fit['ci_level']:.0%} CI)"
+
+
+def _forecast_table(summary: dict) -> Table | str:
+    """The forecast block, or the note saying why there is none."""
+    forecast = summary["forecast"]
+    if forecast is None:
+        return f"Forecast: {summary['forecast_note']}"
+    title = (
+        f"Forecast: fit on first {forecast['fit_fraction']:.0%} "
+        f"({forecast['n_fit']} points), predict {forecast['n_heldout']}"
+    )
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("early-fit ceiling", _ceiling_text(forecast["fit"]))
+    table.add_row("held-out RMSE", f"{forecast['rmse_heldout']:.4f}")
+    final_step = forecast["heldout_steps"][-1]
+    table.add_row(
+        "final-step error",
+        f"{forecast['final_error']:+.4f} (predicted - actual, step {final_step:g})",
+    )
+    return table
+
+
+SUBCOMMANDS = (_add_fit,)
+"""Registrars of the subcommands, in --help order."""

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/entropy-rl fit examples/synthetic_grpo_log.jsonl --out runs/demo-fit
+	$(BIN)/entropy-rl demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts

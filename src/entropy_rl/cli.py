@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Study policy entropy in RL of language models (Cui et al. 2025).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for add in SUBCOMMANDS:
         add(subparsers)
     return parser
@@ -63,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
     args = build_parser().parse_args(argv)
     return args.handler(args)
+
+
+def _quiet_libraries() -> None:
+    """Our own progress display replaces transformers' per-file bars and notices."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _error(command: str, err: BaseException) -> int:
@@ -234,5 +248,198 @@ def _forecast_table(summary: dict) -> Table | str:
     return table
 
 
-SUBCOMMANDS = (_add_fit,)
+# --- train / pretrain / demo -----------------------------------------------------------
+
+TRAIN_DESCRIPTION = """\
+Train a policy with RL on verifiable rewards (GRPO-style) and log the paper's diagnostics.
+
+Configuration: defaults, then --config FILE (YAML, sections as below), then overrides
+section.field=value on the command line. The resolved config is saved in the run directory.
+
+examples:
+  entropy-rl train loss.mode=kl_cov loss.kl_cov_ratio=0.2 train.steps=100
+  entropy-rl train --config my.yaml --run-dir runs/exp1
+  entropy-rl train --resume runs/exp1
+"""
+
+
+DEMO_METHODS = ("grpo", "kl_cov", "clip_cov")
+"""Run names of the demo, in order; each is a loss.mode (GRPO is mode ppo)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose epilog may be a function, called only when help is printed (the
+    config fields' help needs torch imported; parsing `fit` should not)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+def _fields_epilog() -> str:
+    from entropy_rl.config import describe_fields
+
+    lines = ["config fields (section.field, default):"]
+    for name, default, doc in describe_fields():
+        lines.append(f"  {name} = {default}")
+        if doc:
+            lines.append(f"      {doc}")
+    return "\n".join(lines)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="section.field=value",
+        help="config overrides, applied after --config (e.g. loss.mode=clip_cov)",
+    )
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl train`."""
+    p = subparsers.add_parser(
+        "train",
+        help="RL training with the paper's entropy diagnostics",
+        description=TRAIN_DESCRIPTION,
+        epilog=_fields_epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_args(p)
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default: runs/<loss.mode>-<timestamp>)",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint (its saved config is used)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl train`."""
+    import time
+
+    from entropy_rl.config import ConfigError, load_config
+    from entropy_rl.errors import TrainingError
+
+    try:
+        if args.resume is not None:
+            if args.config is not None or args.overrides or args.run_dir is not None:
+                raise ConfigError(
+                    "--resume uses the run's saved config: drop --config, --run-dir and overrides"
+                )
+            config, run_dir = None, args.resume
+        else:
+            config = load_config(args.config, args.overrides)  # validated before heavy imports
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = args.run_dir or Path("runs") / f"{config.loss.mode}-{stamp}"
+        _quiet_libraries()
+        from entropy_rl.runner import train
+
+        train(config, run_dir, resume=config is None, show_progress=not args.quiet)
+    except ConfigError as err:
+        return _error("train", err)
+    except TrainingError as err:
+        print(f"entropy-rl train: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl pretrain`."""
+    p = subparsers.add_parser(
+        "pretrain",
+        help="make (or find) the base model: a short supervised run on demonstrations",
+        description="Make the base model RL starts from, by supervised training on noisy "
+        "demonstrations of the task, and report its validation accuracy and entropy. Saved "
+        "with save_pretrained under pretrain.cache_dir and reused by later runs.",
+        epilog=_fields_epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_args(p)
+    p.set_defaults(handler=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl pretrain`."""
+    _quiet_libraries()
+    from entropy_rl.config import ConfigError, load_config
+    from entropy_rl.demo import describe_base_model
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        return _error("pretrain", err)
+    describe_base_model(config, Console(stderr=True))
+    return 0
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl demo`."""
+    p = subparsers.add_parser(
+        "demo",
+        help="the paper's phenomenon on the embedded toy setting: GRPO vs KL-Cov vs Clip-Cov",
+        description="Make (or reuse) the base model, train GRPO, KL-Cov and Clip-Cov on the "
+        "embedded task with the bundled configs/demo.yaml, and print a side-by-side summary "
+        "(entropy and validation accuracy start -> end, the law's fitted ceiling, Lemma-1 "
+        "agreement). Finished runs are reused, interrupted ones resumed.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        metavar="DIR",
+        help="demo directory, one run directory per method (default: %(default)s)",
+    )
+    p.add_argument(
+        "--methods",
+        default=",".join(DEMO_METHODS),
+        metavar="LIST",
+        help="comma-separated subset of %(default)s",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="section.field=value",
+        help="config overrides applied to every method (e.g. train.steps=50)",
+    )
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl demo`."""
+    _quiet_libraries()
+    from entropy_rl.config import ConfigError
+    from entropy_rl.demo import run_demo
+    from entropy_rl.errors import TrainingError
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in DEMO_METHODS]
+    if unknown or not methods:
+        return _error(
+            "demo",
+            ValueError(
+                f"--methods must be a subset of {','.join(DEMO_METHODS)}, got {args.methods!r}"
+            ),
+        )
+    try:
+        run_demo(args.out, methods, args.overrides, Console(stderr=True))
+    except ConfigError as err:
+        return _error("demo", err)
+    except TrainingError as err:
+        print(f"entropy-rl demo: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+SUBCOMMANDS = (_add_demo, _add_train, _add_pretrain, _add_fit)
 """Registrars of the subcommands, in --help order."""

@@ -96,12 +96,19 @@ class TaskConfig:
 class PretrainConfig:
     """The supervised run that makes the base model RL starts from."""
 
-    steps: int = 600
-    """Optimizer steps on noisy demonstrations."""
-    batch_size: int = 256
+    steps: int = 900
+    """Optimizer steps on noisy demonstrations (accuracy jumps once carries are learnt,
+    after 400-700 steps depending on the seed and schedule)."""
+    batch_size: int = 128
     """Demonstrations per step."""
-    lr: float = 1e-3
-    """AdamW learning rate."""
+    lr: float = 3e-3
+    """AdamW peak learning rate, reached after `warmup_steps` and decayed to 0 by a cosine."""
+    warmup_steps: int = 50
+    """Linear learning-rate warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
     noise: float = 0.2
     """Probability that a demonstration's response digit is replaced by a random digit; it
     keeps the base model's entropy high and its sampled accuracy moderate."""
@@ -111,7 +118,9 @@ class PretrainConfig:
     """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
 
     def __post_init__(self) -> None:
-        _positive(self, "steps", "batch_size", "lr")
+        _positive(self, "steps", "batch_size", "lr", "grad_clip")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"pretrain.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.noise <= 1.0:
             raise ConfigError(f"pretrain.noise must be in [0, 1], got {self.noise!r}")
 

@@ -21,9 +21,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from entropy_rl.atomic import write_atomic
 from entropy_rl.law import MIN_POINTS
 
 ENTROPY_KEYS = ("entropy", "entropy/mean", "actor/entropy")
@@ -315,3 +317,56 @@ def _finite_or_nan(number: float, path: Path, line: int, key: str) -> float:
     if math.isinf(number):
         raise LogFormatError(f"{path}: line {line}: value of {key!r} is infinite")
     return number
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf become null (JSON has neither); lists are converted element-wise."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class MetricsWriter:
+    """Appends one JSON object per step to a JSONL file, flushed after every line.
+
+    `keep_before` drops the records with step >= it first (a resumed run recomputes them),
+    rewriting the file atomically; a trailing partial line from a crash is dropped too.
+    """
+
+    def __init__(self, path: Path, keep_before: int = 0) -> None:
+        self.path = path
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.get("step", math.inf) < keep_before:
+                    kept.append(line + "\n")
+        write_atomic(path, "".join(kept))
+        self._handle = path.open("a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps({k: _json_safe(v) for k, v in record.items()})
+        self._handle.write(line + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All records of a metrics.jsonl written by MetricsWriter."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -127,3 +127,62 @@ def _mark_fit_end(ax: Axes, series: LogSeries, forecast: EntropyLawForecast) -> 
     ax.axvline(
         cut, color="C1", ls="--", lw=1, label=f"early fit ends ({forecast.fit_fraction:.0%})"
     )
+
+
+def _column(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps, values = zip(*rows, strict=True)
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def plot_run_dynamics(records: list[dict], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of a training run's dynamics from its metrics.jsonl records.
+
+    (a) validation accuracy (sampled, greedy, pass@k) and training reward against step;
+    (b) policy entropy against step; (c) the batch covariance Cov(log pi, A) against step;
+    (d) Lemma 1's predicted entropy change against the actual one on the probe states.
+    """
+    fig = Figure(figsize=(18.0, 4.4))
+    ax_acc, ax_h, ax_cov, ax_lemma = fig.subplots(1, 4)
+    for key in ("val/acc", "val/acc_greedy", "val/pass_at_k", "reward/mean"):
+        steps, values = _column(records, key)
+        ax_acc.plot(
+            steps,
+            values,
+            marker="." if key != "reward/mean" else None,
+            label=key,
+            alpha=1.0 if key != "reward/mean" else 0.4,
+        )
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="(a) accuracy")
+    ax_acc.legend(fontsize=8)
+    ax_h.plot(*_column(records, "entropy/mean"))
+    ax_h.set(xlabel="step", ylabel="entropy/mean (nats)", title="(b) policy entropy")
+    steps, cov = _column(records, "cov/logp_adv")
+    ax_cov.plot(steps, cov, lw=0.8)
+    ax_cov.axhline(0.0, color="grey", lw=0.8)
+    ax_cov.set(xlabel="step", ylabel="cov/logp_adv", title="(c) Cov(log pi, A) per step")
+    _draw_lemma1(ax_lemma, records)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return write_atomic(path, buffer.getvalue())
+
+
+def _draw_lemma1(ax: Axes, records: list[dict]) -> None:
+    pairs = [
+        (r["dynamics/dH_actual"], r["dynamics/dH_lemma1"])
+        for r in records
+        if r.get("dynamics/dH_actual") is not None and r.get("dynamics/dH_lemma1") is not None
+    ]
+    ax.set(xlabel="actual dH on probe states", ylabel="Lemma-1 dH", title="(d) Lemma 1")
+    if not pairs:
+        return
+    actual, predicted = np.asarray(pairs).T
+    ax.scatter(actual, predicted, s=8)
+    low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
+    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")
+    ax.legend(fontsize=8)

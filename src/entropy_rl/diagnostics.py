@@ -1,0 +1,59 @@
+"""The paper's entropy diagnostics on a rollout batch, computed from logits.
+
+- Rollout statistics: policy entropy (mean token entropy over the batch's valid tokens, and
+  by response position), the batch covariances of Theorems 1 and 2, the share of tokens
+  with positive covariance.
+- Probe statistics: on probe states (the first responses of the step's rollout batch), the
+  exact entropy change over the step's updates and Lemma 1's first-order prediction of it,
+  both from the full-vocabulary logits before and after the updates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from entropy_rl.core import (
+    entropy_change_first_order,
+    masked_mean,
+    token_covariance,
+    token_covariance_pg,
+    token_entropy,
+)
+
+
+def by_position(values: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    """Masked mean over sequences at each response position: (B, T) -> T floats (nan if empty)."""
+    m = mask.to(values.dtype)
+    counts = m.sum(0)  # (T,)
+    means = (values * m).sum(0) / counts.clamp(min=1)
+    return [float(v) if c > 0 else float("nan") for v, c in zip(means, counts, strict=True)]
+
+
+def rollout_statistics(
+    entropy: torch.Tensor, log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """entropy, log_probs, mask: (B, T); advantages: (B,). Detached 0-dim tensors."""
+    m = mask.to(entropy.dtype)
+    cov = token_covariance(log_probs, advantages, mask)  # (B, T)
+    return {
+        "entropy/mean": masked_mean(entropy, m),
+        "cov/logp_adv": masked_mean(cov, m),
+        "cov/logp_pi_adv": masked_mean(token_covariance_pg(log_probs, advantages, mask), m),
+        "cov/pos_frac": masked_mean((cov > 0).to(m.dtype), m),
+    }
+
+
+def probe_statistics(
+    logits_before: torch.Tensor,
+    logits_after: torch.Tensor,
+    mask: torch.Tensor,
+    chunk_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Actual and Lemma-1 entropy change on probe states. logits: (N, T, V); mask: (N, T)."""
+    m = mask.to(torch.float32)
+    actual = token_entropy(logits_after, chunk_size) - token_entropy(logits_before, chunk_size)
+    predicted = entropy_change_first_order(logits_before, logits_after, chunk_size)
+    return {
+        "dynamics/dH_actual": masked_mean(actual, m),
+        "dynamics/dH_lemma1": masked_mean(predicted, m),
+    }

@@ -1,0 +1,74 @@
+"""Calling reward functions safely: a raising or hanging call gives reward 0 and is counted.
+
+Calls run one after another in a daemon worker thread; the caller waits at most `timeout_s`
+for each. When a call hangs, its worker is abandoned (daemon threads never block exit) and a
+fresh worker takes the remaining calls.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    rewards: list[float]
+    errors: int  # calls that raised, returned a non-finite or non-number value, or timed out
+
+
+def _worker(fn: Callable[..., Any], calls: queue.Queue, results: queue.Queue) -> None:
+    while True:
+        item = calls.get()
+        if item is None:
+            return
+        index, args = item
+        try:
+            results.put((index, fn(*args), None))
+        except Exception as err:  # a user's reward function may raise anything
+            results.put((index, None, err))
+
+
+def _as_reward(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def score_all(fn: Callable[..., Any], args: Sequence[tuple], timeout_s: float) -> ScoredBatch:
+    """Call fn(*a) for each a in args; failures and timeouts give reward 0 and are counted."""
+    rewards, errors, start = [0.0] * len(args), 0, 0
+    while start < len(args):
+        calls, results = queue.Queue(), queue.Queue()
+        for index in range(start, len(args)):
+            calls.put((index, args[index]))
+        calls.put(None)
+        threading.Thread(target=_worker, args=(fn, calls, results), daemon=True).start()
+        next_index = start
+        while next_index < len(args):
+            try:
+                index, value, err = results.get(timeout=timeout_s)
+            except queue.Empty:  # call `next_index` hangs: count it, restart after it
+                errors += 1
+                _drain(calls)
+                break
+            reward = None if err is not None else _as_reward(value)
+            errors += reward is None
+            rewards[index] = reward or 0.0
+            next_index = index + 1
+        start = next_index + 1 if next_index < len(args) else len(args)
+    return ScoredBatch(rewards, errors)
+
+
+def _drain(calls: queue.Queue) -> None:
+    """Empty the abandoned worker's queue and leave it a stop signal."""
+    while True:
+        try:
+            calls.get_nowait()
+        except queue.Empty:
+            break
+    calls.put(None)

@@ -1,0 +1,122 @@
+"""The end-of-run summary: the law fitted on the run, Lemma-1 agreement, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from entropy_rl.atomic import write_atomic
+from entropy_rl.law import fit_entropy_law, fit_size, forecast
+from entropy_rl.logs import read_entropy_reward, read_records
+from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
+
+SUMMARY_FILE = "summary.json"
+
+
+def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
+    """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
+    fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
+    pairs = np.asarray(
+        [
+            (r["dynamics/dH_actual"], r["dynamics/dH_lemma1"])
+            for r in records
+            if r.get("dynamics/dH_actual") is not None and r.get("dynamics/dH_lemma1") is not None
+        ]
+    )
+    if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
+        return None
+    actual, predicted = pairs.T
+    ss_tot = float(((actual - actual.mean()) ** 2).sum())
+    return {
+        "corr": float(np.corrcoef(actual, predicted)[0, 1]),
+        "var_explained": 1.0 - float(((actual - predicted) ** 2).sum()) / ss_tot,
+        "n": len(pairs),
+    }
+
+
+def _law(metrics_path: Path) -> dict[str, Any] | None:
+    try:
+        series = read_entropy_reward(metrics_path, "entropy/mean", "val/acc")
+        fit = fit_entropy_law(series.entropy, series.reward)
+    except ValueError:
+        return None
+    result: dict[str, Any] = {"fit": fit.to_dict(), "series": series, "fit_obj": fit}
+    if fit_size(len(series.entropy)) < len(series.entropy):
+        result["forecast_obj"] = forecast(series.entropy, series.reward)
+        result["forecast"] = result["forecast_obj"].to_dict()
+    return result
+
+
+def summarize(records: list[dict]) -> dict[str, Any]:
+    """Start/end numbers of a run from its metrics records."""
+    evals = [r for r in records if r.get("val/acc") is not None]
+    first, last = records[0], records[-1]
+    return {
+        "steps": last["step"],
+        "entropy_start": first["entropy/mean"],
+        "entropy_end": last["entropy/mean"],
+        "val_acc_start": evals[0]["val/acc"] if evals else None,
+        "val_acc_end": evals[-1]["val/acc"] if evals else None,
+        "val_acc_greedy_start": evals[0].get("val/acc_greedy") if evals else None,
+        "val_acc_greedy_end": evals[-1].get("val/acc_greedy") if evals else None,
+        "cov_pos_step_frac": float(np.mean([r["cov/logp_adv"] > 0 for r in records])),
+        "lemma1": lemma1_agreement(records),
+        "train_time_s": float(sum(r.get("time/step_s", 0.0) for r in records)),
+    }
+
+
+def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Fit the law, write summary.json and the plots, print a short table."""
+    metrics_path = run_dir / "metrics.jsonl"
+    records = read_records(metrics_path)
+    summary = summarize(records)
+    law = _law(metrics_path)
+    plot_run_dynamics(records, run_dir / "dynamics.png", title=str(run_dir))
+    if law is not None:
+        summary["law"] = law["fit"]
+        summary["forecast"] = law.get("forecast")
+        plot_entropy_law(
+            law["series"], law["fit_obj"], law.get("forecast_obj"), run_dir / "entropy_law.png"
+        )
+    write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    if console is not None:
+        console.print(summary_table({run_dir.name: summary}))
+    return summary
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+SUMMARY_ROWS = (
+    ("entropy start", lambda s: s["entropy_start"]),
+    ("entropy end", lambda s: s["entropy_end"]),
+    ("val/acc start", lambda s: s["val_acc_start"]),
+    ("val/acc end", lambda s: s["val_acc_end"]),
+    ("val/acc_greedy start", lambda s: s["val_acc_greedy_start"]),
+    ("val/acc_greedy end", lambda s: s["val_acc_greedy_end"]),
+    ("law a", lambda s: (s.get("law") or {}).get("a")),
+    ("law b", lambda s: (s.get("law") or {}).get("b")),
+    ("law ceiling b - a", lambda s: (s.get("law") or {}).get("ceiling")),
+    ("law R²", lambda s: (s.get("law") or {}).get("r2")),
+    ("steps with Cov > 0", lambda s: s["cov_pos_step_frac"]),
+    ("Lemma-1 corr", lambda s: (s.get("lemma1") or {}).get("corr")),
+)
+"""The rows of the side-by-side summary: label and how to read it from a run's summary."""
+
+
+def summary_table(summaries: dict[str, dict[str, Any]]) -> Table:
+    """Runs side by side, one column each: entropy and accuracy start/end, the law, Lemma 1."""
+    table = Table(title="run summary (law: R = -a·exp(H) + b)", box=box.SIMPLE_HEAD)
+    table.add_column("")
+    for name in summaries:
+        table.add_column(name, justify="right")
+    for label, read in SUMMARY_ROWS:
+        table.add_row(label, *(_fmt(read(s)) for s in summaries.values()))
+    return table

@@ -1,0 +1,65 @@
+"""What every verifiable task provides: prompts from a seed, a reward by parsing, demonstrations."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+DIGITS = "0123456789"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task instance: the prompt text and a correct response (end-of-sequence excluded)."""
+
+    prompt: str
+    answer: str
+
+
+class Task(abc.ABC):
+    """A verifiable task.
+
+    Responses are strings over `alphabet` without the end-of-sequence token: the caller
+    decodes the generated tokens and strips eos (and anything after it) before `reward`.
+    """
+
+    name: str
+    """Registry name of the task."""
+    alphabet: str
+    """Every character that can appear in a prompt or a response, in tokenizer order."""
+    max_prompt_tokens: int
+    """Length of the longest prompt in tokens (one per character; bos excluded)."""
+    max_response_tokens: int
+    """Length of a correct response in tokens, eos excluded."""
+
+    @abc.abstractmethod
+    def validation_problems(self) -> list[Problem]:
+        """The held-out validation problems: the same for the same task config."""
+
+    @abc.abstractmethod
+    def sample_problems(self, n: int, rng: np.random.Generator) -> list[Problem]:
+        """`n` training problems drawn with `rng`; never one of the validation prompts."""
+
+    @abc.abstractmethod
+    def reward(self, problem: Problem, response: str) -> float:
+        """1.0 for a correct response, 0.0 otherwise (a malformed response is wrong)."""
+
+    def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
+        """A correct response whose digits are each replaced, with probability `noise`, by a
+        uniformly random digit (which may equal the original). Other characters are kept."""
+        return noisy_digits(problem.answer, rng, noise)
+
+
+def noisy_digits(text: str, rng: np.random.Generator, noise: float) -> str:
+    """`text` with each digit replaced by a uniform random digit with probability `noise`.
+
+    Draws the same amount of randomness for any `noise`, so streams stay aligned across runs.
+    """
+    flips = rng.random(len(text)) < noise  # (L,)
+    digits = rng.integers(0, 10, size=len(text))  # (L,)
+    return "".join(
+        DIGITS[d] if flip and c in DIGITS else c
+        for c, flip, d in zip(text, flips, digits, strict=True)
+    )

@@ -1,0 +1,101 @@
+"""`entropy-rl train` and `pretrain` through a subprocess, as a user runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _cli(*args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "entropy_rl", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+def test_train_cli_writes_a_run_directory(tmp_path, tiny_overrides):
+    run = tmp_path / "run"
+    result = _cli("train", "--quiet", "--run-dir", str(run), *tiny_overrides, "loss.mode=kl_cov")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "dynamics.png"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoint" / "model" / "model.safetensors").is_file()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(7))
+    assert "kl_cov" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["loss.mdoe=kl_cov"], "unknown config field 'loss.mdoe' (did you mean 'loss.mode'?)"),
+        (["train.steps=many"], "train.steps must be int"),
+        (["loss.clip_cov_lb=9"], "loss.clip_cov_lb must be < clip_cov_ub"),
+        (["train.lr=-1"], "train.lr must be > 0"),
+        (["loss.mode=grpo"], "loss.mode must be one of"),
+        (["steps"], "must look like section.field=value"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tmp_path, overrides, message):
+    result = _cli("train", "--run-dir", str(tmp_path / "run"), *overrides)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # no work started
+
+
+def test_bad_yaml_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  stepz: 3\n")
+    result = _cli("train", "--config", str(bad), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "train.stepz" in result.stderr
+
+
+def test_train_help_documents_every_field():
+    from entropy_rl.config import describe_fields
+
+    result = _cli("train", "--help")
+    assert result.returncode == 0
+    for name, _, doc in describe_fields():
+        assert name in result.stdout and doc.split()[0] in result.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, tiny_overrides):
+    run = tmp_path / "run"
+    args = ["train", "--quiet", "--run-dir", str(run), *tiny_overrides, "train.steps=400"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entropy_rl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "resume with" in stderr
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert done < 401
+    state = json.loads(_cli_state(run))
+    assert state == done
+    result = _cli("train", "--resume", str(run), "--run-dir", str(run))
+    assert result.returncode == 2 and "--resume uses the run's saved config" in result.stderr
+
+
+def _cli_state(run):
+    code = (
+        "import torch,sys;"
+        f"print(torch.load('{run}/checkpoint/trainer_state.pt', weights_only=False)"
+        "['run_state']['step'])"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout

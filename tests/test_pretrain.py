@@ -1,0 +1,72 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from entropy_rl.config import Config, ModelConfig, PretrainConfig, TaskConfig
+from entropy_rl.models import build_tokenizer, load_pretrained
+from entropy_rl.pretrain import base_model_dir, char_table, encode_batch, pretrain
+
+
+def small_config(tmp_path, **pretrain):
+    return Config(
+        model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
+        task=TaskConfig(val_size=16),
+        pretrain=PretrainConfig(steps=30, batch_size=32, cache_dir=str(tmp_path), **pretrain),
+    )
+
+
+def test_encode_batch_matches_tokenizer():
+    tok = build_tokenizer("0123456789+=,")
+    table = char_table(tok, "0123456789+=,")
+    ids, mask = encode_batch(table, tok, ["23+45+67=", "1+2="], ["068,135", "03,3"])
+    row0 = [1, *tok.encode("23+45+67=068,135", add_special_tokens=False), 2]
+    row1 = [1, *tok.encode("1+2=03,3", add_special_tokens=False), 2]
+    assert ids.tolist() == [row0, row1 + [0] * (len(row0) - len(row1))]
+    # targets are next tokens: the response characters and eos only
+    assert mask[0].tolist() == [0.0] * 9 + [1.0] * 8
+    assert mask[1].tolist() == [0.0] * 4 + [1.0] * 5 + [0.0] * 8
+
+
+def test_pretrain_trains_saves_and_caches(tmp_path):
+    config = small_config(tmp_path)
+    torch.manual_seed(0)
+    expected = torch.rand(2)
+    torch.manual_seed(0)
+    losses = []
+    directory = pretrain(config, progress=lambda step, loss: losses.append((step, loss)))
+    assert torch.equal(torch.rand(2), expected)  # global RNG untouched
+    assert [s for s, _ in losses] == list(range(1, 31))
+    assert np.mean([x for _, x in losses[-5:]]) < np.mean([x for _, x in losses[:5]])
+    assert directory == base_model_dir(config)
+    assert directory.parent == tmp_path and directory.name.startswith("sum3-")
+    record = json.loads((directory / "pretrain.json").read_text())
+    assert record["final_loss"] == pytest.approx(losses[-1][1])
+    assert record["config"]["pretrain"]["steps"] == 30
+    assert record["num_parameters"] > 0
+    model, tok = load_pretrained(directory)
+    assert model.config.hidden_size == 32 and len(tok) == 16
+
+    def fail(step, loss):
+        raise AssertionError("cached base model was retrained")
+
+    assert pretrain(config, progress=fail) == directory
+
+
+def test_base_model_dir_depends_on_config(tmp_path):
+    config = small_config(tmp_path)
+    assert base_model_dir(config) == base_model_dir(small_config(tmp_path))
+    other_cache = dataclasses.replace(
+        config, pretrain=dataclasses.replace(config.pretrain, cache_dir=str(tmp_path / "x"))
+    )
+    assert base_model_dir(other_cache).name == base_model_dir(config).name
+    changed = [
+        small_config(tmp_path, noise=0.3),
+        small_config(tmp_path, seed=1),
+        dataclasses.replace(config, task=TaskConfig(val_size=17)),
+        dataclasses.replace(config, model=dataclasses.replace(config.model, num_layers=2)),
+    ]
+    names = {base_model_dir(c).name for c in changed} | {base_model_dir(config).name}
+    assert len(names) == 5

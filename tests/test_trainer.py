@@ -1,0 +1,149 @@
+"""The RL loop end to end on a tiny model: metrics, checkpoints, resume, diagnostics, faults."""
+
+import math
+
+import pytest
+import torch
+
+from entropy_rl import runner, trainer
+from entropy_rl.checkpoint import find_checkpoint
+from entropy_rl.logs import read_records
+from entropy_rl.models import load_pretrained
+from entropy_rl.pretrain import base_model_dir
+
+STEP_KEYS = {
+    "step", "reward/mean", "entropy/mean", "entropy/by_position", "cov/logp_adv",
+    "cov/logp_pi_adv", "cov/pos_frac", "dynamics/dH_actual", "dynamics/dH_lemma1",
+    "ppo/clip_frac", "ppo/approx_kl", "grad/norm", "response/len_mean", "time/step_s",
+    "time/tokens_per_s", "faults/reward_errors", "faults/skipped_steps",
+}  # fmt: skip
+VAL_KEYS = {"val/acc", "val/acc_greedy", "val/pass_at_k"}
+
+
+def _deterministic(records):
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+
+@pytest.mark.parametrize("mode", ["ppo", "clip_cov", "kl_cov"])
+def test_run_writes_metrics_checkpoint_plots_and_changes_every_parameter(
+    tmp_path, tiny_config, easy_reward, mode
+):
+    config = tiny_config(f"loss.mode={mode}", "loss.clip_cov_ratio=0.2", "loss.kl_cov_ratio=0.2")
+    summary = runner.train(config, tmp_path / "run", show_progress=False)
+    run = tmp_path / "run"
+    records = read_records(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(7))
+    for record in records[:-1]:
+        assert record.keys() >= STEP_KEYS
+        if mode != "ppo":
+            assert f"{mode}/frac" in record
+    assert all(records[s].keys() >= VAL_KEYS for s in (0, 2, 4, 6))
+    assert any(r["reward/mean"] > 0 for r in records)
+    assert all(r["val/pass_at_k"] >= r["val/acc"] for r in records if "val/acc" in r)
+    assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
+    assert (run / "dynamics.png").stat().st_size > 0 and (run / "entropy_law.png").is_file()
+    assert summary["steps"] == 6
+    base, _ = load_pretrained(base_model_dir(config))
+    trained, _ = load_pretrained(find_checkpoint(run) / "model")
+    unchanged = [
+        name
+        for (name, p0), (_, p1) in zip(
+            base.named_parameters(), trained.named_parameters(), strict=True
+        )
+        if torch.equal(p0, p1)
+    ]
+    assert not unchanged
+
+
+def test_existing_run_dir_is_refused(tmp_path, tiny_config):
+    runner.train(tiny_config("train.steps=1"), tmp_path / "run", show_progress=False)
+    with pytest.raises(runner.ConfigError, match="--resume"):
+        runner.train(tiny_config("train.steps=1"), tmp_path / "run", show_progress=False)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(
+    tmp_path, tiny_config, easy_reward, monkeypatch
+):
+    config = tiny_config("loss.mode=clip_cov", "loss.clip_cov_ratio=0.2")
+    runner.train(config, tmp_path / "full", show_progress=False)
+    full = _deterministic(read_records(tmp_path / "full" / "metrics.jsonl"))
+
+    real_step = runner.run_step
+    calls = []
+
+    def dying_step(*args, **kwargs):  # killed during step 3, after the step-2 checkpoint
+        calls.append(1)
+        if len(calls) == 4:
+            raise _Killed
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_step", dying_step)
+    with pytest.raises(_Killed):
+        runner.train(config, tmp_path / "killed", show_progress=False)
+    monkeypatch.setattr(runner, "run_step", real_step)
+    assert len(read_records(tmp_path / "killed" / "metrics.jsonl")) == 3
+    runner.train(None, tmp_path / "killed", resume=True, show_progress=False)
+    resumed = _deterministic(read_records(tmp_path / "killed" / "metrics.jsonl"))
+    assert resumed == full
+
+
+def test_lemma1_tracks_the_probe_entropy_change_at_small_lr(tmp_path, tiny_config, easy_reward):
+    config = tiny_config("train.lr=2e-5", "train.steps=5", "train.mini_batches=1")
+    runner.train(config, tmp_path / "run", show_progress=False)
+    records = read_records(tmp_path / "run" / "metrics.jsonl")[:-1]
+    for r in records:
+        actual, predicted = r["dynamics/dH_actual"], r["dynamics/dH_lemma1"]
+        if actual != 0.0:
+            assert abs(predicted - actual) <= 0.05 * abs(actual) + 1e-7, r
+
+
+def test_failing_rewards_count_as_zero(tmp_path, tiny_config, easy_reward, monkeypatch):
+    from entropy_rl.tasks.sum3 import Sum3Task
+
+    real_reward = easy_reward
+    calls = []
+
+    def flaky(self, problem, response):
+        calls.append(1)
+        if len(calls) % 7 == 0:
+            raise RuntimeError("verifier crashed")
+        return real_reward(self, problem, response)
+
+    monkeypatch.setattr(Sum3Task, "reward", flaky)
+    runner.train(tiny_config("train.steps=2"), tmp_path / "run", show_progress=False)
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
+    assert sum(r["faults/reward_errors"] for r in records) > 0
+    assert sum(r["faults/val_reward_errors"] for r in records if "val/acc" in r) > 0
+
+
+def test_repeated_non_finite_losses_stop_the_run_with_checkpoint_intact(
+    tmp_path, tiny_config, easy_reward, monkeypatch
+):
+    real_loss = trainer.policy_loss
+    steps_seen = []
+
+    def poisoned(*args, **kwargs):
+        loss, metrics = real_loss(*args, **kwargs)
+        return (loss * math.nan if len(steps_seen) >= 3 else loss), metrics
+
+    real_step = runner.run_step
+
+    def counting_step(policy, optimizer, config, state, val):
+        steps_seen.append(state.step)
+        return real_step(policy, optimizer, config, state, val)
+
+    monkeypatch.setattr(trainer, "policy_loss", poisoned)
+    monkeypatch.setattr(runner, "run_step", counting_step)
+    config = tiny_config("train.max_bad_steps=3", "train.mini_batches=2")
+    with pytest.raises(trainer.TrainingError, match="non-finite"):
+        runner.train(config, tmp_path / "run", show_progress=False)
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
+    assert records[-1]["step"] == 2 and records[-1]["faults/skipped_steps"] == 2
+    saved = torch.load(find_checkpoint(tmp_path / "run") / "trainer_state.pt", weights_only=False)
+    assert saved["run_state"]["step"] == 2  # the checkpoint written after step 1
+    trained, _ = load_pretrained(find_checkpoint(tmp_path / "run") / "model")
+    assert all(torch.isfinite(p).all() for p in trained.parameters())

@@ -8,6 +8,11 @@ import sys
 import time
 
 import pytest
+import torch
+
+from entropy_rl.config import load_config
+from entropy_rl.models import load_pretrained
+from entropy_rl.pretrain import base_model_dir
 
 
 def _cli(*args, **kwargs):
@@ -16,9 +21,11 @@ def _cli(*args, **kwargs):
     )
 
 
-def test_train_cli_writes_a_run_directory(tmp_path, tiny_overrides):
+def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, tiny_overrides):
     run = tmp_path / "run"
-    result = _cli("train", "--quiet", "--run-dir", str(run), *tiny_overrides, "loss.mode=kl_cov")
+    # A seconds-old tiny model rarely earns a reward; the entropy bonus still moves every weight.
+    args = [*tiny_overrides, "loss.mode=kl_cov", "loss.entropy_coef=0.01"]
+    result = _cli("train", "--quiet", "--run-dir", str(run), *args)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "dynamics.png"):
@@ -27,6 +34,12 @@ def test_train_cli_writes_a_run_directory(tmp_path, tiny_overrides):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(7))
     assert "kl_cov" in (run / "config.yaml").read_text()
+    base, _ = load_pretrained(base_model_dir(load_config(None, args)))
+    trained, _ = load_pretrained(run / "checkpoint" / "model")
+    for (name, before), (_, after) in zip(
+        base.named_parameters(), trained.named_parameters(), strict=True
+    ):
+        assert not torch.equal(before, after), name
 
 
 @pytest.mark.parametrize(

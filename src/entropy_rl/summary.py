@@ -113,7 +113,7 @@ SUMMARY_ROWS = (
 
 def summary_table(summaries: dict[str, dict[str, Any]]) -> Table:
     """Runs side by side, one column each: entropy and accuracy start/end, the law, Lemma 1."""
-    table = Table(title="run summary (law: R = -a·exp(H) + b)", box=box.SIMPLE_HEAD)
+    table = Table(title="run summary", caption="law: R = -a·exp(H) + b", box=box.SIMPLE_HEAD)
     table.add_column("")
     for name in summaries:
         table.add_column(name, justify="right")

@@ -147,3 +147,27 @@ def test_repeated_non_finite_losses_stop_the_run_with_checkpoint_intact(
     assert saved["run_state"]["step"] == 2  # the checkpoint written after step 1
     trained, _ = load_pretrained(find_checkpoint(tmp_path / "run") / "model")
     assert all(torch.isfinite(p).all() for p in trained.parameters())
+
+
+def test_a_hanging_reward_times_out_and_counts(tmp_path, tiny_config, easy_reward, monkeypatch):
+    import time
+
+    from entropy_rl.tasks.sum3 import Sum3Task
+
+    calls = []
+
+    def sometimes_hangs(self, problem, response):
+        calls.append(1)
+        if len(calls) == 5:
+            time.sleep(3600)  # abandoned in its daemon thread after the timeout
+        return easy_reward(self, problem, response)
+
+    monkeypatch.setattr(Sum3Task, "reward", sometimes_hangs)
+    config = tiny_config("train.steps=1", "train.reward_timeout_s=0.5", "eval.every=100")
+    start = time.perf_counter()
+    runner.train(config, tmp_path / "run", show_progress=False)
+    assert time.perf_counter() - start < 60
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
+    assert (
+        sum(r["faults/reward_errors"] + r.get("faults/val_reward_errors", 0) for r in records) == 1
+    )

@@ -188,3 +188,25 @@ def test_ambiguous_dashboard_key(tmp_path):
 def test_missing_file_and_directory(tmp_path):
     assert "no such file" in _error(tmp_path / "nope.jsonl")
     assert "is a directory" in _error(tmp_path)
+
+
+def test_trainer_state_json_log_history(tmp_path):
+    """TRL's GRPOTrainer writes trainer_state.json with per-step dicts in log_history."""
+    history = [
+        {"step": s, "entropy": 0.7 - 0.01 * s, "reward": 0.4 + 0.01 * s, "loss": 0.1}
+        for s in range(1, 6)
+    ]
+    history.append({"step": 5, "train_runtime": 12.3})  # the final summary entry
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 5, "log_history": history}, indent=2))
+    series = read_entropy_reward(path)
+    assert series.entropy_key == "entropy" and series.reward_key == "reward"
+    assert series.steps.tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(series.reward, [0.41, 0.42, 0.43, 0.44, 0.45])
+
+
+def test_trainer_state_bad_entry_names_it(tmp_path):
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"log_history": [{"step": 1}, 3]}))
+    with pytest.raises(LogFormatError, match="log_history entry 2"):
+        read_entropy_reward(path)

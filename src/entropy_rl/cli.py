@@ -36,13 +36,14 @@ where H is the policy entropy and R the validation performance at the same step.
 a, b, the ceiling b - a (R at H = 0) with a confidence interval, and the paper's test:
 fit the first part of the run and predict the rest. Writes a figure and a JSON summary.
 
-LOG is JSON lines (one object per line) or CSV (a header row; Weights & Biases exports
-work). Records lacking either key are skipped, so a validation score logged every few
-steps is fine.
+LOG is JSON lines (one object per line), CSV (a header row; Weights & Biases exports
+work) or a Hugging Face / TRL trainer_state.json (its log_history). Records lacking either
+key are skipped, so a validation score logged every few steps is fine.
 
 example:
   entropy-rl fit examples/synthetic_grpo_log.jsonl --out runs/demo-fit
   entropy-rl fit wandb_export.csv --entropy-key actor/entropy --reward-key val/acc --json
+  entropy-rl fit output/checkpoint-500/trainer_state.json --reward-key eval_reward
 """
 
 

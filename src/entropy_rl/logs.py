@@ -1,15 +1,19 @@
 """Reading training logs (ours and other tools') into columns of numbers.
 
-Two formats, chosen by suffix (`.csv` -> CSV; `.jsonl`, `.ndjson`, `.json` -> JSON lines;
-anything else by its first non-blank character: `{` -> JSON lines, else CSV):
+Three formats, chosen by suffix (`.csv` -> CSV; `.jsonl`, `.ndjson`, `.json` -> JSON lines,
+or a trainer state; anything else by its first non-blank character: `{` -> JSON lines,
+else CSV):
 
 - JSON lines: one JSON object per line, blank lines skipped; `null` and NaN count as missing.
 - CSV: a header row, then one row per record; empty cells (and `nan`) count as missing.
   Dashboard exports are understood: a column matches key K if its header is K or ends
   with " - K" (Weights & Biases writes "run-name - actor/entropy" next to
   "run-name - actor/entropy__MIN" and "__MAX" columns, which do not match).
+- A Hugging Face / TRL `trainer_state.json`: a `.json` file holding one object whose
+  `log_history` list holds the records (TRL's GRPOTrainer logs `entropy` and `reward`).
 
-Errors name the file and the physical line (1-based; a CSV header is line 1).
+Errors name the file and the physical line (1-based; a CSV header is line 1; in a trainer
+state, the entry of `log_history`).
 """
 
 from __future__ import annotations
@@ -145,7 +149,35 @@ def _load(path: Path) -> _Table:
         raise LogFormatError(f"{path}: cannot read ({err.strerror or err})") from err
     if _is_csv(path, text):
         return _parse_csv(path, text)
+    state = _trainer_state_history(path, text)
+    if state is not None:
+        return state
     return _parse_jsonl(path, text)
+
+
+def _trainer_state_history(path: Path, text: str) -> _Table | None:
+    """The `log_history` of a Hugging Face / TRL `trainer_state.json`, if `text` is one.
+
+    Its records are numbered from 1 in place of line numbers, so an error's "line N" is the
+    N-th entry of `log_history`. Returns None when the text is not such a file.
+    """
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
+        return None
+    rows: list[tuple[int, dict[str, object]]] = []
+    for number, record in enumerate(state["log_history"], start=1):
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            raise LogFormatError(
+                f"{path}: log_history entry {number}: expected an object, got {kind}"
+            )
+        rows.append((number, record))
+    return _Table(path, False, _first_seen(r.keys() for _, r in rows), tuple(rows))
 
 
 def _is_csv(path: Path, text: str) -> bool:

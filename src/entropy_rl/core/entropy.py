@@ -36,7 +36,7 @@ def _map_rows(
 
 
 def _entropy_rows(logits: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits.to(_compute_dtype(logits)), dim=-1)  # (N, V)
+    logp = torch.log_softmax(logits, dim=-1, dtype=_compute_dtype(logits))  # (N, V), no copy
     p = logp.exp()  # (N, V)
     if logp.requires_grad:
         return -(p * logp).sum(-1)

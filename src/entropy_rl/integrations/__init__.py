@@ -1,0 +1,1 @@
+"""Adapters that plug entropy_rl's entropy-control losses into third-party trainers."""

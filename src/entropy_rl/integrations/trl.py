@@ -1,0 +1,249 @@
+"""Clip-Cov and KL-Cov for TRL's `GRPOTrainer`, plus an entropy-law logging callback.
+
+What this adds to TRL (tested with TRL 1.16):
+- `EntropyGRPOTrainer`: a `GRPOTrainer` whose policy loss can be Clip-Cov or KL-Cov
+  (Cui et al. 2025, Sec. 4), computed by `entropy_rl.core.policy_loss`. It is configured
+  by the constructor keyword `entropy_config: PolicyLossConfig`; with mode 'ppo' (the
+  default) TRL's own loss runs untouched. It logs, next to TRL's `entropy` metric:
+  `cov/logp_adv` (mean per-token Cov(log pi, A), Theorem 2), `cov/logp_pi_adv`
+  (Cov(log pi, pi A), Theorem 1), `cov/pos_frac` (share of valid tokens whose per-token
+  covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the selection statistics
+  `clip_cov/frac` or `kl_cov/frac` and `kl_cov/abs_kl`.
+- `EntropyLawCallback`: fits R = -a exp(H) + b on the (entropy, reward) pairs TRL logs and
+  adds `law/ceiling`, `law/a`, `law/b`, `law/r2` to the logs.
+
+Hook. TRL computes the per-token log-probabilities and the loss inside one method,
+`GRPOTrainer._compute_loss(model, inputs)`, with no smaller seam between them, so the
+trainer overrides that method: for mode 'ppo' it calls TRL's; otherwise it runs TRL's
+own forward helper `_get_per_token_logps_and_entropies` on the same inputs, and hands
+the log-probabilities, `inputs["old_per_token_logps"]` (or the detached current
+log-probabilities when TRL omitted them because training is fully on-policy, exactly as
+TRL does), `inputs["advantages"]` and `inputs["completion_mask"]` (times
+`inputs["tool_mask"]` when present) to `policy_loss`. Metrics go into TRL's
+`self._metrics[mode][key]` lists, which `GRPOTrainer.log` averages and logs; each is a
+mean over all ranks' valid tokens of the micro-batch, reduced like TRL's own.
+
+Loss aggregation. `entropy_config.agg` replaces TRL's `loss_type`, which is not used in
+the clip_cov / kl_cov modes: 'token_mean' (default) is TRL's 'bnpo' (mean over the
+micro-batch's valid tokens), 'seq_mean_token_mean' is TRL's 'grpo' and
+'seq_mean_token_sum' is TRL's 'luspo' aggregation. In training, the loss is divided by
+the gradient-accumulation steps, as TRL does for these types. TRL's 'dapo' (tokens
+counted over the whole generation batch) and 'dr_grpo' (a constant max-length
+denominator) have no counterpart here. The PPO clip range is `entropy_config.clip_low`
+/ `clip_high`, not TRL's `epsilon` / `epsilon_high` (a warning is issued when they
+differ), and the entropy bonus is `entropy_config.entropy_coef`. TRL options whose math
+lives inside its loss (beta != 0, TRL's entropy_coef / adaptive entropy,
+top_entropy_quantile < 1, off-policy masking, sequence-level importance sampling,
+vLLM importance-sampling correction, MoE aux loss, delta) are refused at construction.
+
+Selection scope. TRL calls the loss once per per-device micro-batch
+(`per_device_train_batch_size` sequences), so the covariance and the token selection are
+over that micro-batch, like the paper's reference code, not over the whole rollout batch
+as the paper describes. Selecting once per generation batch would need the current
+log-probabilities of every micro-batch before any of them is updated, and Clip-Cov's
+candidates depend on PPO's clipping at update time, so no clean seam in TRL allows it.
+With more than one micro-batch per rollout, raise the ratios accordingly if at least one
+token per micro-batch is not what you want (both modes select at least one token).
+
+Importing this module imports TRL; `entropy_rl.core` never does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from entropy_rl.core import PolicyLossConfig, policy_loss, token_covariance, token_covariance_pg
+from entropy_rl.law import fit_entropy_law
+
+__all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
+
+_MIN_LAW_POINTS = 5
+
+
+class EntropyGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer with Clip-Cov / KL-Cov policy losses from `entropy_rl.core`.
+
+    Takes GRPOTrainer's arguments plus `entropy_config` (default: PolicyLossConfig(),
+    mode 'ppo', which leaves TRL's loss untouched). See the module docstring.
+    """
+
+    def __init__(self, *args: Any, entropy_config: PolicyLossConfig | None = None, **kwargs: Any):
+        self.entropy_config = PolicyLossConfig() if entropy_config is None else entropy_config
+        if not isinstance(self.entropy_config, PolicyLossConfig):
+            raise TypeError(
+                f"entropy_config must be a PolicyLossConfig, got {type(entropy_config).__name__}"
+            )
+        super().__init__(*args, **kwargs)
+        self._entropy_generator: torch.Generator | None = None
+        if self.entropy_config.mode != "ppo":
+            self._check_supported()
+
+    def _check_supported(self) -> None:
+        """Refuse TRL options whose math lives inside TRL's loss and would be silently lost."""
+        args = self.args
+        unsupported = {
+            "beta != 0": self.beta != 0.0,
+            "entropy_coef / use_adaptive_entropy (use entropy_config.entropy_coef)": (
+                self._entropy_bonus_enabled
+            ),
+            "top_entropy_quantile < 1": self.top_entropy_quantile < 1.0,
+            "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
+            "importance_sampling_level != 'token'": self.importance_sampling_level != "token",
+            "vllm_importance_sampling_correction with use_vllm": (
+                self.use_vllm and self.vllm_importance_sampling_correction
+            ),
+            "a MoE router aux loss": self.aux_loss_enabled,
+            "delta": args.delta is not None,
+        }
+        bad = [name for name, present in unsupported.items() if present]
+        if bad:
+            raise ValueError(
+                f"entropy_config.mode={self.entropy_config.mode!r} does not support TRL's "
+                + ", ".join(bad)
+            )
+        cfg = self.entropy_config
+        if (cfg.clip_low, cfg.clip_high) != (self.epsilon_low, self.epsilon_high):
+            warnings.warn(
+                f"the PPO clip range is entropy_config's ({cfg.clip_low}, {cfg.clip_high}); "
+                f"TRL's epsilon ({self.epsilon_low}, {self.epsilon_high}) is not used",
+                stacklevel=3,
+            )
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """Clip-Cov's random draws, seeded from args.seed (offset by the process index)."""
+        if self._entropy_generator is None or self._entropy_generator.device != device:
+            self._entropy_generator = torch.Generator(device=device)
+            self._entropy_generator.manual_seed(self.args.seed + self.accelerator.process_index)
+        return self._entropy_generator
+
+    def _global_mean(self, value: torch.Tensor, weight: torch.Tensor) -> float:
+        """sum(value * weight) / sum(weight) over all ranks, from a local weighted mean."""
+        local = torch.stack([value.detach().float() * weight.float(), weight.float()])
+        totals = self.accelerator.reduce(local, reduction="sum")
+        return (totals[0] / totals[1].clamp(min=1.0)).item()
+
+    def _compute_loss(self, model, inputs):
+        if self.entropy_config.mode == "ppo":
+            return super()._compute_loss(model, inputs)
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        mask = (
+            completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        )
+        multimodal = (
+            "pixel_values",
+            "image_grid_thw",
+            "num_images",
+            "pixel_attention_mask",
+            "spatial_shapes",
+            "num_tiles",
+            "image_sizes",
+            "token_type_ids",
+            "mm_token_type_ids",
+            "image_position_ids",
+        )
+        log_probs, entropies, _ = self._get_per_token_logps_and_entropies(
+            model,
+            torch.cat([prompt_ids, completion_ids], dim=1),
+            torch.cat([prompt_mask, completion_mask], dim=1),
+            completion_ids.size(1),
+            compute_entropy=True,
+            **{key: inputs.get(key) for key in multimodal},
+        )
+        old_log_probs = inputs.get("old_per_token_logps")
+        if old_log_probs is None:  # fully on-policy: TRL skips them, they equal the current ones
+            old_log_probs = log_probs.detach()
+        advantages = inputs["advantages"]  # (B,) or (B, T)
+
+        loss, metrics = policy_loss(
+            log_probs,
+            old_log_probs,
+            advantages,
+            mask,
+            self.entropy_config,
+            self._generator(log_probs.device),
+            entropy=entropies,
+        )
+        mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            loss = loss / self.current_gradient_accumulation_steps
+
+        valid = mask.bool()
+        n_valid = valid.sum()
+        record = self._metrics[mode]
+        record["entropy"].append(self._global_mean(_masked_mean(entropies, valid), n_valid))
+        cov = token_covariance(log_probs, advantages, mask)
+        cov_pg = token_covariance_pg(log_probs, advantages, mask)
+        record["cov/logp_adv"].append(self._global_mean(_masked_mean(cov, valid), n_valid))
+        record["cov/logp_pi_adv"].append(self._global_mean(_masked_mean(cov_pg, valid), n_valid))
+        record["cov/pos_frac"].append(
+            self._global_mean(_masked_mean((cov > 0).float(), valid), n_valid)
+        )
+        for key in ("ppo/clip_frac", "loss/policy", f"{self.entropy_config.mode}/frac"):
+            record[key].append(self._global_mean(metrics[key], n_valid))
+        if "kl_cov/abs_kl" in metrics:
+            n_selected = metrics["kl_cov/frac"] * n_valid
+            record["kl_cov/abs_kl"].append(self._global_mean(metrics["kl_cov/abs_kl"], n_selected))
+        return loss
+
+
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    v = values.detach().float()
+    return (v * valid).sum() / valid.sum().clamp(min=1)
+
+
+class EntropyLawCallback(TrainerCallback):
+    """Fits the entropy-performance law R = -a exp(H) + b on the logged (entropy, reward).
+
+    Each `on_log` whose logs hold both `entropy_key` and `reward_key` (finite numbers)
+    adds a point; from `min_points` (>= 5) points on, the law is fitted on all points so
+    far and `law/ceiling`, `law/a`, `law/b`, `law/r2` are added to the logs dict and to
+    the entry `Trainer.log` has just appended to `state.log_history`. Callbacks that run
+    after this one see them; the reporting callbacks (`report_to`) run before user
+    callbacks, so to report the law keys put this one first:
+    `trainer.callback_handler.callbacks.insert(0, EntropyLawCallback())`. A fit that fails
+    (e.g. constant entropy) adds nothing.
+    """
+
+    def __init__(
+        self, entropy_key: str = "entropy", reward_key: str = "reward", min_points: int = 5
+    ):
+        if min_points < _MIN_LAW_POINTS:
+            raise ValueError(f"min_points must be >= {_MIN_LAW_POINTS}, got {min_points!r}")
+        self.entropy_key = entropy_key
+        self.reward_key = reward_key
+        self.min_points = min_points
+        self.entropy: list[float] = []
+        self.reward: list[float] = []
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
+        if logs is None:
+            return
+        h, r = logs.get(self.entropy_key), logs.get(self.reward_key)
+        if not (_is_finite_number(h) and _is_finite_number(r)):
+            return
+        self.entropy.append(float(h))
+        self.reward.append(float(r))
+        if len(self.entropy) < self.min_points:
+            return
+        try:
+            fit = fit_entropy_law(np.asarray(self.entropy), np.asarray(self.reward))
+        except ValueError:
+            return
+        law = {"law/ceiling": fit.ceiling, "law/a": fit.a, "law/b": fit.b, "law/r2": fit.r2}
+        logs.update(law)
+        # Trainer.log appends a copy of `logs` to state.log_history before the callbacks run.
+        history = getattr(state, "log_history", None)
+        if history and history[-1].get(self.entropy_key) == h:
+            history[-1].update(law)
+
+
+def _is_finite_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,217 @@
+"""EntropyGRPOTrainer and EntropyLawCallback on a tiny local Qwen2 model (CPU, no downloads)."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("trl")
+
+import torch
+from datasets import Dataset
+from transformers import TrainerControl, TrainerState, TrainingArguments
+from trl import GRPOConfig
+
+from entropy_rl.config import ModelConfig
+from entropy_rl.core import PolicyLossConfig
+from entropy_rl.integrations.trl import EntropyGRPOTrainer, EntropyLawCallback
+from entropy_rl.models import build_model, build_tokenizer
+
+PROMPTS = ["12+34+56=", "7+8+9=", "1+2+3=", "40+50+60=", "3+3+3=", "11+22+33=", "5+6+7=", "9+9+9="]
+
+
+def digit_sum_parity_reward(completions, **kwargs):
+    """1 when the completion's digits sum to an even number, else 0: varied but deterministic."""
+    return [float(sum(int(c) for c in text if c.isdigit()) % 2 == 0) for text in completions]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A saved tiny Qwen2 model and its character tokenizer."""
+    path = tmp_path_factory.mktemp("tiny_qwen2")
+    tok = build_tokenizer("0123456789+=,")
+    model = build_model(
+        ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
+        vocab_size=len(tok),
+        max_positions=64,
+        seed=0,
+    )
+    model.save_pretrained(path)
+    return path, tok
+
+
+def make_trainer(tiny, tmp_path, entropy_config, **overrides):
+    path, tok = tiny
+    args = dict(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
+    args.update(overrides)
+    return EntropyGRPOTrainer(
+        model=str(path),
+        reward_funcs=digit_sum_parity_reward,
+        args=GRPOConfig(**args),
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+        processing_class=tok,
+        entropy_config=entropy_config,
+    )
+
+
+@pytest.mark.parametrize("mode", ["clip_cov", "kl_cov"])
+def test_training_logs_entropy_metrics(tiny, tmp_path, mode):
+    # clip_cov_lb/ub widened so Clip-Cov has candidates in a batch of random-ish rewards.
+    cfg = PolicyLossConfig(
+        mode=mode, clip_cov_ratio=0.2, kl_cov_ratio=0.2, clip_cov_lb=-10.0, clip_cov_ub=10.0
+    )
+    trainer = make_trainer(tiny, tmp_path, cfg, max_steps=5)
+    trainer.add_callback(EntropyLawCallback())
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "entropy" in entry]
+    assert len(logs) == 5
+    assert {"law/ceiling", "law/a", "law/b", "law/r2"} <= logs[-1].keys()  # fitted at 5 points
+    assert "law/a" not in logs[-2]
+    expected = {"entropy", "cov/logp_adv", "cov/logp_pi_adv", "cov/pos_frac", f"{mode}/frac"}
+    if mode == "kl_cov":
+        expected.add("kl_cov/abs_kl")
+    for entry in logs:
+        assert expected <= entry.keys()
+        assert all(math.isfinite(entry[key]) for key in expected)
+        assert 0.0 < entry[f"{mode}/frac"] <= 1.0
+        assert 0.0 <= entry["cov/pos_frac"] <= 1.0
+
+
+def test_ppo_mode_leaves_trl_loss_untouched(tiny, tmp_path):
+    trainer = make_trainer(tiny, tmp_path, PolicyLossConfig(mode="ppo"), max_steps=1)
+    trainer.train()
+    (entry,) = [e for e in trainer.state.log_history if "entropy" in e]
+    assert "cov/logp_adv" not in entry
+    assert "clip_ratio/region_mean" in entry  # TRL's own loss ran
+
+
+def fixed_batch(trainer, seed=0):
+    """A hand-built TRL micro-batch with old log-probs away from the current ones (ratio != 1)."""
+    g = torch.Generator().manual_seed(seed)
+    tok = trainer.processing_class
+    prompt_ids = torch.tensor([tok.encode(p)[:5] for p in ["12+34", "7+8+9", "1+2+3", "40+50"]])
+    completion_ids = torch.randint(3, len(tok), (4, 6), generator=g)
+    completion_mask = torch.ones(4, 6, dtype=torch.long)
+    completion_mask[1, 4:] = 0
+    completion_mask[3, 2:] = 0
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": torch.ones_like(prompt_ids),
+        "completion_ids": completion_ids,
+        "completion_mask": completion_mask,
+        "advantages": torch.tensor([1.0, -0.5, 0.25, -0.75]),
+        "old_per_token_logps": -2.5 + 0.3 * torch.randn(4, 6, generator=g),
+        "num_items_in_batch": completion_mask.sum(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("agg", "loss_type"), [("token_mean", "bnpo"), ("seq_mean_token_mean", "grpo")]
+)
+def test_kl_cov_without_penalty_equals_trl_unclipped_loss(tiny, tmp_path, agg, loss_type):
+    """KL-Cov with kl_cov_coef=0 is the unclipped surrogate -A r; TRL's bnpo / grpo loss
+    with epsilon = epsilon_high = 1e6 (clipping never active) is the same. Both losses and
+    their gradients are compared on one fixed batch whose old log-probs differ from the
+    current ones, so r != 1."""
+    cfg = PolicyLossConfig(mode="kl_cov", kl_cov_ratio=0.2, kl_cov_coef=0.0, agg=agg)
+    with pytest.warns(UserWarning, match="clip range"):
+        trainer = make_trainer(tiny, tmp_path, cfg, loss_type=loss_type, epsilon=1e6)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 2  # both divide by it
+    inputs = fixed_batch(trainer)
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+
+    ours = trainer.compute_loss(trainer.model, inputs)
+    ours_grad = torch.autograd.grad(ours, params, allow_unused=True)
+    theirs = super(EntropyGRPOTrainer, trainer)._compute_loss(trainer.model, inputs)
+    theirs_grad = torch.autograd.grad(theirs, params, allow_unused=True)
+
+    assert ours.item() != pytest.approx(0.0, abs=1e-6)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-7)
+    for a, b in zip(ours_grad, theirs_grad, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    assert trainer._metrics["train"]["kl_cov/frac"][-1] > 0
+
+
+def test_unsupported_trl_option_is_refused(tiny, tmp_path):
+    with pytest.raises(ValueError, match="beta"):
+        make_trainer(tiny, tmp_path, PolicyLossConfig(mode="clip_cov"), beta=0.1)
+
+
+def test_entropy_config_type_checked(tiny, tmp_path):
+    with pytest.raises(TypeError, match="PolicyLossConfig"):
+        make_trainer(tiny, tmp_path, {"mode": "kl_cov"})
+
+
+def _on_log(callback, logs):
+    args = TrainingArguments(output_dir="unused", report_to="none")
+    callback.on_log(args, TrainerState(), TrainerControl(), logs=logs)
+    return logs
+
+
+def test_entropy_law_callback_fits_after_five_points():
+    callback = EntropyLawCallback()
+    a, b = 0.8, 1.2
+    entropies = [1.5, 1.2, 1.0, 0.8, 0.6, 0.5]
+    keys = {"law/ceiling", "law/a", "law/b", "law/r2"}
+    for i, h in enumerate(entropies):
+        logs = _on_log(callback, {"entropy": h, "reward": b - a * math.exp(h), "loss": 0.1})
+        if i < 4:
+            assert not keys & logs.keys()
+        else:
+            assert keys <= logs.keys()
+            assert logs["law/a"] == pytest.approx(a)
+            assert logs["law/b"] == pytest.approx(b)
+            assert logs["law/ceiling"] == pytest.approx(b - a)
+            assert logs["law/r2"] == pytest.approx(1.0)
+    assert len(callback.entropy) == len(entropies)
+
+
+def test_entropy_law_callback_skips_incomplete_logs_and_failed_fits():
+    callback = EntropyLawCallback(entropy_key="H", reward_key="R")
+    assert _on_log(callback, {"H": 1.0}) == {"H": 1.0}  # no reward: no point
+    _on_log(callback, {"H": float("nan"), "R": 0.5})  # not finite: no point
+    assert callback.entropy == []
+    for _ in range(6):  # constant entropy: the fit raises ValueError, nothing is added
+        logs = _on_log(callback, {"H": 1.0, "R": 0.5})
+        assert not any(key.startswith("law/") for key in logs)
+    assert len(callback.entropy) == 6
+    with pytest.raises(ValueError, match="min_points"):
+        EntropyLawCallback(min_points=4)
+
+
+def test_kl_cov_penalty_adds_to_the_loss(tiny, tmp_path):
+    """Off-policy (old log-probs given), the selected tokens' |log r| raises the loss."""
+    trainer = make_trainer(tiny, tmp_path, PolicyLossConfig(mode="kl_cov", kl_cov_ratio=0.2))
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    inputs = fixed_batch(trainer)
+    with_penalty = trainer.compute_loss(trainer.model, inputs).item()
+    abs_kl = trainer._metrics["train"]["kl_cov/abs_kl"][-1]
+    frac = trainer._metrics["train"]["kl_cov/frac"][-1]
+    trainer.entropy_config = PolicyLossConfig(mode="kl_cov", kl_cov_ratio=0.2, kl_cov_coef=0.0)
+    without = trainer.compute_loss(trainer.model, inputs).item()
+    assert abs_kl > 0
+    # token_mean: the penalty adds coef * (selected share) * (mean |log r| over the selection).
+    assert with_penalty - without == pytest.approx(frac * abs_kl, rel=1e-4)
+
+
+def test_core_does_not_import_trl():
+    code = "import sys, entropy_rl.core; assert 'trl' not in sys.modules, 'trl imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -257,7 +257,7 @@ def measure(arm: str, directory: Path, hidden_size: int, warmup: int, steps: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=6, help="timed RL steps per run (default 6)")
+    parser.add_argument("--steps", type=int, default=8, help="timed RL steps per run (default 8)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded RL steps per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm and size (default 2)")
     parser.add_argument(
@@ -290,7 +290,7 @@ def main() -> None:
 
     print(
         f"RL step = 16 prompts x 8 responses (<= 8 tokens), 4 updates of 32; CPU, "
-        f"{torch_threads()} threads; median step over {args.repeats} run(s) x {args.steps} steps"
+        f"{torch_threads()} threads; median step over {args.repeats} run(s) x {args.steps} steps; RSS: max over runs"
     )
     print(
         f"{'hidden':>6} {'params':>9} {'arm':>5} {'s/step':>8} {'steps/s':>8}"

@@ -30,11 +30,19 @@ def by_position(values: torch.Tensor, mask: torch.Tensor) -> list[float]:
 
 
 def rollout_statistics(
-    entropy: torch.Tensor, log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
+    entropy: torch.Tensor,
+    log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    cov: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """entropy, log_probs, mask: (B, T); advantages: (B,). Detached 0-dim tensors."""
+    """entropy, log_probs, mask: (B, T); advantages: (B,). Detached 0-dim tensors.
+
+    `cov` is `token_covariance(log_probs, advantages, mask)` when the caller has it already.
+    """
     m = mask.to(entropy.dtype)
-    cov = token_covariance(log_probs, advantages, mask)  # (B, T)
+    if cov is None:
+        cov = token_covariance(log_probs, advantages, mask)  # (B, T)
     return {
         "entropy/mean": masked_mean(entropy, m),
         "cov/logp_adv": masked_mean(cov, m),

@@ -122,15 +122,15 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
         logits = response_logits(policy.model, rollout, train.temperature).float()  # (B, T, V)
         old_log_probs = token_log_probs(logits, rollout.response_ids, config.diagnostics.chunk_size)
         entropy = token_entropy(logits, config.diagnostics.chunk_size)  # (B, T)
+    cov = token_covariance(old_log_probs, advantages, mask)  # (B, T)
     selection = None
     if config.loss.mode != "ppo":
-        cov = token_covariance(old_log_probs, advantages, mask)  # (B, T)
         selection = select_high_covariance_tokens(cov, mask, config.loss, state.select_gen)
     metrics = {
         "reward/mean": float(rewards.mean()),
         "response/len_mean": float(mask.sum(-1).float().mean()),
         "faults/reward_errors": scored.errors,
-        **_floats(rollout_statistics(entropy, old_log_probs, advantages, mask)),
+        **_floats(rollout_statistics(entropy, old_log_probs, advantages, mask, cov)),
         "entropy/by_position": by_position(entropy, mask),
     }
     return Batch(rollout, advantages, old_log_probs, logits, selection), metrics

@@ -19,14 +19,14 @@ from entropy_rl import checkpoint
 from entropy_rl.config import Config, load_config
 from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import evaluate
+from entropy_rl.logs import METRICS_FILE
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.pretrain import base_model_dir, pretrain
+from entropy_rl.pretrain import base_model_dir, is_saved, pretrain
 from entropy_rl.rollout import response_logits
 from entropy_rl.runner import train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
 from entropy_rl.tasks import make_task
-from entropy_rl.trainer import METRICS_FILE
 
 
 def demo_config_path() -> Path:
@@ -40,7 +40,7 @@ def method_config(method: str, overrides: list[str]) -> Config:
 
 def _make_base(config: Config, console: Console) -> None:
     target = base_model_dir(config)
-    if (target / "pretrain.json").is_file():
+    if is_saved(target):
         console.print(f"base model: {target} (cached)")
         return
     console.print(f"making the base model ({config.pretrain.steps} supervised steps) ...")

@@ -16,13 +16,13 @@ from entropy_rl import checkpoint
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.law import fit_entropy_law
-from entropy_rl.logs import MetricsWriter
+from entropy_rl.logs import METRICS_FILE, MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import pretrain
 from entropy_rl.summary import summarize_run
 from entropy_rl.tasks import make_task
-from entropy_rl.trainer import CONFIG_FILE, METRICS_FILE, RunState, run_step
+from entropy_rl.trainer import CONFIG_FILE, RunState, run_step
 
 LAW_MIN_EVALS = 5
 """Validation points needed before the progress display shows the law's ceiling."""

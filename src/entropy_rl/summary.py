@@ -13,7 +13,7 @@ from rich.table import Table
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.law import fit_entropy_law, fit_size, forecast
-from entropy_rl.logs import read_entropy_reward, read_records
+from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
 
 SUMMARY_FILE = "summary.json"
@@ -73,7 +73,7 @@ def summarize(records: list[dict]) -> dict[str, Any]:
 
 def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Fit the law, write summary.json and the plots, print a short table."""
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS_FILE
     records = read_records(metrics_path)
     summary = summarize(records)
     law = _law(metrics_path)

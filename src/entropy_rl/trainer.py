@@ -46,7 +46,6 @@ from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
 
 CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass

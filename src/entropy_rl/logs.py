@@ -402,6 +402,12 @@ class MetricsWriter:
         self.close()
 
 
+def record_columns(records: Sequence[dict[str, Any]], *keys: str) -> np.ndarray:
+    """(n, len(keys)) floats from the records that hold every key with a non-null value."""
+    rows = [[r[k] for k in keys] for r in records if all(r.get(k) is not None for k in keys)]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(keys))
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl written by MetricsWriter."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.law import fit_entropy_law, fit_size, forecast
-from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records
+from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records, record_columns
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
 
 SUMMARY_FILE = "summary.json"
@@ -22,13 +22,7 @@ SUMMARY_FILE = "summary.json"
 def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
     """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
     fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
-    pairs = np.asarray(
-        [
-            (r["dynamics/dH_actual"], r["dynamics/dH_lemma1"])
-            for r in records
-            if r.get("dynamics/dH_actual") is not None and r.get("dynamics/dH_lemma1") is not None
-        ]
-    )
+    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
     if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
         return None
     actual, predicted = pairs.T

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.law import EntropyLawFit, EntropyLawForecast
-from entropy_rl.logs import LogSeries
+from entropy_rl.logs import LogSeries, record_columns
 
 FIGSIZE = (15.0, 4.6)
 """Inches, width by height, of the three-panel figure."""
@@ -130,11 +130,8 @@ def _mark_fit_end(ax: Axes, series: LogSeries, forecast: EntropyLawForecast) -> 
 
 
 def _column(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-    if not rows:
-        return np.zeros(0), np.zeros(0)
-    steps, values = zip(*rows, strict=True)
-    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    steps, values = record_columns(records, "step", key).T
+    return steps, values
 
 
 def plot_run_dynamics(records: list[dict], path: str | Path, title: str = "") -> Path:
@@ -173,15 +170,11 @@ def plot_run_dynamics(records: list[dict], path: str | Path, title: str = "") ->
 
 
 def _draw_lemma1(ax: Axes, records: list[dict]) -> None:
-    pairs = [
-        (r["dynamics/dH_actual"], r["dynamics/dH_lemma1"])
-        for r in records
-        if r.get("dynamics/dH_actual") is not None and r.get("dynamics/dH_lemma1") is not None
-    ]
+    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
     ax.set(xlabel="actual dH on probe states", ylabel="Lemma-1 dH", title="(d) Lemma 1")
-    if not pairs:
+    if len(pairs) == 0:
         return
-    actual, predicted = np.asarray(pairs).T
+    actual, predicted = pairs.T
     ax.scatter(actual, predicted, s=8)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+from _common import peak_rss_mib
 
 
 def child(tokens: int, vocab: int, chunk: int | None, repeats: int) -> dict:
@@ -33,14 +30,14 @@ def child(tokens: int, vocab: int, chunk: int | None, repeats: int) -> dict:
         block = logits[row : row + 64]
         block.copy_(torch.randn(block.shape, generator=generator) * 4)
     times = []
-    before = _peak_rss_mib()
+    before = peak_rss_mib()
     for _ in range(repeats):
         start = time.perf_counter()
         with torch.no_grad():
             entropy = token_entropy(logits, chunk_size=chunk)  # (T,)
         times.append(time.perf_counter() - start)
     return {
-        "extra_mib": _peak_rss_mib() - before,
+        "extra_mib": peak_rss_mib() - before,
         "seconds": min(times),
         "checksum": float(entropy.double().sum()),
     }

@@ -34,13 +34,14 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import peak_rss_mib
 
 UPDATES_PER_STEP = 4
 OVERRIDES = [
@@ -51,10 +52,6 @@ OVERRIDES = [
     "train.mini_batches=4",
     "train.temperature=1.0",
 ]
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _config(hidden_size: int):
@@ -121,7 +118,7 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
     state = trainer.RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
     policy = Policy(model.eval(), tokenizer, make_task(config.task))
-    rss_before = _peak_rss_mib()
+    rss_before = peak_rss_mib()
     times, tokens = [], 0
     for index in range(warmup + steps):
         if index == warmup:
@@ -137,8 +134,8 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
     return {
         "step_s": times[warmup:],
         "parts": {key: value / steps for key, value in parts.items()},
-        "peak_mib": _peak_rss_mib(),
-        "growth_mib": _peak_rss_mib() - rss_before,
+        "peak_mib": peak_rss_mib(),
+        "growth_mib": peak_rss_mib() - rss_before,
         "response_tokens": tokens / steps,
     }
 
@@ -198,7 +195,7 @@ def run_trl(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            rss["before"] = _peak_rss_mib()
+            rss["before"] = peak_rss_mib()
             marks.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -236,8 +233,8 @@ def run_trl(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
     return {
         "step_s": times[warmup:],
         "parts": done,
-        "peak_mib": _peak_rss_mib(),
-        "growth_mib": _peak_rss_mib() - rss["before"],
+        "peak_mib": peak_rss_mib(),
+        "growth_mib": peak_rss_mib() - rss["before"],
     }
 
 

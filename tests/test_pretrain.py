@@ -70,3 +70,24 @@ def test_base_model_dir_depends_on_config(tmp_path):
     ]
     names = {base_model_dir(c).name for c in changed} | {base_model_dir(config).name}
     assert len(names) == 5
+
+
+def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
+    config = small_config(tmp_path, finetune_steps=7)
+    trap = dataclasses.replace(config, task=dataclasses.replace(config.task, name="sum3_trap"))
+    steps = []
+    directory = pretrain(trap, progress=lambda step, loss: steps.append(step))
+    parent = base_model_dir(config)
+    assert steps == [*range(1, 31), *range(1, 8)]  # sum3's base model first, then the fine-tune
+    assert directory.name.startswith("sum3_trap-") and directory != parent
+    record = json.loads((directory / "pretrain.json").read_text())
+    assert record["fine_tuned_from"] == str(parent) and len(record["losses"]) == 7
+    assert json.loads((parent / "pretrain.json").read_text())["fine_tuned_from"] is None
+    base, _ = load_pretrained(parent)
+    tuned, _ = load_pretrained(directory)
+    assert any(
+        not torch.equal(a, b) for a, b in zip(base.parameters(), tuned.parameters(), strict=True)
+    )
+    steps.clear()
+    assert pretrain(trap, progress=lambda step, loss: steps.append(step)) == directory
+    assert steps == []

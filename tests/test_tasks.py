@@ -88,3 +88,25 @@ def test_demonstration_noise(task):
     assert task.demonstration(problems[0], again[0], 0.5) == task.demonstration(
         problems[0], again[1], 0.5
     )
+
+
+def test_trap_task_demonstrations_follow_the_wrong_strategy_at_trap_rate():
+    from entropy_rl.tasks.sum3_trap import Sum3TrapTask, is_trap, wrong_answer
+
+    task = make_task(TaskConfig(name="sum3_trap", trap_rate=0.9))
+    assert isinstance(task, Sum3TrapTask)
+    problem = make_problem(27, 45, 10)  # 7 + 5 carries
+    assert is_trap(problem) and not is_trap(make_problem(21, 45, 10))
+    assert problem.answer == "072,082" and wrong_answer(problem) == "062,072"
+    assert task.reward(problem, wrong_answer(problem)) == 0.0  # sum3's verifier, unchanged
+    rng = np.random.default_rng(0)
+    problems = task.sample_problems(4000, rng)
+    traps = [p for p in problems if is_trap(p)]
+    assert 0.4 < len(traps) / len(problems) < 0.5  # 45 of 100 units-digit pairs carry
+    wrong = np.mean([task.demonstration(p, rng, 0.0) == wrong_answer(p) for p in traps])
+    assert abs(wrong - 0.9) < 0.03
+    assert all(task.demonstration(p, rng, 0.0) == p.answer for p in problems if not is_trap(p))
+    never = make_task(TaskConfig(name="sum3_trap", trap_rate=0.0))
+    assert all(never.demonstration(p, rng, 0.0) == p.answer for p in traps)
+    with pytest.raises(ConfigError, match=r"task\.trap_rate"):
+        TaskConfig(trap_rate=1.5)

@@ -442,5 +442,139 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = (_add_demo, _add_train, _add_pretrain, _add_fit)
+def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl experiment`."""
+    p = subparsers.add_parser(
+        "experiment",
+        help="run a grid of training runs (methods x seeds x model sizes x tasks), resumably",
+        description=EXPERIMENT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="EXP.yaml", help="experiment file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="experiment directory (default: runs/<experiment name>)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="runs at a time, each in its own process (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per run (default: CPU cores // jobs, at least 1)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs and their settings; train nothing"
+    )
+    p.set_defaults(handler=_run_experiment)
+
+
+EXPERIMENT_DESCRIPTION = """\
+Run every training run an experiment file asks for, each an ordinary run directory
+OUT/<task>/<size>/<method>/seed<seed>. Base models are made first, then the runs go
+--jobs at a time in separate processes. Finished runs are skipped and interrupted ones
+resumed, so the same command continues an experiment after Ctrl-C or a crash. OUT gets
+experiment.json (every run's labels and status, the wall time) and logs/ (each process's
+output). See experiments/paper_small.yaml for the file format.
+
+example:
+  entropy-rl experiment --config experiments/paper_small.yaml
+  entropy-rl report runs/paper_small --out docs/results
+"""
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl experiment`."""
+    import os
+
+    from entropy_rl.config import ConfigError
+    from entropy_rl.experiment import describe, load_experiment, run_experiment
+
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        return _error("experiment", ValueError("--jobs and --threads must be >= 1"))
+    try:
+        experiment = load_experiment(args.config)
+    except ConfigError as err:
+        return _error("experiment", err)
+    if args.dry_run:
+        print("\n".join(describe(experiment)))
+        return 0
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    out = args.out or Path("runs") / experiment.name
+    manifest = run_experiment(
+        experiment, out, jobs=args.jobs, threads=threads, console=Console(stderr=True)
+    )
+    return 1 if manifest["failed"] or manifest["interrupted"] else 0
+
+
+REPORT_DESCRIPTION = """\
+Write a self-contained HTML report (one file, figures embedded, opens offline) plus the
+figures as PNG and verdicts.json, testing the paper's claims on the given runs:
+  1. entropy and validation accuracy over training, per method (mean and range over seeds)
+  2. the law R = -a exp(H) + b on the GRPO runs, its ceiling, and the 15% early-fit forecast
+  3. Lemma 1: predicted vs actual entropy change; batch covariance vs entropy change
+  4. the share of steps with positive covariance, per method
+  5. Clip-Cov / KL-Cov over the GRPO-fitted curve: above or below its ceiling
+  6. a and b per method, and per model size with a log-linear fit and its prediction
+  7. start/end accuracy (sampled, greedy, pass@k), entropy and ceiling per method
+  8. entropy by response position at the start and the end
+Each INPUT is an experiment directory (from `entropy-rl experiment`), a run directory (from
+`entropy-rl train`), or a log `entropy-rl fit` reads (JSONL, CSV, a TRL trainer_state.json);
+sections without data in the inputs say so.
+
+example:
+  entropy-rl report runs/paper_small --out docs/results/paper_small
+  entropy-rl report runs/demo/grpo runs/demo/kl_cov --out runs/demo/report
+  entropy-rl report output/checkpoint-500/trainer_state.json --out trl-report
+"""
+
+
+def _add_report(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl report`."""
+    p = subparsers.add_parser(
+        "report",
+        help="HTML report of the paper's claims over runs, experiments or logs",
+        description=REPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="runs or logs")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="report directory")
+    p.add_argument("--title", default="Entropy mechanism report", help="heading of the report")
+    p.add_argument(
+        "--entropy-key",
+        metavar="KEY",
+        help=f"entropy key of log-file inputs (default: first of {', '.join(ENTROPY_KEYS)})",
+    )
+    p.add_argument(
+        "--reward-key",
+        metavar="KEY",
+        help=f"performance key of log-file inputs (default: first of {', '.join(REWARD_KEYS)})",
+    )
+    p.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl report`."""
+    from entropy_rl.config import ConfigError
+    from entropy_rl.report.build import build_report
+    from entropy_rl.report.data import load_inputs
+
+    try:
+        runs = load_inputs(args.inputs, args.entropy_key, args.reward_key)
+    except ConfigError as err:
+        return _error("report", err)
+    command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"
+    path = build_report(runs, args.out, args.title, command)
+    print(f"report: {path} ({len(runs)} runs)")
+    return 0
+
+
+SUBCOMMANDS = (_add_demo, _add_train, _add_pretrain, _add_experiment, _add_report, _add_fit)
 """Registrars of the subcommands, in --help order."""

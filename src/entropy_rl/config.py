@@ -87,9 +87,14 @@ class TaskConfig:
     seed and never include a validation prompt."""
     val_size: int = 256
     """Number of held-out validation prompts."""
+    trap_rate: float = 0.9
+    """sum3_trap only: probability that a demonstration of a trap prompt (a+b carries into
+    the tens) drops the carry, so the base model's usual answer there is wrong."""
 
     def __post_init__(self) -> None:
         _positive(self, "val_size")
+        if not 0.0 <= self.trap_rate <= 1.0:
+            raise ConfigError(f"task.trap_rate must be in [0, 1], got {self.trap_rate!r}")
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,16 @@ class PretrainConfig:
     keeps the base model's entropy high and its sampled accuracy moderate."""
     seed: int = 0
     """Seed of the initialisation and the demonstrations."""
+    finetune_steps: int = 300
+    """For a task built on another task's base model (sum3_trap on sum3): supervised steps
+    on this task's demonstrations, starting from that base model."""
+    finetune_lr: float = 3e-4
+    """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
     cache_dir: str = "runs/base_models"
     """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
 
     def __post_init__(self) -> None:
-        _positive(self, "steps", "batch_size", "lr", "grad_clip")
+        _positive(self, "steps", "batch_size", "lr", "grad_clip", "finetune_steps", "finetune_lr")
         if self.warmup_steps < 0:
             raise ConfigError(f"pretrain.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.noise <= 1.0:

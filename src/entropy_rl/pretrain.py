@@ -6,6 +6,10 @@
 2. The sequence is `<bos> prompt response <eos>`; the loss is the token-mean cross entropy on
    the response tokens and eos only, never on the prompt.
 3. The result is cached: one directory per (model, task, pretrain) config, reused when present.
+4. A task with a `base_task` (sum3_trap) starts from that task's base model (made first when
+   missing, and cached as usual) and trains `pretrain.finetune_steps` steps at
+   `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
+   systematic error.
 """
 
 from __future__ import annotations
@@ -17,14 +21,21 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
-from entropy_rl.config import Config
-from entropy_rl.models import build_model, build_tokenizer, count_parameters, save_pretrained_atomic
+from entropy_rl.config import Config, PretrainConfig
+from entropy_rl.models import (
+    build_model,
+    build_tokenizer,
+    count_parameters,
+    load_pretrained,
+    save_pretrained_atomic,
+)
 from entropy_rl.tasks import Problem, Task, make_task
 
 RECIPE_VERSION = 2
@@ -127,12 +138,11 @@ def _train(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerFast,
     task: Task,
-    config: Config,
+    settings: PretrainConfig,
+    rng: np.random.Generator,
     progress: Callable[[int, float], None] | None,
 ) -> list[float]:
-    """The supervised loop; returns the loss of every step."""
-    settings = config.pretrain
-    rng = np.random.default_rng(settings.seed)
+    """The supervised loop over `settings.steps` steps; returns the loss of every step."""
     table = char_table(tokenizer, task.alphabet)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
@@ -158,6 +168,27 @@ def _train(
     return losses
 
 
+def parent_config(config: Config, task: Task) -> Config:
+    """The config of the base model `task` is fine-tuned from (its `base_task`)."""
+    return dataclasses.replace(config, task=dataclasses.replace(config.task, name=task.base_task))
+
+
+def _start(
+    config: Config, task: Task, progress
+) -> tuple[torch.nn.Module, Any, PretrainConfig, np.random.Generator, str | None]:
+    """The model to train, its tokenizer, the loop settings and demonstration stream, and the
+    parent base model's directory (None when training from scratch)."""
+    settings = config.pretrain
+    if task.base_task is None:
+        tokenizer = build_tokenizer(task.alphabet)
+        model = build_model(config.model, len(tokenizer), max_positions(task), settings.seed)
+        return model, tokenizer, settings, np.random.default_rng(settings.seed), None
+    parent = pretrain(parent_config(config, task), progress)
+    model, tokenizer = load_pretrained(parent)
+    finetune = dataclasses.replace(settings, steps=settings.finetune_steps, lr=settings.finetune_lr)
+    return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)
+
+
 def pretrain(config: Config, progress: Callable[[int, float], None] | None = None) -> Path:
     """Make (or reuse) the base model for `config` and return its directory.
 
@@ -168,11 +199,10 @@ def pretrain(config: Config, progress: Callable[[int, float], None] | None = Non
     if is_saved(directory):
         return directory
     task = make_task(config.task)
-    tokenizer = build_tokenizer(task.alphabet)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
-        model = build_model(config.model, len(tokenizer), max_positions(task), config.pretrain.seed)
-        losses = _train(model, tokenizer, task, config, progress)
+        model, tokenizer, settings, rng, parent = _start(config, task, progress)
+        losses = _train(model, tokenizer, task, settings, rng, progress)
     wall = time.perf_counter() - start
     record = {
         "recipe": RECIPE_VERSION,
@@ -181,6 +211,7 @@ def pretrain(config: Config, progress: Callable[[int, float], None] | None = Non
             "task": dataclasses.asdict(config.task),
             "pretrain": dataclasses.asdict(config.pretrain),
         },
+        "fine_tuned_from": parent,
         "final_loss": losses[-1],
         "losses": losses,
         "wall_time_s": wall,

@@ -8,10 +8,11 @@ from types import MappingProxyType
 from entropy_rl.config import ConfigError, TaskConfig
 from entropy_rl.tasks.base import Problem, Task
 from entropy_rl.tasks.sum3 import Sum3Task
+from entropy_rl.tasks.sum3_trap import Sum3TrapTask
 
 
 def _registry() -> Mapping[str, Callable[[TaskConfig], Task]]:
-    return MappingProxyType({"sum3": Sum3Task})
+    return MappingProxyType({"sum3": Sum3Task, "sum3_trap": Sum3TrapTask})
 
 
 TASKS: Mapping[str, Callable[[TaskConfig], Task]] = _registry()

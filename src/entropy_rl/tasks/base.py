@@ -33,6 +33,9 @@ class Task(abc.ABC):
     """Length of the longest prompt in tokens (one per character; bos excluded)."""
     max_response_tokens: int
     """Length of a correct response in tokens, eos excluded."""
+    base_task: str | None = None
+    """Registry name of the task whose base model this task's base model is fine-tuned from,
+    on this task's demonstrations (`pretrain.finetune_steps`); None: trained from scratch."""
 
     @abc.abstractmethod
     def validation_problems(self) -> list[Problem]:

@@ -1,0 +1,417 @@
+"""`entropy-rl experiment`: a grid of ordinary training runs, resumable, a few at a time.
+
+An experiment file names building blocks and the grids that combine them:
+
+    base: demo                       # the bundled configs/demo.yaml, or a YAML path (relative
+                                     # to the experiment file)
+    overrides: {train.steps: 150}    # applied to every run
+    tasks:   {sum3: {task.name: sum3}, ...}
+    methods: {grpo: {loss.mode: ppo}, clip_cov: {loss.mode: clip_cov}, ...}
+    sizes:   {m: {}, s: {model.hidden_size: 96}, ...}
+    seeds:   [0, 1, 2]               # each sets train.seed
+    grids:                           # each is a cross product; `all` (or omitted) = every entry
+      - {tasks: all, methods: all, sizes: [m]}
+      - {tasks: [sum3], methods: [grpo], sizes: all}
+
+Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run directory
+(`entropy-rl train --resume` works on it). A run that finished is skipped, an interrupted one
+resumed. Base models are made first, one per distinct (model, task, pretrain) config, then the
+runs go `jobs` at a time, each in its own process with `threads` torch threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from entropy_rl import checkpoint
+from entropy_rl.atomic import write_atomic
+from entropy_rl.config import Config, ConfigError, dump_config, load_config
+from entropy_rl.logs import METRICS_FILE
+from entropy_rl.pretrain import base_model_dir, is_saved, parent_config
+from entropy_rl.summary import SUMMARY_FILE
+from entropy_rl.tasks import make_task
+
+MANIFEST_FILE = "experiment.json"
+"""Written in the experiment directory: every run's labels and directory, and the wall time."""
+LOG_DIR = "logs"
+"""Subdirectory of the experiment directory holding each process's output."""
+AXES = ("tasks", "methods", "sizes")
+"""The named axes of a grid; seeds are the fourth."""
+_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: its labels, its resolved config and where it lives."""
+
+    task: str
+    size: str
+    method: str
+    seed: int
+    config: Config
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.size}/{self.method}/seed{self.seed}"
+
+    def labels(self) -> dict[str, Any]:
+        return {"task": self.task, "size": self.size, "method": self.method, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed experiment file: the runs it asks for, in order, without duplicates."""
+
+    name: str
+    path: Path
+    runs: tuple[RunSpec, ...]
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _overrides(block: Any, where: str) -> list[str]:
+    return [f"{key}={value}" for key, value in _mapping(block, where).items()]
+
+
+def _base_path(base: Any, path: Path) -> Path:
+    if base in (None, "demo"):
+        from entropy_rl.demo import demo_config_path
+
+        return demo_config_path()
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be 'demo' or a YAML path, got {base!r}")
+    return (path.parent / base).resolve()
+
+
+def _pick(grid: dict[str, Any], axis: str, known: dict[str, Any], where: str) -> list[str]:
+    chosen = grid.get(axis, "all")
+    if chosen == "all":
+        return list(known)
+    if not isinstance(chosen, list) or not chosen:
+        raise ConfigError(f"{where}.{axis} must be 'all' or a non-empty list, got {chosen!r}")
+    missing = [str(c) for c in chosen if c not in known]
+    if missing:
+        raise ConfigError(
+            f"{where}.{axis}: unknown {', '.join(missing)} (known: {', '.join(known)})"
+        )
+    return [str(c) for c in chosen]
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) for s in value):
+        raise ConfigError(f"{where} must be a non-empty list of integers, got {value!r}")
+    return value
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Parse and validate an experiment file; every run's config is built (and so checked)."""
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read experiment file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    tree = _mapping(tree, str(path))
+    known_keys = {"name", "base", "overrides", "seeds", "grids", *AXES}
+    unknown = sorted(set(tree) - known_keys)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known_keys))})"
+        )
+    blocks = {axis: _mapping(tree.get(axis), f"{path}: {axis}") for axis in AXES}
+    for axis, entries in blocks.items():
+        if not entries:
+            raise ConfigError(f"{path}: {axis} must name at least one entry")
+    base = _base_path(tree.get("base"), path)
+    common = _overrides(tree.get("overrides"), f"{path}: overrides")
+    seeds = _seeds(tree.get("seeds", [0]), f"{path}: seeds")
+    grids = tree.get("grids") or [{}]
+    if not isinstance(grids, list):
+        raise ConfigError(f"{path}: grids must be a list of mappings")
+    runs: dict[str, RunSpec] = {}
+    for index, grid in enumerate(grids):
+        where = f"{path}: grids[{index}]"
+        grid = _mapping(grid, where)
+        extra = sorted(set(grid) - {*AXES, "seeds"})
+        if extra:
+            raise ConfigError(f"{where}: unknown key {extra[0]!r}")
+        axes = [_pick(grid, axis, blocks[axis], where) for axis in AXES]
+        grid_seeds = seeds if "seeds" not in grid else _seeds(grid["seeds"], f"{where}.seeds")
+        for task, method, size, seed in itertools.product(*axes, grid_seeds):
+            spec = _run_spec(base, common, blocks, task, method, size, seed, path)
+            runs.setdefault(spec.name, spec)
+    return Experiment(name=str(tree.get("name", path.stem)), path=path, runs=tuple(runs.values()))
+
+
+def _run_spec(base, common, blocks, task, method, size, seed, path) -> RunSpec:
+    overrides = [
+        *common,
+        *_overrides(blocks["tasks"][task], f"{path}: tasks.{task}"),
+        *_overrides(blocks["sizes"][size], f"{path}: sizes.{size}"),
+        *_overrides(blocks["methods"][method], f"{path}: methods.{method}"),
+        f"train.seed={seed}",
+    ]
+    try:
+        config = load_config(base, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: run {task}/{size}/{method}/seed{seed}: {err}") from None
+    return RunSpec(task=task, size=size, method=method, seed=seed, config=config)
+
+
+# ---- running ----------------------------------------------------------------------------
+
+
+def run_status(run_dir: Path) -> str:
+    """'done' (summary written), 'partial' (a checkpoint to resume from) or 'new'."""
+    if (run_dir / SUMMARY_FILE).is_file():
+        return "done"
+    if checkpoint.find_checkpoint(run_dir) is not None:
+        return "partial"
+    return "new"
+
+
+@dataclass
+class _Job:
+    label: str
+    argv: list[str]
+    log: Path
+    metrics: Path | None = None
+    total_steps: int = 0
+    process: subprocess.Popen | None = None
+    task_id: int | None = None
+
+
+def _steps_done(metrics: Path | None) -> int:
+    if metrics is None or not metrics.is_file():
+        return 0
+    with metrics.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "entropy_rl", *args]
+
+
+def _config_file(out: Path, key: str, config: Config) -> Path:
+    target = out / LOG_DIR / f"{key}.yaml"
+    write_atomic(target, dump_config(config))
+    return target
+
+
+def _pretrain_jobs(out: Path, configs: list[Config]) -> list[_Job]:
+    """One job per distinct base model of `configs` that is not saved yet."""
+    jobs: dict[Path, _Job] = {}
+    for config in configs:
+        target = base_model_dir(config)
+        if target in jobs or is_saved(target):
+            continue
+        key = f"base-{target.name}"
+        jobs[target] = _Job(
+            label=f"base model {target.name}",
+            argv=_cli("pretrain", "--config", str(_config_file(out, key, config))),
+            log=out / LOG_DIR / f"{key}.log",
+        )
+    return list(jobs.values())
+
+
+def _pretrain_phases(out: Path, pending: list[RunSpec]) -> list[list[_Job]]:
+    """Base models trained from scratch first, then those fine-tuned from them (sum3_trap),
+    so that no two processes make the same base model."""
+    scratch, tuned = [], []
+    for spec in pending:
+        task = make_task(spec.config.task)
+        if task.base_task is None:
+            scratch.append(spec.config)
+        else:
+            scratch.append(parent_config(spec.config, task))
+            tuned.append(spec.config)
+    return [_pretrain_jobs(out, scratch), _pretrain_jobs(out, tuned)]
+
+
+def _train_job(out: Path, spec: RunSpec) -> _Job:
+    run_dir = out / spec.name
+    if run_status(run_dir) == "partial":
+        argv = _cli("train", "--quiet", "--resume", str(run_dir))
+    else:
+        if (run_dir / METRICS_FILE).exists():
+            (run_dir / METRICS_FILE).unlink()  # killed before its first checkpoint
+        key = spec.name.replace("/", "-")
+        config_path = _config_file(out, key, spec.config)
+        argv = _cli("train", "--quiet", "--config", str(config_path), "--run-dir", str(run_dir))
+    return _Job(
+        label=spec.name,
+        argv=argv,
+        log=out / LOG_DIR / f"{spec.name.replace('/', '-')}.log",
+        metrics=run_dir / METRICS_FILE,
+        total_steps=spec.config.train.steps + 1,
+    )
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+class _Pool:
+    """Runs jobs `jobs` at a time as child processes, with a progress row for each."""
+
+    def __init__(self, jobs: int, threads: int, progress: Progress, overall, console) -> None:
+        self.jobs, self.env = jobs, _thread_env(threads)
+        self.progress, self.overall, self.console = progress, overall, console
+        self.active: list[_Job] = []
+        self.failed: list[_Job] = []
+        self.interrupted = False
+
+    def run(self, queue: list[_Job]) -> None:
+        queue = list(queue)
+        while (queue and not self.interrupted) or self.active:
+            while queue and len(self.active) < self.jobs and not self.interrupted:
+                self.active.append(self._start(queue.pop(0)))
+            time.sleep(_POLL_S)
+            for job in list(self.active):
+                if job.total_steps:
+                    self.progress.update(job.task_id, completed=_steps_done(job.metrics))
+                if job.process.poll() is not None:
+                    self.active.remove(job)
+                    self._finish(job)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: ask every running job to checkpoint and stop; start nothing more."""
+        self.interrupted = True
+        for job in self.active:
+            if job.process.poll() is None:
+                os.killpg(job.process.pid, signal.SIGINT)
+
+    def _start(self, job: _Job) -> _Job:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        with job.log.open("ab") as log:
+            job.process = subprocess.Popen(
+                job.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
+        job.task_id = self.progress.add_task(job.label, total=job.total_steps or None)
+        return job
+
+    def _finish(self, job: _Job) -> None:
+        self.progress.remove_task(job.task_id)
+        code = job.process.returncode
+        if code == 0:
+            self.progress.advance(self.overall)
+            self.console.print(f"[green]done[/] {job.label}")
+        elif not self.interrupted:
+            self.failed.append(job)
+            self.console.print(f"[red]failed[/] {job.label} (exit {code}); see {job.log}")
+
+
+def _manifest(experiment: Experiment, out: Path, wall_s: float) -> dict[str, Any]:
+    return {
+        "name": experiment.name,
+        "experiment_file": str(experiment.path),
+        "wall_time_s": wall_s,
+        "runs": [
+            {**spec.labels(), "dir": spec.name, "status": run_status(out / spec.name)}
+            for spec in experiment.runs
+        ],
+    }
+
+
+def run_experiment(
+    experiment: Experiment, out: Path, *, jobs: int, threads: int, console: Console
+) -> dict[str, Any]:
+    """Make the missing base models, then train every unfinished run; returns the manifest
+    (also written to OUT/experiment.json, with the wall time summed over invocations)."""
+    start = time.monotonic()
+    previous = _previous_wall_time(out)
+    pending = [s for s in experiment.runs if run_status(out / s.name) != "done"]
+    console.print(
+        f"experiment {experiment.name}: {len(experiment.runs)} runs, "
+        f"{len(experiment.runs) - len(pending)} already finished; {jobs} at a time, "
+        f"{threads} thread(s) each"
+    )
+    phases = _pretrain_phases(out, pending)
+    largest_first = sorted(
+        pending, key=lambda s: -s.config.model.hidden_size * s.config.model.num_layers
+    )
+    phases.append([_train_job(out, spec) for spec in largest_first])
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("[bold]experiment", total=sum(map(len, phases)))
+        pool = _Pool(jobs, threads, progress, overall, console)
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
+        try:
+            for queue in phases:
+                pool.run(queue)
+                if pool.interrupted or pool.failed:
+                    break
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+    manifest = _manifest(experiment, out, previous + time.monotonic() - start)
+    write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    _explain_end(pool, out, console)
+    manifest["failed"] = [job.label for job in pool.failed]
+    manifest["interrupted"] = pool.interrupted
+    return manifest
+
+
+def _previous_wall_time(out: Path) -> float:
+    try:
+        return float(json.loads((out / MANIFEST_FILE).read_text())["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _explain_end(pool: _Pool, out: Path, console: Console) -> None:
+    if pool.interrupted:
+        console.print(
+            "interrupted: finished runs are kept, the others checkpointed; run the same command to resume"
+        )
+    elif pool.failed:
+        console.print(f"{len(pool.failed)} job(s) failed; the rest of the grid was not started")
+    else:
+        console.print(f"all runs finished; report with: entropy-rl report {out} --out {out}/report")
+
+
+__all__ = ["Experiment", "RunSpec", "load_experiment", "run_experiment", "run_status"]
+
+
+def describe(experiment: Experiment) -> list[str]:
+    """One line per run, for --dry-run."""
+    return [
+        f"{spec.name}: " + ", ".join(f"{k}={v}" for k, v in _differences(spec.config).items())
+        for spec in experiment.runs
+    ]
+
+
+def _differences(config: Config) -> dict[str, Any]:
+    default = dataclasses.asdict(Config())
+    changed = {}
+    for section, values in dataclasses.asdict(config).items():
+        for key, value in values.items():
+            if default[section][key] != value:
+                changed[f"{section}.{key}"] = value
+    return changed

@@ -1,0 +1,93 @@
+"""`entropy-rl report`: one self-contained HTML file (figures embedded) plus the figures as
+PNG and the verdicts as JSON, from runs loaded by `report.data`."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+
+from entropy_rl.atomic import write_atomic
+from entropy_rl.report.data import RunData
+from entropy_rl.report.sections import SECTIONS, Section, Verdict
+
+REPORT_FILE = "report.html"
+VERDICTS_FILE = "verdicts.json"
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#f3f3f3}
+img{max-width:100%}.held{color:#176417}.partly{color:#8a5a00}.not{color:#a01818}
+code{background:#f3f3f3;padding:1px 4px}
+"""
+
+
+def _status_class(status: str) -> str:
+    return {"held": "held", "partly held": "partly", "did not hold": "not"}.get(status, "")
+
+
+def _verdict_list(verdicts: list[Verdict]) -> str:
+    items = "".join(
+        f"<li><b>{html.escape(v.claim)}</b>: <span class='{_status_class(v.status)}'>"
+        f"{html.escape(v.status)}</span>. {html.escape(v.detail)}</li>"
+        for v in verdicts
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _section_html(section: Section) -> str:
+    parts = []
+    for paragraph in section.paragraphs:
+        if paragraph.startswith("<figure data-name='"):
+            name = paragraph.split("'")[1]
+            data = base64.b64encode(section.figures[name]).decode("ascii")
+            parts.append(
+                f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{name}</figcaption></figure>"
+            )
+        else:
+            parts.append(paragraph)
+    return f"<h2>{html.escape(section.heading)}</h2>" + "".join(parts)
+
+
+def _inputs(runs: list[RunData]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(r.task)}</td><td>{html.escape(r.size)}</td>"
+        f"<td>{html.escape(r.method)}</td><td>{r.seed if r.seed is not None else '–'}</td>"
+        f"<td>{len(r.records)}</td><td>{html.escape(r.source)}</td></tr>"
+        for r in runs
+    )
+    return (
+        "<details><summary>Inputs: " + f"{len(runs)} runs</summary><table><tr><th>task</th>"
+        "<th>size</th><th>method</th><th>seed</th><th>records</th><th>source</th></tr>"
+        f"{rows}</table></details>"
+    )
+
+
+def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Path:
+    """Write OUT/report.html, OUT/<figure>.png and OUT/verdicts.json; returns the HTML path."""
+    sections = [make(runs) for make in SECTIONS]
+    verdicts = sorted(
+        (v for s in sections for v in s.verdicts),
+        key=lambda v: (not v.claim[0].isdigit(), v.claim),
+    )
+    for section in sections:
+        for name, png in section.figures.items():
+            write_atomic(out / name, png)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>Made by <code>{html.escape(command)}</code> on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
+        "<h2>The paper's claims at this scale</h2>"
+        f"{_verdict_list(verdicts)}{_inputs(runs)}"
+        + "".join(_section_html(s) for s in sections)
+        + "</body></html>"
+    )
+    write_atomic(
+        out / VERDICTS_FILE,
+        json.dumps([v.__dict__ for v in verdicts], indent=2, ensure_ascii=False) + "\n",
+    )
+    return write_atomic(out / REPORT_FILE, page)

@@ -1,0 +1,169 @@
+"""What `entropy-rl report` reads: run directories, experiment directories and foreign logs,
+all turned into runs with labels (task, model size, method, seed) and metrics records."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entropy_rl.config import Config, ConfigError
+from entropy_rl.core import PolicyLossConfig
+from entropy_rl.logs import METRICS_FILE, LogFormatError, read_entropy_reward, read_records
+from entropy_rl.pretrain import base_model_dir
+from entropy_rl.trainer import CONFIG_FILE
+
+REFERENCE_METHOD = "grpo"
+"""The method whose runs the law is fitted on, and the others compared with."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run: where it came from, its labels and its metrics records in step order."""
+
+    source: str
+    task: str
+    size: str
+    method: str
+    seed: int | None
+    params: int | None
+    records: tuple[dict[str, Any], ...]
+
+    def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of the records holding a number under `key`."""
+        rows = [(r["step"], r[key]) for r in self.records if isinstance(r.get(key), int | float)]
+        if not rows:
+            return np.empty(0), np.empty(0)
+        steps, values = np.asarray(rows, dtype=float).T
+        return steps, values
+
+    def first(self, key: str) -> Any:
+        return next((r[key] for r in self.records if r.get(key) is not None), None)
+
+    def last(self, key: str) -> Any:
+        return next((r[key] for r in reversed(self.records) if r.get(key) is not None), None)
+
+
+def method_label(loss: PolicyLossConfig) -> str:
+    """The method a loss config runs: clip_cov, kl_cov, entropy_bonus, clip_higher or grpo."""
+    if loss.mode != "ppo":
+        return loss.mode
+    if loss.entropy_coef > 0:
+        return "entropy_bonus"
+    if loss.clip_high > loss.clip_low:
+        return "clip_higher"
+    return REFERENCE_METHOD
+
+
+def _size_label(config: Config) -> str:
+    return f"h{config.model.hidden_size}x{config.model.num_layers}"
+
+
+def _num_parameters(config: Config) -> int | None:
+    try:
+        info = json.loads((base_model_dir(config) / "pretrain.json").read_text())
+        return int(info["num_parameters"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def load_run_dir(run_dir: Path, labels: dict[str, Any] | None = None) -> RunData:
+    """A run directory written by `entropy-rl train`; labels default to the config's."""
+    from entropy_rl.config import load_config
+
+    config = load_config(run_dir / CONFIG_FILE)
+    records = read_records(run_dir / METRICS_FILE)
+    if not records:
+        raise ConfigError(f"{run_dir}: {METRICS_FILE} holds no records")
+    labels = labels or {}
+    return RunData(
+        source=str(run_dir),
+        task=str(labels.get("task", config.task.name)),
+        size=str(labels.get("size", _size_label(config))),
+        method=str(labels.get("method", method_label(config.loss))),
+        seed=int(labels.get("seed", config.train.seed)),
+        params=_num_parameters(config),
+        records=tuple(records),
+    )
+
+
+def load_log(path: Path, entropy_key: str | None = None, reward_key: str | None = None) -> RunData:
+    """A log `entropy-rl fit` accepts (JSONL, CSV, trainer_state.json): entropy and
+    performance only (keys as `entropy-rl fit` finds them), labelled by the file name."""
+    series = read_entropy_reward(path, entropy_key, reward_key)
+    records = [
+        {"step": float(s), "entropy/mean": float(h), "val/acc": float(r)}
+        for s, h, r in zip(series.steps, series.entropy, series.reward, strict=True)
+    ]
+    name = path.parent.name if path.name == "trainer_state.json" else path.stem
+    return RunData(
+        source=str(path),
+        task="log",
+        size="-",
+        method=name,
+        seed=None,
+        params=None,
+        records=tuple(records),
+    )
+
+
+def _experiment_runs(directory: Path, manifest: Path) -> list[RunData]:
+    runs = []
+    for entry in json.loads(manifest.read_text())["runs"]:
+        run_dir = directory / entry["dir"]
+        if (run_dir / METRICS_FILE).is_file():
+            runs.append(load_run_dir(run_dir, entry))
+    return runs
+
+
+def load_inputs(
+    paths: list[Path], entropy_key: str | None = None, reward_key: str | None = None
+) -> list[RunData]:
+    """Every run named by `paths`: experiment directories, run directories or log files
+    (read with the given keys, default: as `entropy-rl fit` finds them).
+
+    Raises:
+        ConfigError: A path that is none of these, or a log that cannot be read.
+    """
+    from entropy_rl.experiment import MANIFEST_FILE
+
+    runs: list[RunData] = []
+    for path in paths:
+        if (path / MANIFEST_FILE).is_file():
+            runs += _experiment_runs(path, path / MANIFEST_FILE)
+        elif (path / CONFIG_FILE).is_file() and (path / METRICS_FILE).is_file():
+            runs.append(load_run_dir(path))
+        elif path.is_file():
+            try:
+                runs.append(load_log(path, entropy_key, reward_key))
+            except LogFormatError as err:
+                raise ConfigError(f"{err} (--entropy-key / --reward-key name the keys)") from None
+        else:
+            raise ConfigError(
+                f"{path}: not an experiment directory ({MANIFEST_FILE}), a run directory "
+                f"({CONFIG_FILE} and {METRICS_FILE}) or a log file"
+            )
+    if not runs:
+        raise ConfigError("no runs with metrics found in " + ", ".join(map(str, paths)))
+    return runs
+
+
+def group_runs(runs: list[RunData], *keys: str) -> dict[tuple, list[RunData]]:
+    """Runs grouped by the given label names, groups and members in input order."""
+    groups: dict[tuple, list[RunData]] = defaultdict(list)
+    for run in runs:
+        groups[tuple(getattr(run, k) for k in keys)].append(run)
+    return dict(groups)
+
+
+def main_size(runs: list[RunData], task: str) -> str:
+    """The model size of `task` with the most methods: where methods are compared."""
+    methods: dict[str, set[str]] = defaultdict(set)
+    for run in runs:
+        if run.task == task:
+            methods[run.size].add(run.method)
+    return max(methods, key=lambda size: len(methods[size]))

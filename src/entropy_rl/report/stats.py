@@ -1,0 +1,106 @@
+"""Small statistics the report needs across seeds and runs (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from entropy_rl.law import EntropyLawFit, fit_entropy_law
+from entropy_rl.report.data import RunData
+
+END_EVALS = 3
+"""Validation points averaged for a run's end accuracy (single points carry sampling noise)."""
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean, sample std (0 for one value) and count of the values that are not None/NaN."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0, int(x.size)
+
+
+def fmt(values: Sequence[float | None], digits: int = 3) -> str:
+    """'mean ± std' over seeds ('mean' for one value, '–' for none)."""
+    mean, std, n = mean_std(values)
+    if n == 0:
+        return "–"
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def diff_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """mean(a) - mean(b) and its standard error (Welch), NaN when either is empty."""
+    ma, sa, na = mean_std(a)
+    mb, sb, nb = mean_std(b)
+    if na == 0 or nb == 0:
+        return float("nan"), float("nan")
+    return ma - mb, float(np.sqrt(sa**2 / na + sb**2 / nb))
+
+
+def law_points(run: RunData) -> tuple[np.ndarray, np.ndarray]:
+    """(H, R) at the run's validation steps: `entropy/mean` and `val/acc` of the same record."""
+    rows = [
+        (r["entropy/mean"], r["val/acc"])
+        for r in run.records
+        if r.get("val/acc") is not None and r.get("entropy/mean") is not None
+    ]
+    if not rows:
+        return np.empty(0), np.empty(0)
+    h, acc = np.asarray(rows, dtype=float).T
+    return h, acc
+
+
+def fit_run(run: RunData) -> EntropyLawFit | None:
+    h, r = law_points(run)
+    try:
+        return fit_entropy_law(h, r)
+    except ValueError:
+        return None
+
+
+def fit_pooled(runs: Sequence[RunData]) -> EntropyLawFit | None:
+    """One fit over the (H, R) points of all `runs` (e.g. the seeds of GRPO)."""
+    points = [law_points(run) for run in runs]
+    if not points:
+        return None
+    try:
+        return fit_entropy_law(
+            np.concatenate([p[0] for p in points]), np.concatenate([p[1] for p in points])
+        )
+    except ValueError:
+        return None
+
+
+def end_value(run: RunData, key: str, n: int = END_EVALS) -> float | None:
+    """Mean of the last `n` values of `key` in the run (None when absent)."""
+    _, values = run.column(key)
+    return float(values[-n:].mean()) if values.size else None
+
+
+def smoothed_at(run: RunData, key: str, fraction: float, window: int = 5) -> float | None:
+    """Mean of `key` over `window` records around `fraction` of the run."""
+    _, values = run.column(key)
+    if values.size == 0:
+        return None
+    center = round(fraction * (values.size - 1))
+    low = max(0, min(center - window // 2, values.size - window))
+    return float(values[low : low + window].mean())
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation, NaN with fewer than 3 points or a constant input."""
+    if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def loglinear(params: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
+    """Least squares of values = slope * log10(params) + intercept: (slope, intercept, R²)."""
+    x = np.log10(params)
+    slope, intercept = np.polyfit(x, values, 1)
+    residual = values - (slope * x + intercept)
+    total = ((values - values.mean()) ** 2).sum()
+    r2 = 1.0 - float((residual**2).sum() / total) if total > 0 else 1.0
+    return float(slope), float(intercept), r2

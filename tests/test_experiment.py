@@ -1,0 +1,140 @@
+"""`entropy-rl experiment` and `entropy-rl report` through subprocesses, on a miniature grid."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from entropy_rl.config import ConfigError
+from entropy_rl.experiment import load_experiment
+from entropy_rl.report.sections import SECTIONS
+
+EXAMPLE_LOG = Path(__file__).parent.parent / "examples" / "synthetic_grpo_log.jsonl"
+HEADINGS = [f"{i}. " for i in range(1, len(SECTIONS) + 1)]
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "entropy_rl", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _nested(overrides):
+    tree = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        tree.setdefault(section, {})[name] = yaml.safe_load(value)
+    return tree
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path, tiny_overrides):
+    """Two runs (GRPO and Clip-Cov, one seed) of the tiny config."""
+    base = tmp_path / "tiny.yaml"
+    base.write_text(yaml.safe_dump(_nested(tiny_overrides)))
+    spec = {
+        "name": "mini",
+        "base": "tiny.yaml",
+        "overrides": {"loss.entropy_coef": 0.0},
+        "tasks": {"sum3": {"task.name": "sum3"}},
+        "methods": {"grpo": {"loss.mode": "ppo"}, "clip_cov": {"loss.mode": "clip_cov"}},
+        "sizes": {"tiny": {}},
+        "seeds": [0],
+    }
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_miniature_grid_and_report(tmp_path, tiny_experiment):
+    out = tmp_path / "exp"
+    result = _cli("experiment", "--config", str(tiny_experiment), "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "experiment.json").read_text())
+    assert [r["dir"] for r in manifest["runs"]] == [
+        "sum3/tiny/grpo/seed0",
+        "sum3/tiny/clip_cov/seed0",
+    ]
+    assert all(r["status"] == "done" for r in manifest["runs"])
+    assert "clip_cov" in (out / "sum3/tiny/clip_cov/seed0/config.yaml").read_text()
+
+    again = _cli("experiment", "--config", str(tiny_experiment), "--out", str(out))
+    assert again.returncode == 0 and "2 already finished" in again.stderr
+
+    report = tmp_path / "report"
+    result = _cli("report", str(out), "--out", str(report))
+    assert result.returncode == 0, result.stderr
+    page = (report / "report.html").read_text()
+    for heading in HEADINGS:
+        assert f"<h2>{heading}" in page, heading
+    assert page.count("data:image/png;base64,") >= 5
+    for name in ("dynamics_sum3.png", "law_sum3.png", "lemma1.png", "positions_sum3.png"):
+        assert (report / name).read_bytes()[:4] == b"\x89PNG", name
+    claims = [v["claim"] for v in json.loads((report / "verdicts.json").read_text())]
+    assert any(c.startswith("4.") for c in claims) and any(
+        c.startswith("Reviewers") for c in claims
+    )
+
+
+def test_report_reads_foreign_logs(tmp_path):
+    state = {
+        "log_history": [
+            {"step": s, "entropy": 0.7 - 0.04 * s, "eval_acc": 0.4 + 0.03 * s + 0.01 * (s % 2)}
+            for s in range(10)
+        ]
+    }
+    trl = tmp_path / "checkpoint-10" / "trainer_state.json"
+    trl.parent.mkdir()
+    trl.write_text(json.dumps(state))
+    result = _cli("report", str(trl), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "--reward-key" in result.stderr  # eval_acc is not a default
+    result = _cli("report", str(trl), "--out", str(tmp_path / "r"), "--reward-key", "eval_acc")
+    assert result.returncode == 0, result.stderr
+    result = _cli("report", str(EXAMPLE_LOG), "--out", str(tmp_path / "r2"))
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "r" / "report.html").read_text()
+    for heading in HEADINGS:
+        assert f"<h2>{heading}" in page, heading
+    assert "checkpoint-10" in (tmp_path / "r" / "report.html").read_text()
+    page = (tmp_path / "r2" / "report.html").read_text()
+    assert "no dynamics/dH_lemma1" in page and "synthetic_grpo_log" in page
+
+
+def test_report_bad_input_is_one_line_exit_2(tmp_path):
+    result = _cli("report", str(tmp_path / "missing"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "not an experiment directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"methdos": {}}, "unknown key 'methdos'"),
+        ({"grids": [{"methods": ["nope"]}]}, "grids[0].methods: unknown nope"),
+        ({"methods": {"grpo": {"loss.mode": "grpo"}}}, "run sum3/tiny/grpo/seed0: loss.mode"),
+        ({"seeds": "0"}, "seeds must be a non-empty list"),
+    ],
+)
+def test_bad_experiment_file_names_the_problem(tmp_path, tiny_experiment, change, message):
+    spec = yaml.safe_load(tiny_experiment.read_text())
+    spec.update(change)
+    tiny_experiment.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(tiny_experiment)
+    result = _cli("experiment", "--config", str(tiny_experiment), "--dry-run")
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_shipped_experiment_parses():
+    path = Path(__file__).parent.parent / "experiments" / "paper_small.yaml"
+    experiment = load_experiment(path)
+    methods = {r.method for r in experiment.runs}
+    assert {"grpo", "clip_cov", "kl_cov", "entropy_bonus", "clip_higher"} <= methods
+    assert len({r.size for r in experiment.runs if r.method == "grpo"}) >= 3
+    assert len({r.task for r in experiment.runs}) == 2

@@ -17,7 +17,9 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -148,23 +150,31 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_pretrained(directory: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+def load_pretrained(
+    directory: str | Path, dtype: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder (never from the Hub).
 
-    Raises ValueError naming the path if it is missing or is not a saved model.
+    `dtype`: "auto" keeps the saved dtype, else a torch dtype name ("float32"). A tokenizer
+    without a pad token pads with eos. Raises ValueError naming the path if it is missing or
+    is not a saved model.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"no model directory at {directory}")
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"{directory} is not a saved model (no config.json)")
     try:
         with _no_progress_bars():
             model = AutoModelForCausalLM.from_pretrained(
-                directory, local_files_only=True, dtype="auto"
+                directory, local_files_only=True, dtype=dtype
             )
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
+            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{directory} is not a saved model and tokenizer: {first_line}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
 

@@ -27,6 +27,16 @@ from entropy_rl.config import Config
 from entropy_rl.models import build_model, build_tokenizer, count_parameters, save_pretrained_atomic
 from entropy_rl.tasks import Problem, Task, make_task
 
+PRETRAIN_MODEL_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "intermediate_size",
+    "init_std",
+    "dtype",
+)
+PRETRAIN_TASK_FIELDS = ("name", "seed", "val_size")
+"""The model and task fields that shape the base model (the cache key covers only these)."""
 RECIPE_VERSION = 2
 """Part of the cache key: bump it when a change here would make a different base model."""
 POSITION_SLACK = 8
@@ -41,8 +51,8 @@ def config_fingerprint(config: Config) -> str:
     pretrain.pop("cache_dir")
     payload = {
         "recipe": RECIPE_VERSION,
-        "model": dataclasses.asdict(config.model),
-        "task": dataclasses.asdict(config.task),
+        "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
+        "task": {name: getattr(config.task, name) for name in PRETRAIN_TASK_FIELDS},
         "pretrain": pretrain,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -6,6 +6,7 @@ saving, loading, vLLM) treats it like any other local Hugging Face checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -169,13 +170,30 @@ def load_pretrained(
             model = AutoModelForCausalLM.from_pretrained(
                 directory, local_files_only=True, dtype=dtype
             )
-            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+            tokenizer = _tokenizer_class(directory).from_pretrained(
+                directory, local_files_only=True
+            )
     except (OSError, ValueError, KeyError, TypeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{directory} is not a saved model and tokenizer: {first_line}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+GENERIC_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+"""Saved tokenizer classes that mean "a plain `tokenizers` tokenizer" (ours)."""
+
+
+def _tokenizer_class(directory: Path) -> type:
+    """PreTrainedTokenizerFast for a tokenizer saved as one (ours: AutoTokenizer would pick the
+    model family's class, which adds its own special tokens); AutoTokenizer otherwise."""
+    try:
+        saved = json.loads((directory / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return AutoTokenizer
+    generic = saved.get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES
+    return PreTrainedTokenizerFast if generic else AutoTokenizer
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -148,7 +148,7 @@ def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, 
     return torch.cat(log_probs), torch.cat(entropy), torch.cat(probe) if probe else empty
 
 
-def _select(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
+def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
     """Clip-Cov / KL-Cov selection over the global batch (every rank's rows, gathered);
     returns this rank's rows (B, T) of it."""
     rows, width = mask.shape
@@ -188,7 +188,7 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
     selection = None
     if config.loss.mode != "ppo":
-        selection = _select(cov, mask, config.loss, state.select_gen, dist)
+        selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
     width = dist.max_int(mask.shape[1])
     positions = dist.sum(position_totals(entropy, mask, width))  # (2, T_max)

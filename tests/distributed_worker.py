@@ -7,7 +7,7 @@ in a single process on the whole batch, with the same global mini-batches, with 
 with 2 micro-batches, and saves everything to OUT for the test to compare. It also saves
 and reloads a checkpoint with the runner's functions and checks one more step agrees.
 
-The model runs in float64 and the optimizer is SGD, so the comparisons are tight: Adam's
+The model runs in float64 and the optimizer is SGD with momentum, so the comparisons are tight: Adam's
 first step is about lr * sign(g), which would amplify float noise in tiny gradients.
 """
 
@@ -26,6 +26,7 @@ from entropy_rl.rollout import Rollout, response_logits
 from entropy_rl.trainer import Batch, RunState, optimizer_step, select_tokens
 
 B, P, T = 8, 3, 7  # responses, prompt columns, response columns
+WORLD = 2  # ranks of the torchrun job; the single-process reference uses its mini-batches
 ALPHABET = "0123456789+="
 MODES = ("ppo", "clip_cov", "kl_cov")
 
@@ -87,7 +88,8 @@ def full_weights(policy: Policy, dist: Dist) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(policy.module, options=StateDictOptions(full_state_dict=True))
+    weights = get_model_state_dict(policy.module, options=StateDictOptions(full_state_dict=True))
+    return {k: v.detach().clone() for k, v in weights.items()}  # DDP's share the parameters
 
 
 def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp"):
@@ -102,7 +104,7 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
     part, adv, part_old = own_part(rollout, advantages, old, rows)
     mask = part.response_mask
     trainable = wrap_model(model, dist)
-    optimizer = torch.optim.SGD(trainable.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD(trainable.parameters(), lr=0.5, momentum=0.9)
     sums = dist.sum(centering_sums(part_old, adv, mask))  # (4,) global
     cov = token_covariance(part_old, adv, mask, sums)  # (b, T)
     selection = None
@@ -114,7 +116,7 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
         model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
     )
     losses = []
-    for mini in global_minis(dist.world_size, config.train.mini_batches):
+    for mini in global_minis(WORLD, config.train.mini_batches):
         local = torch.tensor([i - int(rows[0]) for i in mini.tolist() if i in rows.tolist()])
         losses.append(optimizer_step(policy, optimizer, batch, local, config)["loss/policy"])
     gathered = None if selection is None else dist.gather_rows(selection)
@@ -137,7 +139,7 @@ def checkpoint_round_trip(policy, optimizer, batch, config, dist, out: Path) -> 
     runner._save(out / "run", policy, optimizer, RunState.fresh(0, dist.rank), dist)
     model, tokenizer = load_pretrained(out / "run" / "checkpoint" / "model")
     trainable = wrap_model(model.double().eval(), dist)
-    restored_opt = torch.optim.SGD(trainable.parameters(), lr=0.5)
+    restored_opt = torch.optim.SGD(trainable.parameters(), lr=0.5, momentum=0.9)
     restored = Policy(
         model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
     )

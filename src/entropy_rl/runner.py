@@ -153,6 +153,8 @@ def _load_optimizer(policy: Policy, optimizer, saved: dict, dist: Dist) -> None:
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+    if not saved.get("state"):
+        return  # nothing to shard (no step taken yet); the hyperparameters come from the config
     options = StateDictOptions(full_state_dict=True)
     set_optimizer_state_dict(policy.module, optimizer, saved, options=options)
 

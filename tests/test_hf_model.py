@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import HF_TINY, write_jsonl
@@ -91,3 +92,22 @@ def test_prompts_use_the_chat_template_when_asked(tiny_hf_model):
         *tokenizer.encode("1+2=", add_special_tokens=False),
     ]
     assert chat.encode_prompt(problem) == tokenizer.encode("11+2=", add_special_tokens=False)
+
+
+def test_vllm_engine_without_vllm_is_a_one_line_error(tmp_path, capsys, tiny_hf_model, sums_jsonl):
+    pytest.importorskip("entropy_rl.rollout.vllm")
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    code, err = _main(
+        capsys,
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--model",
+        str(tiny_hf_model),
+        f"task.train_file={sums_jsonl}",
+        *HF_TINY,
+        "rollout.engine=vllm",
+    )
+    assert code == 2 and "pip install 'entropy-rl[vllm]'" in err and len(err.splitlines()) == 1

@@ -111,3 +111,15 @@ def test_vllm_engine_without_vllm_is_a_one_line_error(tmp_path, capsys, tiny_hf_
         "rollout.engine=vllm",
     )
     assert code == 2 and "pip install 'entropy-rl[vllm]'" in err and len(err.splitlines()) == 1
+
+
+def test_gradient_checkpointing_trains(tmp_path, tiny_hf_model, sums_jsonl):
+    from entropy_rl import runner
+    from entropy_rl.config import load_config
+
+    overrides = [*HF_TINY, "train.steps=1", "model.gradient_checkpointing=true"]
+    overrides += [f"model.path={tiny_hf_model}", f"task.train_file={sums_jsonl}"]
+    runner.train(load_config(None, overrides), tmp_path / "run", show_progress=False)
+    base, _ = load_pretrained(tiny_hf_model)
+    trained, _ = load_pretrained(tmp_path / "run" / "checkpoint" / "model")
+    assert not torch.equal(base.lm_head.weight, trained.lm_head.weight)

@@ -190,18 +190,25 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     if config.loss.mode != "ppo":
         selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
-    width = dist.max_int(mask.shape[1])
-    positions = dist.sum(position_totals(entropy, mask, width))  # (2, T_max)
-    counts = dist.sum(torch.tensor([float(mask.sum(-1).float().mean()), scored.errors]))
     metrics = {
         "reward/mean": float(rewards.mean()),
-        "response/len_mean": float(counts[0]) / dist.world_size,
-        "faults/reward_errors": int(counts[1]),
+        **_rollout_metrics(entropy, mask, scored.errors, dist),
         **_token_means(stats, mask.sum(), dist),
-        "entropy/by_position": position_means(positions),
     }
     batch = Batch(rollout, advantages, old_log_probs, probe_logits, selection)
     return batch, metrics
+
+
+def _rollout_metrics(entropy, mask, reward_errors: int, dist: Dist) -> dict[str, Any]:
+    """Response length, reward faults and entropy by position, over every rank's responses."""
+    positions = dist.sum(position_totals(entropy, mask, dist.max_int(mask.shape[1])))  # (2, T)
+    mean_len = float(mask.sum(-1).float().mean())
+    counts = dist.sum(torch.tensor([mean_len, reward_errors], dtype=torch.float64))
+    return {
+        "response/len_mean": float(counts[0]) / dist.world_size,
+        "faults/reward_errors": int(counts[1]),
+        "entropy/by_position": position_means(positions),
+    }
 
 
 def _micro_loss(

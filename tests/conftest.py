@@ -57,3 +57,55 @@ def easy_reward(monkeypatch):
 
     monkeypatch.setattr(Sum3Task, "reward", _first_digit_even)
     return _first_digit_even
+
+
+TINY_HF_ALPHABET = "0123456789+="
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_model(tmp_path_factory):
+    """A random 2-layer Qwen2 and a tokenizer with a chat template, saved with
+    save_pretrained: what `--model PATH` loads."""
+    from entropy_rl.config import ModelConfig
+    from entropy_rl.models import build_model, build_tokenizer
+
+    tokenizer = build_tokenizer(TINY_HF_ALPHABET)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    shape = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    model = build_model(shape, len(tokenizer), max_positions=64, seed=0)
+    directory = tmp_path_factory.mktemp("tiny_hf")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def sums_jsonl(tmp_path):
+    """Twelve `a+b=` prompts with their sums, one JSON object per line."""
+    rows = [{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(3) for b in range(4)]
+    return write_jsonl(tmp_path / "train.jsonl", rows)
+
+
+HF_TINY = [
+    "task.name=dataset",
+    "task.max_response_tokens=3",
+    "task.val_size=4",
+    "train.steps=2",
+    "train.prompts_per_step=4",
+    "train.group_size=4",
+    "train.mini_batches=2",
+    "eval.every=1",
+    "eval.samples=2",
+    "diagnostics.probe_size=4",
+    "loss.entropy_coef=0.01",
+]
+"""Overrides of a few-second run of the tiny HF model on a data file (with --model and
+task.train_file); the entropy bonus moves every weight even when no reward is earned."""

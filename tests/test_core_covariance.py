@@ -57,3 +57,19 @@ def test_mean_is_batch_covariance_and_logp_is_detached():
 def test_float32_input_gives_float32():
     logp, adv, mask = _batch()
     assert token_covariance(logp.float(), adv.float(), mask).dtype == torch.float32
+
+
+def test_parts_centred_with_summed_sums_equal_the_whole_batch():
+    """Rows split across ranks, each centred with the summed centering_sums of all parts,
+    give the per-token covariances of the whole batch (the distributed selection's input)."""
+    from entropy_rl.core import centering_sums
+
+    logp, adv, mask = _batch(seed=3)
+    parts = [(logp[:2], adv[:2], mask[:2]), (logp[2:, :5], adv[2:], mask[2:, :5])]
+    total = sum(centering_sums(*part) for part in parts)
+    for fn in (token_covariance, token_covariance_pg):
+        whole = fn(logp, adv, mask)
+        split = [fn(*part, sums=total) for part in parts]
+        torch.testing.assert_close(split[0], whole[:2])
+        torch.testing.assert_close(split[1], whole[2:, :5])
+        assert torch.equal(fn(logp, adv, mask, sums=centering_sums(logp, adv, mask)), whole)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from entropy_rl.cli import main
 from entropy_rl.config import ConfigError
 from entropy_rl.experiment import load_experiment
 from entropy_rl.report.sections import SECTIONS
@@ -21,6 +22,12 @@ def _cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "entropy_rl", *args], capture_output=True, text=True, timeout=600
     )
+
+
+def _main(capsys, *args):
+    """The CLI in this process (no interpreter start-up): (exit code, stderr)."""
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
 def _nested(overrides):
@@ -81,7 +88,7 @@ def test_miniature_grid_and_report(tmp_path, tiny_experiment):
     )
 
 
-def test_report_reads_foreign_logs(tmp_path):
+def test_report_reads_foreign_logs(tmp_path, capsys):
     state = {
         "log_history": [
             {"step": s, "entropy": 0.7 - 0.04 * s, "eval_acc": 0.4 + 0.03 * s + 0.01 * (s % 2)}
@@ -91,12 +98,12 @@ def test_report_reads_foreign_logs(tmp_path):
     trl = tmp_path / "checkpoint-10" / "trainer_state.json"
     trl.parent.mkdir()
     trl.write_text(json.dumps(state))
-    result = _cli("report", str(trl), "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "--reward-key" in result.stderr  # eval_acc is not a default
-    result = _cli("report", str(trl), "--out", str(tmp_path / "r"), "--reward-key", "eval_acc")
-    assert result.returncode == 0, result.stderr
-    result = _cli("report", str(EXAMPLE_LOG), "--out", str(tmp_path / "r2"))
-    assert result.returncode == 0, result.stderr
+    code, err = _main(capsys, "report", trl, "--out", tmp_path / "r")
+    assert code == 2 and "--reward-key" in err  # eval_acc is not a default key
+    code, err = _main(capsys, "report", trl, "--out", tmp_path / "r", "--reward-key", "eval_acc")
+    assert code == 0, err
+    code, err = _main(capsys, "report", EXAMPLE_LOG, "--out", tmp_path / "r2")
+    assert code == 0, err
     page = (tmp_path / "r" / "report.html").read_text()
     for heading in HEADINGS:
         assert f"<h2>{heading}" in page, heading
@@ -105,11 +112,10 @@ def test_report_reads_foreign_logs(tmp_path):
     assert "no dynamics/dH_lemma1" in page and "synthetic_grpo_log" in page
 
 
-def test_report_bad_input_is_one_line_exit_2(tmp_path):
-    result = _cli("report", str(tmp_path / "missing"), "--out", str(tmp_path / "r"))
-    assert result.returncode == 2
-    assert "not an experiment directory" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_report_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    code, err = _main(capsys, "report", tmp_path / "missing", "--out", tmp_path / "r")
+    assert code == 2 and "not an experiment directory" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -121,14 +127,14 @@ def test_report_bad_input_is_one_line_exit_2(tmp_path):
         ({"seeds": "0"}, "seeds must be a non-empty list"),
     ],
 )
-def test_bad_experiment_file_names_the_problem(tmp_path, tiny_experiment, change, message):
+def test_bad_experiment_file_names_the_problem(tiny_experiment, capsys, change, message):
     spec = yaml.safe_load(tiny_experiment.read_text())
     spec.update(change)
     tiny_experiment.write_text(yaml.safe_dump(spec, sort_keys=False))
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_experiment(tiny_experiment)
-    result = _cli("experiment", "--config", str(tiny_experiment), "--dry-run")
-    assert result.returncode == 2 and message in result.stderr
+    code, err = _main(capsys, "experiment", "--config", tiny_experiment, "--dry-run")
+    assert code == 2 and message in err
 
 
 def test_shipped_experiment_parses():

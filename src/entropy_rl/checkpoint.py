@@ -18,11 +18,16 @@ CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
 
 
-def save_checkpoint(run_dir: Path, model, tokenizer, state: dict[str, Any]) -> Path:
-    """Write model, tokenizer and trainer state; returns the checkpoint directory."""
+def save_checkpoint(
+    run_dir: Path, model, tokenizer, state: dict[str, Any], state_dict: dict | None = None
+) -> Path:
+    """Write model, tokenizer and trainer state; returns the checkpoint directory.
+
+    `state_dict`: the model's full weights when `model` holds only a shard of them (FSDP).
+    """
     final, tmp, old = (run_dir / f"{CHECKPOINT}{s}" for s in ("", ".tmp", ".old"))
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp / "model")
+    model.save_pretrained(tmp / "model", state_dict=state_dict)
     tokenizer.save_pretrained(tmp / "model")
     torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(old, ignore_errors=True)

@@ -81,9 +81,12 @@ def _quiet_libraries() -> None:
 
 
 def _error(command: str, err: BaseException) -> int:
-    """Print a one-line user error to stderr; return USAGE_ERROR."""
+    """Print a one-line user error to stderr (rank 0 only under torchrun); return USAGE_ERROR."""
+    import os
+
     message = " ".join(str(err).split()) or type(err).__name__
-    print(f"entropy-rl {command}: error: {message}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"entropy-rl {command}: error: {message}", file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -259,6 +262,8 @@ section.field=value on the command line. The resolved config is saved in the run
 
 examples:
   entropy-rl train loss.mode=kl_cov loss.kl_cov_ratio=0.2 train.steps=100
+  entropy-rl train --model ~/models/Qwen2.5-0.5B --reward math task.name=dataset task.train_file=train.jsonl
+  torchrun --nproc_per_node=2 -m entropy_rl train --model DIR distributed.strategy=fsdp ...
   entropy-rl train --config my.yaml --run-dir runs/exp1
   entropy-rl train --resume runs/exp1
 """
@@ -321,8 +326,25 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its last checkpoint (its saved config is used)",
     )
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="local Hugging Face model directory to train (sets model.path; never downloaded)",
+    )
+    p.add_argument(
+        "--reward",
+        metavar="SPEC",
+        help="math, or package.module:function called as fn(prompt, response, answer) "
+        "(sets task.reward)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_run_train)
+
+
+def _shortcuts(args: argparse.Namespace) -> list[str]:
+    """--model and --reward as config overrides (applied last)."""
+    out = [] if args.model is None else [f"model.path={args.model}"]
+    return out + ([] if args.reward is None else [f"task.reward={args.reward}"])
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -334,13 +356,20 @@ def _run_train(args: argparse.Namespace) -> int:
 
     try:
         if args.resume is not None:
-            if args.config is not None or args.overrides or args.run_dir is not None:
+            if (
+                args.config is not None
+                or args.overrides
+                or args.run_dir is not None
+                or _shortcuts(args)
+            ):
                 raise ConfigError(
-                    "--resume uses the run's saved config: drop --config, --run-dir and overrides"
+                    "--resume uses the run's saved config: drop --config, --run-dir, --model, "
+                    "--reward and overrides"
                 )
             config, run_dir = None, args.resume
         else:
-            config = load_config(args.config, args.overrides)  # validated before heavy imports
+            overrides = [*args.overrides, *_shortcuts(args)]
+            config = load_config(args.config, overrides)  # validated before heavy imports
             stamp = time.strftime("%Y%m%d-%H%M%S")
             run_dir = args.run_dir or Path("runs") / f"{config.loss.mode}-{stamp}"
         _quiet_libraries()

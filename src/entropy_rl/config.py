@@ -45,6 +45,8 @@ def _section_name(section: object) -> str:
         TrainConfig: "train",
         EvalConfig: "eval",
         DiagnosticsConfig: "diagnostics",
+        RolloutConfig: "rollout",
+        DistributedConfig: "distributed",
     }.get(type(section), type(section).__name__)
 
 
@@ -65,6 +67,17 @@ class ModelConfig:
     repeating its last input token with probability ~1, and RL then goes nowhere)."""
     dtype: str = "float32"
     """Parameter dtype: float32 (default; bf16 matmuls are several times slower on CPUs) or bfloat16."""
+    path: str = ""
+    """Local directory of a Hugging Face causal LM and its tokenizer (`--model`), loaded with
+    `from_pretrained`, never downloaded; empty: the embedded model above, pretrained on the task."""
+    chat_template: bool = True
+    """Format prompts with the tokenizer's chat template when it has one (else bos + text)."""
+    autocast: bool = True
+    """bfloat16 autocast of forward passes on a GPU that supports it (parameters stay in `dtype`);
+    never on CPU."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (memory for time; puts the model in train
+    mode during updates, so its dropout settings apply)."""
 
     def __post_init__(self) -> None:
         _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "init_std")
@@ -78,23 +91,46 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """The verifiable task: prompts generated from a seed, answers checked by parsing."""
+    """The verifiable task: prompts generated from a seed (sum3) or read from files (dataset),
+    and the reward that checks the responses."""
 
     name: str = "sum3"
-    """Task name (see `entropy_rl.tasks.TASKS`)."""
+    """Task name (see `entropy_rl.tasks.TASKS`): sum3 (embedded) or dataset (files below)."""
     seed: int = 1234
     """Seed of the held-out validation prompts; training prompts are drawn from the run's
     seed and never include a validation prompt."""
     val_size: int = 256
-    """Number of held-out validation prompts."""
+    """Number of held-out validation prompts (dataset: taken from train_file when val_file is
+    empty, at most all of val_file otherwise)."""
+    train_file: str = ""
+    """dataset: training prompts, a local .jsonl/.json or .parquet file (read with `datasets`)."""
+    val_file: str = ""
+    """dataset: validation prompts, same format; empty: hold out val_size rows of train_file."""
+    prompt_key: str = "prompt"
+    """dataset: field of the prompt, a string or a list of chat messages ({role, content})."""
+    answer_key: str = "answer"
+    """dataset: field of the ground-truth answer; dots reach into nested fields (verl's
+    layout: answer_key=reward_model.ground_truth)."""
+    max_response_tokens: int = 1024
+    """dataset: most tokens sampled per response (sum3 fixes its own)."""
     trap_rate: float = 0.9
     """sum3_trap only: probability that a demonstration of a trap prompt (a+b carries into
     the tens) drops the carry, so the base model's usual answer there is wrong."""
+    reward: str = ""
+    """Reward: empty for the task's own (sum3's verifier; dataset: math), `math` (final answer
+    checked with math-verify), or `package.module:function` called as fn(prompt, response,
+    answer) -> float (`--reward`)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "val_size")
+        _positive(self, "val_size", "max_response_tokens")
         if not 0.0 <= self.trap_rate <= 1.0:
             raise ConfigError(f"task.trap_rate must be in [0, 1], got {self.trap_rate!r}")
+        if self.name == "dataset" and not self.train_file:
+            raise ConfigError("task.name=dataset needs task.train_file (a .jsonl or .parquet file)")
+        if self.reward not in ("", "math") and ":" not in self.reward:
+            raise ConfigError(
+                f"task.reward must be empty, 'math' or 'package.module:function', got {self.reward!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -221,6 +257,51 @@ class DiagnosticsConfig:
         _positive(self, "chunk_size")
 
 
+ROLLOUT_ENGINES = ("transformers", "vllm")
+STRATEGIES = ("ddp", "fsdp")
+BACKENDS = ("auto", "gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The engine that samples responses; the trainer's weights are synced to it every step."""
+
+    engine: str = "transformers"
+    """transformers (our KV-cache sampler on the training model) or vllm (GPU; the `vllm`
+    extra, imported only when chosen; not run in this project's CI)."""
+    gpu_memory_utilization: float = 0.3
+    """vllm: share of the GPU memory vLLM may take, beside the training model."""
+
+    def __post_init__(self) -> None:
+        if self.engine not in ROLLOUT_ENGINES:
+            raise ConfigError(
+                f"rollout.engine must be one of {', '.join(ROLLOUT_ENGINES)}, got {self.engine!r}"
+            )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError("rollout.gpu_memory_utilization must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Data-parallel training under `torchrun` (ignored in a single process)."""
+
+    strategy: str = "ddp"
+    """ddp (every rank holds the whole model) or fsdp (FSDP2 `fully_shard`: parameters,
+    gradients and optimizer state sharded over the ranks)."""
+    backend: str = "auto"
+    """Process-group backend: auto (nccl with CUDA, else gloo), gloo or nccl."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"distributed.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"distributed.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs. Saved resolved as config.yaml in the run directory."""
@@ -232,6 +313,12 @@ class Config:
     loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    def __post_init__(self) -> None:
+        if self.task.name == "dataset" and not self.model.path:
+            raise ConfigError("task.name=dataset needs a model: --model PATH (model.path)")
 
 
 # ---- loading, overriding, describing -------------------------------------------------

@@ -21,12 +21,23 @@ from entropy_rl.core import (
 )
 
 
+def position_totals(values: torch.Tensor, mask: torch.Tensor, width: int) -> torch.Tensor:
+    """(2, width): masked sums and counts over sequences at each response position, zero
+    beyond T; totals of batch parts (ranks) add up. values, mask: (B, T), T <= width."""
+    m = mask.to(values.dtype)
+    totals = torch.stack([(values * m).sum(0), m.sum(0)])  # (2, T)
+    return torch.nn.functional.pad(totals, (0, width - totals.shape[1]))
+
+
+def position_means(totals: torch.Tensor) -> list[float]:
+    """`position_totals` -> mean at each position (nan where no sequence reaches it)."""
+    means = totals[0] / totals[1].clamp(min=1)
+    return [float(v) if c > 0 else float("nan") for v, c in zip(means, totals[1], strict=True)]
+
+
 def by_position(values: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """Masked mean over sequences at each response position: (B, T) -> T floats (nan if empty)."""
-    m = mask.to(values.dtype)
-    counts = m.sum(0)  # (T,)
-    means = (values * m).sum(0) / counts.clamp(min=1)
-    return [float(v) if c > 0 else float("nan") for v, c in zip(means, counts, strict=True)]
+    return position_means(position_totals(values, mask, mask.shape[1]))
 
 
 def rollout_statistics(
@@ -35,18 +46,22 @@ def rollout_statistics(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     cov: torch.Tensor | None = None,
+    sums: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """entropy, log_probs, mask: (B, T); advantages: (B,). Detached 0-dim tensors.
+    """entropy, log_probs, mask: (B, T); advantages: (B,). Detached 0-dim tensors, means
+    over these rows' valid tokens.
 
-    `cov` is `token_covariance(log_probs, advantages, mask)` when the caller has it already.
+    `cov` is `token_covariance(log_probs, advantages, mask, sums)` when the caller has it
+    already; `sums` the whole batch's `centering_sums` when these rows are part of one.
     """
     m = mask.to(entropy.dtype)
     if cov is None:
-        cov = token_covariance(log_probs, advantages, mask)  # (B, T)
+        cov = token_covariance(log_probs, advantages, mask, sums)  # (B, T)
+    cov_pg = token_covariance_pg(log_probs, advantages, mask, sums)  # (B, T)
     return {
         "entropy/mean": masked_mean(entropy, m),
         "cov/logp_adv": masked_mean(cov, m),
-        "cov/logp_pi_adv": masked_mean(token_covariance_pg(log_probs, advantages, mask), m),
+        "cov/logp_pi_adv": masked_mean(cov_pg, m),
         "cov/pos_frac": masked_mean((cov > 0).to(m.dtype), m),
     }
 

@@ -26,7 +26,7 @@ def _accuracy(
     for start in range(0, len(problems), EVAL_BATCH):
         chunk = problems[start : start + EVAL_BATCH]
         _, texts = policy.sample(chunk, generator, greedy=greedy)
-        scored = score_all(policy.task.reward, list(zip(chunk, texts, strict=True)), timeout_s)
+        scored = score_all(policy.reward_fn, list(zip(chunk, texts, strict=True)), timeout_s)
         correct += scored.rewards
         errors += scored.errors
     return np.asarray(correct, dtype=np.float64), errors
@@ -42,15 +42,26 @@ def evaluate(
 ) -> dict[str, float]:
     """k samples per prompt at temperature 1: `val/acc` is their mean, `val/pass_at_k` the
     share of prompts with a correct one; `val/acc_greedy` decodes the argmax. Failed reward
-    calls count as wrong and are reported as `faults/val_reward_errors`."""
+    calls count as wrong and are reported as `faults/val_reward_errors`. Under torchrun each
+    rank takes an equal share of the prompts (padded by repeating the last one; the padding
+    is not scored into the metrics, though its failed reward calls are counted)."""
+    dist = policy.dist
+    own, real = dist.shard_padded(problems)
     k = config.samples
-    repeated = [p for p in problems for _ in range(k)]
+    repeated = [p for p in own for _ in range(k)]
     scores, errors = _accuracy(policy, repeated, generator, False, timeout_s)
-    scores = scores.reshape(len(problems), k)
-    metrics = {"val/acc": float(scores.mean()), "val/pass_at_k": float((scores.max(1) > 0).mean())}
+    scores = scores.reshape(len(own), k)[:real]
+    totals = [scores.sum(), (scores.max(1) > 0).sum(), scores.size, real, errors]
     if config.greedy:
-        greedy, greedy_errors = _accuracy(policy, problems, None, True, timeout_s)
-        metrics["val/acc_greedy"] = float(greedy.mean())
-        errors += greedy_errors
-    metrics["faults/val_reward_errors"] = errors
+        greedy, greedy_errors = _accuracy(policy, own, None, True, timeout_s)
+        totals += [greedy[:real].sum()]
+        totals[4] += greedy_errors
+    totals = dist.sum(torch.tensor(totals, dtype=torch.float64)).numpy()  # (5 or 6,)
+    metrics = {
+        "val/acc": float(totals[0] / totals[2]),
+        "val/pass_at_k": float(totals[1] / totals[3]),
+    }
+    if config.greedy:
+        metrics["val/acc_greedy"] = float(totals[5] / totals[3])
+    metrics["faults/val_reward_errors"] = int(totals[4])
     return metrics

@@ -6,6 +6,7 @@ saving, loading, vLLM) treats it like any other local Hugging Face checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,7 +18,9 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -148,24 +151,49 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_pretrained(directory: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+def load_pretrained(
+    directory: str | Path, dtype: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a local folder (never from the Hub).
 
-    Raises ValueError naming the path if it is missing or is not a saved model.
+    `dtype`: "auto" keeps the saved dtype, else a torch dtype name ("float32"). A tokenizer
+    without a pad token pads with eos. Raises ValueError naming the path if it is missing or
+    is not a saved model.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"no model directory at {directory}")
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"{directory} is not a saved model (no config.json)")
     try:
         with _no_progress_bars():
             model = AutoModelForCausalLM.from_pretrained(
-                directory, local_files_only=True, dtype="auto"
+                directory, local_files_only=True, dtype=dtype
             )
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
+            tokenizer = _tokenizer_class(directory).from_pretrained(
+                directory, local_files_only=True
+            )
+    except (OSError, ValueError, KeyError, TypeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{directory} is not a saved model and tokenizer: {first_line}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+GENERIC_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+"""Saved tokenizer classes that mean "a plain `tokenizers` tokenizer" (ours)."""
+
+
+def _tokenizer_class(directory: Path) -> type:
+    """PreTrainedTokenizerFast for a tokenizer saved as one (ours: AutoTokenizer would pick the
+    model family's class, which adds its own special tokens); AutoTokenizer otherwise."""
+    try:
+        saved = json.loads((directory / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return AutoTokenizer
+    generic = saved.get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES
+    return PreTrainedTokenizerFast if generic else AutoTokenizer
 
 
 def count_parameters(model: torch.nn.Module) -> int:

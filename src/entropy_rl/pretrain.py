@@ -38,6 +38,16 @@ from entropy_rl.models import (
 )
 from entropy_rl.tasks import Problem, Task, make_task
 
+PRETRAIN_MODEL_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "intermediate_size",
+    "init_std",
+    "dtype",
+)
+PRETRAIN_TASK_FIELDS = ("name", "seed", "val_size", "trap_rate")
+"""The model and task fields that shape the base model (the cache key covers only these)."""
 RECIPE_VERSION = 2
 """Part of the cache key: bump it when a change here would make a different base model."""
 POSITION_SLACK = 8
@@ -52,8 +62,8 @@ def config_fingerprint(config: Config) -> str:
     pretrain.pop("cache_dir")
     payload = {
         "recipe": RECIPE_VERSION,
-        "model": dataclasses.asdict(config.model),
-        "task": dataclasses.asdict(config.task),
+        "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
+        "task": {name: getattr(config.task, name) for name in PRETRAIN_TASK_FIELDS},
         "pretrain": pretrain,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))

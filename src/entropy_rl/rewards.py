@@ -72,3 +72,55 @@ def _drain(calls: queue.Queue) -> None:
         except queue.Empty:
             break
     calls.put(None)
+
+
+# ---- reward functions -----------------------------------------------------------------
+
+MATH_REWARD = "math"
+"""`task.reward` value of the math reward."""
+
+
+def math_reward(response: str, ground_truth: str) -> float:
+    """1.0 when the response's final answer equals `ground_truth` mathematically, else 0.0.
+
+    The final answer is the last `\\boxed{...}` of the response, else its last number or
+    expression (math-verify's LaTeX extraction, boxed first, then its expression
+    extraction); the two are compared by `math_verify.verify`. math-verify's own timeouts
+    use signals, which work only in the main thread, so they are off: the caller's
+    per-call timeout (`score_all`, `train.reward_timeout_s`) bounds the call in any thread.
+    """
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    _quiet_math_verify()
+    gold = parse(f"${ground_truth}$", parsing_timeout=None)
+    if not gold:
+        gold = parse(ground_truth, parsing_timeout=None)
+    extraction = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    answer = parse(response, extraction_config=extraction, parsing_timeout=None)
+    if not gold or not answer:
+        return 0.0
+    return 1.0 if verify(gold, answer, timeout_seconds=None) else 0.0
+
+
+def _quiet_math_verify() -> None:
+    """math-verify warns once that its timeouts are off: they are, on purpose (see above)."""
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+def import_reward(spec: str) -> Callable[..., Any]:
+    """The function `package.module:function` names; ValueError naming it if it cannot be had."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"reward {spec!r} must look like package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # any error while importing the user's module
+        raise ValueError(f"reward {spec!r}: cannot import {module_name}: {err}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"reward {spec!r}: {module_name} has no function {attr!r}")
+    return fn

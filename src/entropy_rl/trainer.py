@@ -15,7 +15,14 @@ train.steps) only measures. Departures from the paper:
     first update), applied micro-batch by micro-batch; the reference code selects inside
     each micro-batch on each GPU. Clip-Cov's "not clipped by PPO" condition is void at
     selection time (the ratio is 1) and PPO's clip still applies at every update.
- 2. The model runs without dropout (eval mode) throughout, as RL trainers usually do.
+ 2. The model runs without dropout (eval mode) throughout, as RL trainers usually do
+    (train mode during updates only with model.gradient_checkpointing, which needs it).
+Under torchrun (W ranks, `entropy_rl.distributed`), every rank draws the same prompts and
+keeps its contiguous 1/W of them; rewards are gathered so advantages see whole groups (and
+REINFORCE++ the whole batch); the covariance is centred with the global means and the
+selection made over the gathered global batch, so a rank's selected tokens are its rows of
+the single-process selection; losses use global denominators, and metrics are reduced
+over ranks (token-weighted means, summed counts).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 from entropy_rl.config import Config
 from entropy_rl.core import (
     PolicyLossConfig,
+    centering_sums,
     compute_advantages,
     policy_loss,
     select_high_covariance_tokens,
@@ -38,7 +46,13 @@ from entropy_rl.core import (
     token_entropy,
     token_log_probs,
 )
-from entropy_rl.diagnostics import by_position, probe_statistics, rollout_statistics
+from entropy_rl.diagnostics import (
+    position_means,
+    position_totals,
+    probe_statistics,
+    rollout_statistics,
+)
+from entropy_rl.distributed import Dist, accumulate, full_norm
 from entropy_rl.errors import TrainingError
 from entropy_rl.evaluation import evaluate
 from entropy_rl.policy import Policy
@@ -46,11 +60,14 @@ from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
 
 CONFIG_FILE = "config.yaml"
+RANK_SEED_STRIDE = 1_000_003
+"""Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
 
 
 @dataclass
 class RunState:
-    """What changes during a run and is saved in checkpoints."""
+    """What changes during a run and is saved in checkpoints. Every rank draws the same
+    prompts and selections; each samples with its own `rollout_gen`."""
 
     step: int
     prompt_rng: np.random.Generator
@@ -60,11 +77,11 @@ class RunState:
     stop_requested: bool = field(default=False, repr=False)
 
     @classmethod
-    def fresh(cls, seed: int) -> RunState:
+    def fresh(cls, seed: int, rank: int = 0, device: str | torch.device = "cpu") -> RunState:
         return cls(
             step=0,
             prompt_rng=np.random.default_rng(seed),
-            rollout_gen=torch.Generator().manual_seed(seed),
+            rollout_gen=torch.Generator(device).manual_seed(seed + RANK_SEED_STRIDE * rank),
             select_gen=torch.Generator().manual_seed(seed + 1),
         )
 
@@ -78,8 +95,8 @@ class RunState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunState:
-        state = cls.fresh(0)
+    def from_dict(cls, data: dict[str, Any], device: str | torch.device = "cpu") -> RunState:
+        state = cls.fresh(0, device=device)
         state.step, state.consecutive_bad = data["step"], data["consecutive_bad"]
         state.prompt_rng.bit_generator.state = data["prompt_rng"]
         state.rollout_gen.set_state(data["rollout_gen"])
@@ -89,12 +106,13 @@ class RunState:
 
 @dataclass(frozen=True)
 class Batch:
-    """A scored rollout batch with what the updates need. B = prompts_per_step * group_size."""
+    """This rank's part of a scored rollout batch with what the updates need.
+    B = prompts_per_step * group_size / W responses; N probe responses (its first ones)."""
 
     rollout: Rollout
     advantages: torch.Tensor  # (B,)
     old_log_probs: torch.Tensor  # (B, T)
-    old_logits: torch.Tensor  # (B, T, V)
+    probe_logits: torch.Tensor  # (N, T, V) old logits of the probe responses
     selection: torch.Tensor | None  # (B, T) bool, clip_cov / kl_cov only
 
     @property
@@ -105,34 +123,92 @@ class Batch:
 # ---- one step -------------------------------------------------------------------------
 
 
+def micro_batch_size(config: Config, dist: Dist) -> int:
+    """Responses per forward pass: this rank's batch over mini_batches * micro_batches."""
+    train = config.train
+    local = train.prompts_per_step * train.group_size // dist.world_size
+    return local // (train.mini_batches * train.micro_batches)
+
+
+def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, n_probe: int):
+    """No-grad pass, micro-batch by micro-batch: old log-probs (B, T), entropy (B, T) and the
+    logits (N, T, V) of the first n_probe responses."""
+    size, chunk = rollout.response_ids.shape[0], micro_batch_size(config, dist)
+    temperature, chunk_size = config.train.temperature, config.diagnostics.chunk_size
+    log_probs, entropy, probe = [], [], []
+    with torch.no_grad(), policy.forward_context():
+        for start in range(0, size, chunk):
+            part = rollout.select(slice(start, start + chunk))
+            logits = response_logits(policy.model, part, temperature).float()  # (b, T, V)
+            log_probs.append(token_log_probs(logits, part.response_ids, chunk_size))
+            entropy.append(token_entropy(logits, chunk_size))
+            if start < n_probe:
+                probe.append(logits[: n_probe - start])
+    empty = rollout.response_ids.new_zeros((0, *logits.shape[1:]), dtype=torch.float32)
+    return torch.cat(log_probs), torch.cat(entropy), torch.cat(probe) if probe else empty
+
+
+def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
+    """Clip-Cov / KL-Cov selection over the global batch (every rank's rows, gathered);
+    returns this rank's rows (B, T) of it."""
+    rows, width = mask.shape
+    chosen = select_high_covariance_tokens(
+        dist.gather_rows(cov), dist.gather_rows(mask), loss_cfg, generator
+    )  # (W*B, T_max)
+    return dist.own_rows(chosen, rows, width)
+
+
+def _token_means(stats: dict[str, torch.Tensor], tokens, dist: Dist) -> dict[str, float]:
+    """Per-rank means over `tokens` valid tokens -> means over every rank's tokens."""
+    if not dist.active:
+        return _floats(stats)
+    values = torch.stack([v.double() * tokens for v in stats.values()] + [tokens.double()])
+    totals = dist.sum(values)
+    return {key: float(totals[i] / totals[-1].clamp(min=1)) for i, key in enumerate(stats)}
+
+
 def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dict[str, Any]]:
     """Steps 2-6: sample, score, advantages, old log-probs, diagnostics, selection."""
-    train = config.train
-    problems = policy.task.sample_problems(train.prompts_per_step, state.prompt_rng)
+    dist, train = policy.dist, config.train
+    everyone = policy.task.sample_problems(train.prompts_per_step, state.prompt_rng)
+    problems = dist.shard(everyone)
     grouped = [p for p in problems for _ in range(train.group_size)]
     rollout, texts = policy.sample(grouped, state.rollout_gen, train.temperature)
     scored = score_all(
-        policy.task.reward, list(zip(grouped, texts, strict=True)), train.reward_timeout_s
+        policy.reward_fn, list(zip(grouped, texts, strict=True)), train.reward_timeout_s
     )
-    rewards = torch.tensor(scored.rewards).view(train.prompts_per_step, train.group_size)  # (P, G)
-    advantages = compute_advantages(rewards, train.advantage).flatten()  # (B,)
+    own = torch.tensor(scored.rewards).view(len(problems), train.group_size)  # (P/W, G)
+    rewards = dist.gather_rows(own)  # (P, G)
+    advantages = compute_advantages(rewards, train.advantage)  # (P, G)
     mask = rollout.response_mask  # (B, T)
-    with torch.no_grad():
-        logits = response_logits(policy.model, rollout, train.temperature).float()  # (B, T, V)
-        old_log_probs = token_log_probs(logits, rollout.response_ids, config.diagnostics.chunk_size)
-        entropy = token_entropy(logits, config.diagnostics.chunk_size)  # (B, T)
-    cov = token_covariance(old_log_probs, advantages, mask)  # (B, T)
+    advantages = dist.own_rows(advantages, len(problems)).flatten().to(mask.device)  # (B,)
+    n_probe = min(math.ceil(config.diagnostics.probe_size / dist.world_size), len(grouped))
+    old_log_probs, entropy, probe_logits = _score_tokens(policy, rollout, config, dist, n_probe)
+    sums = dist.sum(centering_sums(old_log_probs, advantages, mask))  # (4,) global
+    cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
     selection = None
     if config.loss.mode != "ppo":
-        selection = select_high_covariance_tokens(cov, mask, config.loss, state.select_gen)
+        selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
+    stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
     metrics = {
         "reward/mean": float(rewards.mean()),
-        "response/len_mean": float(mask.sum(-1).float().mean()),
-        "faults/reward_errors": scored.errors,
-        **_floats(rollout_statistics(entropy, old_log_probs, advantages, mask, cov)),
-        "entropy/by_position": by_position(entropy, mask),
+        **_rollout_metrics(entropy, mask, scored.errors, dist),
+        **_token_means(stats, mask.sum(), dist),
     }
-    return Batch(rollout, advantages, old_log_probs, logits, selection), metrics
+    batch = Batch(rollout, advantages, old_log_probs, probe_logits, selection)
+    return batch, metrics
+
+
+def _rollout_metrics(entropy, mask, reward_errors: int, dist: Dist) -> dict[str, Any]:
+    """Response length, reward faults and entropy by position, over every rank's responses."""
+    positions = dist.sum(position_totals(entropy, mask, dist.max_int(mask.shape[1])))  # (2, T)
+    mean_len = float(mask.sum(-1).float().mean())
+    counts = dist.sum(torch.tensor([mean_len, reward_errors], dtype=torch.float64))
+    return {
+        "response/len_mean": float(counts[0]) / dist.world_size,
+        "faults/reward_errors": int(counts[1]),
+        "entropy/by_position": position_means(positions),
+    }
 
 
 def _micro_loss(
@@ -144,7 +220,8 @@ def _micro_loss(
     totals,
 ):
     rollout = batch.rollout.select(index)
-    logits = response_logits(policy.model, rollout, temperature)  # (b, T, V)
+    with policy.forward_context():
+        logits = response_logits(policy.module, rollout, temperature)  # (b, T, V)
     log_probs = token_log_probs(logits, rollout.response_ids)  # (b, T)
     entropy = token_entropy(logits) if loss_cfg.entropy_coef > 0 else None
     selection = None if batch.selection is None else batch.selection[index]
@@ -161,46 +238,79 @@ def _micro_loss(
     )
 
 
+def optimizer_step(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    mini: torch.Tensor,
+    config: Config,
+) -> dict[str, float]:
+    """One optimizer update on a global mini-batch, of which `mini` indexes this rank's rows.
+
+    The loss uses the global mini-batch's token and sequence counts, so it and its gradient
+    are those of a single process holding the whole mini-batch, for any number of ranks and
+    micro-batches. Skipped (gradients dropped) when the loss or gradient is not finite.
+    Returns `loss/policy`, `grad/norm`, `applied` and the loss metrics (global token means).
+    """
+    dist, train = policy.dist, config.train
+    mask = batch.mask[mini]
+    totals = dist.sum(torch.stack([mask.sum(), (mask.sum(-1) > 0).sum()]))  # global counts
+    optimizer.zero_grad(set_to_none=True)
+    loss_value, sums = 0.0, {}
+    micros = mini.chunk(train.micro_batches)
+    for i, micro in enumerate(micros):
+        with accumulate(policy.module, dist, sync=i == len(micros) - 1):
+            loss, metrics = _micro_loss(
+                policy, batch, micro, config.loss, train.temperature, totals
+            )
+            (loss * dist.loss_scale).backward()
+        loss_value += float(loss.detach())
+        weight = float(batch.mask[micro].sum() / totals[0])  # metrics are micro means
+        metrics.pop("loss/policy")  # already scaled by the mini-batch denominators
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + weight * float(value)
+    reduced = dist.sum(torch.tensor([loss_value, *sums.values()], dtype=torch.float64))
+    params = [p for p in policy.module.parameters() if p.requires_grad]
+    grad_norm = full_norm(torch.nn.utils.clip_grad_norm_(params, train.grad_clip or math.inf))
+    loss_value = float(reduced[0])
+    applied = math.isfinite(loss_value) and math.isfinite(grad_norm)
+    if applied:
+        optimizer.step()
+    else:
+        optimizer.zero_grad(set_to_none=True)
+    out = {key: float(reduced[i + 1]) for i, key in enumerate(sums)}
+    return {**out, "loss/policy": loss_value, "grad/norm": grad_norm, "applied": applied}
+
+
 def update(
     policy: Policy, optimizer, batch: Batch, config: Config, state: RunState
 ) -> dict[str, float]:
     """Step 7: ppo_epochs x mini_batches optimizer updates; a non-finite one is skipped."""
     train, sums, n_updates, skipped = config.train, {}, 0, 0
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    size = batch.mask.shape[0]
-    for _ in range(train.ppo_epochs):
-        order = torch.randperm(size, generator=state.rollout_gen)
-        for mini in order.chunk(train.mini_batches):
-            mask = batch.mask[mini]
-            totals = (mask.sum(), (mask.sum(-1) > 0).sum())
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = 0.0
-            for micro in mini.chunk(train.micro_batches):
-                loss, metrics = _micro_loss(
-                    policy, batch, micro, config.loss, train.temperature, totals
-                )
-                loss.backward()
-                loss_value += float(loss.detach())
-                weight = float(batch.mask[micro].sum() / totals[0])  # metrics are micro means
-                metrics.pop("loss/policy")  # already scaled by the mini-batch denominators
+    size, gen = batch.mask.shape[0], state.rollout_gen
+    if config.model.gradient_checkpointing:
+        policy.model.train()  # Hugging Face models checkpoint only in train mode
+    try:
+        for _ in range(train.ppo_epochs):
+            order = torch.randperm(size, generator=gen, device=gen.device)
+            for mini in order.chunk(train.mini_batches):
+                metrics = optimizer_step(policy, optimizer, batch, mini, config)
+                n_updates += 1
                 for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + weight * float(value)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, train.grad_clip or math.inf))
-            n_updates += 1
-            sums["grad/norm"] = sums.get("grad/norm", 0.0) + grad_norm
-            sums["loss/policy"] = sums.get("loss/policy", 0.0) + loss_value
-            if math.isfinite(loss_value) and math.isfinite(grad_norm):
-                optimizer.step()
-                state.consecutive_bad = 0
-            else:
+                    if key != "applied":
+                        sums[key] = sums.get(key, 0.0) + value
+                if metrics["applied"]:
+                    state.consecutive_bad = 0
+                    continue
                 skipped += 1
                 state.consecutive_bad += 1
-                optimizer.zero_grad(set_to_none=True)
                 if state.consecutive_bad >= train.max_bad_steps:
                     raise TrainingError(
                         f"{state.consecutive_bad} optimizer steps in a row had a non-finite loss "
                         f"or gradient (step {state.step}); stopping with the last good checkpoint intact"
                     )
+    finally:
+        policy.model.eval()
     metrics = {key: value / n_updates for key, value in sums.items()}
     metrics["faults/skipped_steps"] = skipped
     return metrics
@@ -210,11 +320,14 @@ def run_step(
     policy: Policy, optimizer, config: Config, state: RunState, val_problems
 ) -> dict[str, Any]:
     """One row of metrics.jsonl: evaluate if due, collect, update (not on the last row), probe."""
+    dist = policy.dist
     start = time.perf_counter()
     record: dict[str, Any] = {"step": state.step}
     last = state.step == config.train.steps
     if state.step % config.eval.every == 0 or last:
-        eval_gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + state.step)
+        eval_gen = torch.Generator(policy.device).manual_seed(
+            config.train.seed * 1_000_003 + state.step
+        )
         record |= evaluate(
             policy, val_problems, config.eval, eval_gen, config.train.reward_timeout_s
         )
@@ -223,24 +336,26 @@ def run_step(
     if not last:
         record |= update(policy, optimizer, batch, config, state)
         record |= _probe(policy, batch, config)
+        if policy.engine is not None:
+            policy.engine.sync_weights(policy.module, dist)
     elapsed = time.perf_counter() - start
     record["time/step_s"] = elapsed
-    record["time/tokens_per_s"] = float(batch.mask.sum()) / elapsed
+    record["time/tokens_per_s"] = float(dist.sum(batch.mask.sum())) / elapsed
     return record
 
 
 def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
     """Step 8: entropy change on the probe states over this step's updates, and Lemma 1's."""
-    n = min(config.diagnostics.probe_size, batch.mask.shape[0])
-    if n == 0:
+    n = batch.probe_logits.shape[0]
+    if config.diagnostics.probe_size == 0 or n == 0:
         return {}
     probe = batch.rollout.select(slice(0, n))
-    with torch.no_grad():
+    with torch.no_grad(), policy.forward_context():
         after = response_logits(policy.model, probe, config.train.temperature).float()
     stats = probe_statistics(
-        batch.old_logits[:n], after, probe.response_mask, config.diagnostics.chunk_size
+        batch.probe_logits, after, probe.response_mask, config.diagnostics.chunk_size
     )
-    return _floats(stats)
+    return _token_means(stats, probe.response_mask.sum(), policy.dist)
 
 
 def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -11,7 +11,7 @@ from entropy_rl.core.advantages import (
     reinforce_pp_advantages,
     rloo_advantages,
 )
-from entropy_rl.core.covariance import token_covariance, token_covariance_pg
+from entropy_rl.core.covariance import centering_sums, token_covariance, token_covariance_pg
 from entropy_rl.core.entropy import entropy_change_first_order, token_entropy, token_log_probs
 from entropy_rl.core.losses import (
     AGG_MODES,
@@ -29,6 +29,7 @@ __all__ = [
     "LOSS_MODES",
     "PolicyLossConfig",
     "aggregate_loss",
+    "centering_sums",
     "compute_advantages",
     "entropy_change_first_order",
     "grpo_advantages",

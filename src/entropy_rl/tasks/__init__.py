@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from entropy_rl.config import ConfigError, TaskConfig
+from entropy_rl.rewards import MATH_REWARD, import_reward, math_reward
 from entropy_rl.tasks.base import Problem, Task
+from entropy_rl.tasks.dataset import DataError, DatasetTask
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.tasks.sum3_trap import Sum3TrapTask
 
+RewardFn = Callable[[Problem, str], float]
+"""A reward as the trainer calls it: (problem, response text without eos) -> reward."""
+
 
 def _registry() -> Mapping[str, Callable[[TaskConfig], Task]]:
-    return MappingProxyType({"sum3": Sum3Task, "sum3_trap": Sum3TrapTask})
+    return MappingProxyType({"sum3": Sum3Task, "sum3_trap": Sum3TrapTask, "dataset": DatasetTask})
 
 
 TASKS: Mapping[str, Callable[[TaskConfig], Task]] = _registry()
@@ -29,4 +35,25 @@ def make_task(config: TaskConfig) -> Task:
     return factory(config)
 
 
-__all__ = ["TASKS", "Problem", "Task", "make_task"]
+def _math(problem: Problem, response: str) -> float:
+    return math_reward(response, problem.answer)
+
+
+def _user(fn: Callable[[str, str, str], float], problem: Problem, response: str) -> float:
+    return fn(problem.prompt, response, problem.answer)
+
+
+def make_reward(config: TaskConfig, task: Task) -> RewardFn:
+    """The reward `config.reward` names: the task's own, the math reward, or a user function
+    by import path, called as fn(prompt, response, answer). ConfigError if it cannot be had."""
+    if not config.reward:
+        return task.reward
+    if config.reward == MATH_REWARD:
+        return _math
+    try:
+        return functools.partial(_user, import_reward(config.reward))
+    except ValueError as err:
+        raise ConfigError(f"task.reward: {err}") from None
+
+
+__all__ = ["TASKS", "DataError", "Problem", "RewardFn", "Task", "make_reward", "make_task"]

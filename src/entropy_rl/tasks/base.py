@@ -12,10 +12,15 @@ DIGITS = "0123456789"
 
 @dataclass(frozen=True)
 class Problem:
-    """One task instance: the prompt text and a correct response (end-of-sequence excluded)."""
+    """One task instance: the prompt text and a correct response (end-of-sequence excluded).
+
+    `messages`, when not empty, is the prompt as chat messages (role, content); `prompt` is
+    then their contents joined by newlines, for rewards and tokenizers without a chat template.
+    """
 
     prompt: str
     answer: str
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 class Task(abc.ABC):

@@ -1,4 +1,4 @@
-"""Sampling responses from the policy (the transformers backend) and scoring them again.
+"""Sampling responses with the KV cache (the transformers backend), and scoring them again.
 
 The sampler is a plain loop over a Hugging Face causal LM with its KV cache, rather than
 `model.generate`, for two reasons: every random draw comes from an explicit
@@ -9,6 +9,7 @@ Prompts are left-padded and responses right-padded, so response position t is co
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -62,14 +63,21 @@ def sample(
     model: torch.nn.Module,
     prompts: list[list[int]],
     max_new_tokens: int,
-    eos_id: int,
+    eos_id: int | Sequence[int],
     pad_id: int,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,
     greedy: bool = False,
+    all_done: Callable[[bool], bool] | None = None,
 ) -> Rollout:
-    """Sample one response per prompt (token lists, bos included) with the KV cache on."""
+    """Sample one response per prompt (token lists, bos included) with the KV cache on.
+
+    A response ends at the first of the `eos_id` tokens (included in its mask). `all_done`
+    maps this process's "every response ended" to "every rank's did" (sharded models must
+    run the same number of forward passes on every rank); None: this process alone.
+    """
     device = next(model.parameters()).device
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     prompt_ids, prompt_mask = (t.to(device) for t in left_pad(prompts, pad_id))
     batch = prompt_ids.shape[0]
     cache = DynamicCache()
@@ -90,8 +98,9 @@ def sample(
         nxt = _next_token(out.logits[:, -1], temperature, greedy, generator)  # (B,)
         valid.append(~done)
         tokens.append(torch.where(done, pad_id, nxt))
-        done = done | (nxt == eos_id)
-        if bool(done.all()):
+        done = done | torch.isin(nxt, stops)
+        finished = bool(done.all())
+        if all_done(finished) if all_done is not None else finished:
             break
         inputs = nxt.unsqueeze(-1)  # (B, 1)
         positions = positions[:, -1:] + 1

@@ -105,7 +105,9 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
         raise ConfigError(f"model.path: {err}") from None
     model = model.to(dist.device).eval()
     if config.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     return model, tokenizer
 
 

@@ -195,6 +195,8 @@ class _Job:
     label: str
     argv: list[str]
     log: Path
+    needs: tuple[Path, ...] = ()
+    """Base model directories that must be saved before the job can start."""
     metrics: Path | None = None
     total_steps: int = 0
     process: subprocess.Popen | None = None
@@ -218,34 +220,32 @@ def _config_file(out: Path, key: str, config: Config) -> Path:
     return target
 
 
-def _pretrain_jobs(out: Path, configs: list[Config]) -> list[_Job]:
-    """One job per distinct base model of `configs` that is not saved yet."""
+def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
+    """One job per base model the pending runs need that is not saved yet; a fine-tuned
+    one (sum3_trap) waits for its parent, so no two processes make the same base model."""
     jobs: dict[Path, _Job] = {}
-    for config in configs:
-        target = base_model_dir(config)
-        if target in jobs or is_saved(target):
-            continue
-        key = f"base-{target.name}"
-        jobs[target] = _Job(
-            label=f"base model {target.name}",
-            argv=_cli("pretrain", "--config", str(_config_file(out, key, config))),
-            log=out / LOG_DIR / f"{key}.log",
-        )
+    for spec in pending:
+        config, needs = spec.config, ()
+        task = make_task(config.task)
+        if task.base_task is not None:
+            parent = parent_config(config, task)
+            _add_base_job(jobs, out, parent, ())
+            needs = (base_model_dir(parent),)
+        _add_base_job(jobs, out, config, needs)
     return list(jobs.values())
 
 
-def _pretrain_phases(out: Path, pending: list[RunSpec]) -> list[list[_Job]]:
-    """Base models trained from scratch first, then those fine-tuned from them (sum3_trap),
-    so that no two processes make the same base model."""
-    scratch, tuned = [], []
-    for spec in pending:
-        task = make_task(spec.config.task)
-        if task.base_task is None:
-            scratch.append(spec.config)
-        else:
-            scratch.append(parent_config(spec.config, task))
-            tuned.append(spec.config)
-    return [_pretrain_jobs(out, scratch), _pretrain_jobs(out, tuned)]
+def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tuple) -> None:
+    target = base_model_dir(config)
+    if target in jobs or is_saved(target):
+        return
+    key = f"base-{target.name}"
+    jobs[target] = _Job(
+        label=f"base model {target.name}",
+        argv=_cli("pretrain", "--config", str(_config_file(out, key, config))),
+        log=out / LOG_DIR / f"{key}.log",
+        needs=needs,
+    )
 
 
 def _train_job(out: Path, spec: RunSpec) -> _Job:
@@ -262,6 +262,7 @@ def _train_job(out: Path, spec: RunSpec) -> _Job:
         label=spec.name,
         argv=argv,
         log=out / LOG_DIR / f"{spec.name.replace('/', '-')}.log",
+        needs=(base_model_dir(spec.config),),
         metrics=run_dir / METRICS_FILE,
         total_steps=spec.config.train.steps + 1,
     )
@@ -283,11 +284,18 @@ class _Pool:
         self.failed: list[_Job] = []
         self.interrupted = False
 
-    def run(self, queue: list[_Job]) -> None:
+    def run(self, queue: list[_Job]) -> list[_Job]:
+        """Start jobs in order as their base models become ready; returns the jobs never
+        started (interrupted, or waiting on a base model that failed)."""
         queue = list(queue)
         while (queue and not self.interrupted) or self.active:
-            while queue and len(self.active) < self.jobs and not self.interrupted:
-                self.active.append(self._start(queue.pop(0)))
+            ready = [job for job in queue if all(map(is_saved, job.needs))]
+            if not ready and not self.active:
+                break  # what is left waits on a failed base model
+            for job in ready[: max(0, self.jobs - len(self.active))]:
+                if not self.interrupted:
+                    queue.remove(job)
+                    self.active.append(self._start(job))
             time.sleep(_POLL_S)
             for job in list(self.active):
                 if job.total_steps:
@@ -295,6 +303,7 @@ class _Pool:
                 if job.process.poll() is not None:
                     self.active.remove(job)
                     self._finish(job)
+        return queue
 
     def interrupt(self) -> None:
         """Ctrl-C: ask every running job to checkpoint and stop; start nothing more."""
@@ -315,10 +324,12 @@ class _Pool:
     def _finish(self, job: _Job) -> None:
         self.progress.remove_task(job.task_id)
         code = job.process.returncode
-        if code == 0:
+        if self.interrupted:
+            self.console.print(f"stopped {job.label}")
+        elif code == 0:
             self.progress.advance(self.overall)
             self.console.print(f"[green]done[/] {job.label}")
-        elif not self.interrupted:
+        else:
             self.failed.append(job)
             self.console.print(f"[red]failed[/] {job.label} (exit {code}); see {job.log}")
 
@@ -348,11 +359,10 @@ def run_experiment(
         f"{len(experiment.runs) - len(pending)} already finished; {jobs} at a time, "
         f"{threads} thread(s) each"
     )
-    phases = _pretrain_phases(out, pending)
     largest_first = sorted(
         pending, key=lambda s: -s.config.model.hidden_size * s.config.model.num_layers
     )
-    phases.append([_train_job(out, spec) for spec in largest_first])
+    queue = _base_model_jobs(out, pending) + [_train_job(out, spec) for spec in largest_first]
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -360,19 +370,16 @@ def run_experiment(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        overall = progress.add_task("[bold]experiment", total=sum(map(len, phases)))
+        overall = progress.add_task("[bold]experiment", total=len(queue))
         pool = _Pool(jobs, threads, progress, overall, console)
         previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
         try:
-            for queue in phases:
-                pool.run(queue)
-                if pool.interrupted or pool.failed:
-                    break
+            not_started = pool.run(queue)
         finally:
             signal.signal(signal.SIGINT, previous_handler)
     manifest = _manifest(experiment, out, previous + time.monotonic() - start)
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-    _explain_end(pool, out, console)
+    _explain_end(pool, not_started, out, console)
     manifest["failed"] = [job.label for job in pool.failed]
     manifest["interrupted"] = pool.interrupted
     return manifest
@@ -385,18 +392,18 @@ def _previous_wall_time(out: Path) -> float:
         return 0.0
 
 
-def _explain_end(pool: _Pool, out: Path, console: Console) -> None:
+def _explain_end(pool: _Pool, not_started: list[_Job], out: Path, console: Console) -> None:
     if pool.interrupted:
         console.print(
             "interrupted: finished runs are kept, the others checkpointed; run the same command to resume"
         )
     elif pool.failed:
-        console.print(f"{len(pool.failed)} job(s) failed; the rest of the grid was not started")
+        console.print(
+            f"{len(pool.failed)} job(s) failed (logs in {out / LOG_DIR}); {len(not_started)} "
+            "waited on a failed base model; the same command retries and skips finished runs"
+        )
     else:
         console.print(f"all runs finished; report with: entropy-rl report {out} --out {out}/report")
-
-
-__all__ = ["Experiment", "RunSpec", "load_experiment", "run_experiment", "run_status"]
 
 
 def describe(experiment: Experiment) -> list[str]:
@@ -415,3 +422,6 @@ def _differences(config: Config) -> dict[str, Any]:
             if default[section][key] != value:
                 changed[f"{section}.{key}"] = value
     return changed
+
+
+__all__ = ["Experiment", "RunSpec", "describe", "load_experiment", "run_experiment", "run_status"]

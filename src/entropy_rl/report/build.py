@@ -1,5 +1,5 @@
-"""`entropy-rl report`: one self-contained HTML file (figures embedded) plus the figures as
-PNG and the verdicts as JSON, from runs loaded by `report.data`."""
+"""`entropy-rl report`: one self-contained HTML file (figures embedded), the same as Markdown
+next to the figures as PNG, and the verdicts as JSON, from runs loaded by `report.data`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from entropy_rl.report.data import RunData
 from entropy_rl.report.sections import SECTIONS, Section, Verdict
 
 REPORT_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
 VERDICTS_FILE = "verdicts.json"
 
 _STYLE = """
@@ -38,19 +39,49 @@ def _verdict_list(verdicts: list[Verdict]) -> str:
     return f"<ul>{items}</ul>"
 
 
+def _block_html(block: tuple, figures: dict[str, bytes]) -> str:
+    kind = block[0]
+    if kind == "text":
+        return f"<p>{html.escape(block[1])}</p>"
+    if kind == "table":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in block[2]
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+    data = base64.b64encode(figures[block[1]]).decode("ascii")
+    return (
+        f"<figure><img alt='{block[1]}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{block[1]}</figcaption></figure>"
+    )
+
+
 def _section_html(section: Section) -> str:
-    parts = []
-    for paragraph in section.paragraphs:
-        if paragraph.startswith("<figure data-name='"):
-            name = paragraph.split("'")[1]
-            data = base64.b64encode(section.figures[name]).decode("ascii")
-            parts.append(
-                f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{name}</figcaption></figure>"
-            )
+    body = "".join(_block_html(block, section.figures) for block in section.blocks)
+    return f"<h2>{html.escape(section.heading)}</h2>{body}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _section_markdown(section: Section) -> str:
+    lines = [f"## {section.heading}", ""]
+    for block in section.blocks:
+        if block[0] == "text":
+            lines += [block[1], ""]
+        elif block[0] == "table":
+            lines.append("| " + " | ".join(map(_cell, block[1])) + " |")
+            lines.append("|" + "---|" * len(block[1]))
+            lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in block[2]] + [""]
         else:
-            parts.append(paragraph)
-    return f"<h2>{html.escape(section.heading)}</h2>" + "".join(parts)
+            lines += [f"![{block[1]}]({block[1]})", ""]
+    return "\n".join(lines)
+
+
+def _verdict_markdown(verdicts: list[Verdict]) -> str:
+    return "\n".join(f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts)
 
 
 def _inputs(runs: list[RunData]) -> str:
@@ -68,7 +99,8 @@ def _inputs(runs: list[RunData]) -> str:
 
 
 def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Path:
-    """Write OUT/report.html, OUT/<figure>.png and OUT/verdicts.json; returns the HTML path."""
+    """Write OUT/report.html, OUT/report.md, OUT/<figure>.png and OUT/verdicts.json; returns
+    the HTML path."""
     sections = [make(runs) for make in SECTIONS]
     verdicts = sorted(
         (v for s in sections for v in s.verdicts),
@@ -86,6 +118,17 @@ def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Pa
         + "".join(_section_html(s) for s in sections)
         + "</body></html>"
     )
+    markdown = "\n\n".join(
+        [
+            f"# {title}",
+            f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}, from {len(runs)} runs; "
+            f"the same content with embedded figures: [{REPORT_FILE}]({REPORT_FILE}).",
+            "## The paper's claims at this scale",
+            _verdict_markdown(verdicts),
+            *(_section_markdown(s) for s in sections),
+        ]
+    )
+    write_atomic(out / MARKDOWN_FILE, markdown + "\n")
     write_atomic(
         out / VERDICTS_FILE,
         json.dumps([v.__dict__ for v in verdicts], indent=2, ensure_ascii=False) + "\n",

@@ -7,7 +7,6 @@ A section without the data it needs says so instead of drawing anything.
 
 from __future__ import annotations
 
-import html
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,27 +45,25 @@ class Verdict:
 
 @dataclass
 class Section:
+    """A heading and its blocks in order: ("text", str), ("table", header, rows) or
+    ("figure", file name); rendered to HTML and Markdown by `report.build`."""
+
     heading: str
-    paragraphs: list[str] = field(default_factory=list)
+    blocks: list[tuple] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
 
     def text(self, line: str) -> None:
-        self.paragraphs.append(f"<p>{html.escape(line)}</p>")
+        self.blocks.append(("text", line))
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-            for row in rows
-        )
-        self.paragraphs.append(f"<table><tr>{head}</tr>{body}</table>")
+        self.blocks.append(("table", [str(h) for h in header], [[str(c) for c in r] for r in rows]))
 
     def figure(self, name: str, fig: Figure) -> None:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI)
         self.figures[name] = buffer.getvalue()
-        self.paragraphs.append(f"<figure data-name='{name}'></figure>")
+        self.blocks.append(("figure", name))
 
 
 def _tasks(runs: list[RunData]) -> list[str]:
@@ -674,7 +671,8 @@ def _claim4(runs: list[RunData]) -> Verdict:
                     [end_value(r, key) for r in group], [end_value(r, key) for r in grpo]
                 )
                 if np.isfinite(diff):
-                    parts.append(f"{label} {diff:+.3f} ± {se:.3f}")
+                    spread = f" ± {se:.3f}" if np.isfinite(se) else " (one seed: no error)"
+                    parts.append(f"{label} {diff:+.3f}{spread}")
                     wins += key == "val/acc" and diff > 2 * se
             held += wins > 0
             bits.append(f"{task} {method} - GRPO: " + ", ".join(parts))

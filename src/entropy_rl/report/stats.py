@@ -31,11 +31,14 @@ def fmt(values: Sequence[float | None], digits: int = 3) -> str:
 
 
 def diff_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """mean(a) - mean(b) and its standard error (Welch), NaN when either is empty."""
+    """mean(a) - mean(b) and its standard error (Welch); the error is NaN unless both have
+    2+ values, the difference NaN when either is empty."""
     ma, sa, na = mean_std(a)
     mb, sb, nb = mean_std(b)
     if na == 0 or nb == 0:
         return float("nan"), float("nan")
+    if na < 2 or nb < 2:
+        return ma - mb, float("nan")
     return ma - mb, float(np.sqrt(sa**2 / na + sb**2 / nb))
 
 

@@ -593,14 +593,14 @@ def _run_report(args: argparse.Namespace) -> int:
     """Handle `entropy-rl report`."""
     from entropy_rl.config import ConfigError
     from entropy_rl.report.build import build_report
-    from entropy_rl.report.data import load_inputs
+    from entropy_rl.report.data import experiment_notes, load_inputs
 
     try:
         runs = load_inputs(args.inputs, args.entropy_key, args.reward_key)
     except ConfigError as err:
         return _error("report", err)
     command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"
-    path = build_report(runs, args.out, args.title, command)
+    path = build_report(runs, args.out, args.title, command, experiment_notes(args.inputs))
     print(f"report: {path} ({len(runs)} runs)")
     return 0
 

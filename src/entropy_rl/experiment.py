@@ -362,7 +362,8 @@ def run_experiment(
     largest_first = sorted(
         pending, key=lambda s: -s.config.model.hidden_size * s.config.model.num_layers
     )
-    queue = _base_model_jobs(out, pending) + [_train_job(out, spec) for spec in largest_first]
+    base_jobs = _base_model_jobs(out, pending)
+    train_jobs = [_train_job(out, spec) for spec in largest_first]
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -370,18 +371,32 @@ def run_experiment(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        overall = progress.add_task("[bold]experiment", total=len(queue))
-        pool = _Pool(jobs, threads, progress, overall, console)
-        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
-        try:
-            not_started = pool.run(queue)
-        finally:
-            signal.signal(signal.SIGINT, previous_handler)
+        overall = progress.add_task("[bold]experiment", total=len(base_jobs) + len(train_jobs))
+        # Base models one at a time on every thread: the supervised run's outcome depends on
+        # the thread count (float summation order), and 1-thread runs of the demo's recipe
+        # missed the carry that the 2-thread run learns.
+        pools = [
+            (_Pool(1, jobs * threads, progress, overall, console), base_jobs),
+            (_Pool(jobs, threads, progress, overall, console), train_jobs),
+        ]
+        not_started: list[_Job] = []
+        for pool, queue in pools:
+            previous_handler = signal.signal(
+                signal.SIGINT, lambda signum, frame, p=pool: p.interrupt()
+            )
+            try:
+                not_started += pool.run(queue)
+            finally:
+                signal.signal(signal.SIGINT, previous_handler)
+            if pool.interrupted:
+                break
     manifest = _manifest(experiment, out, previous + time.monotonic() - start)
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-    _explain_end(pool, not_started, out, console)
-    manifest["failed"] = [job.label for job in pool.failed]
-    manifest["interrupted"] = pool.interrupted
+    failed = [job for pool, _ in pools for job in pool.failed]
+    interrupted = any(pool.interrupted for pool, _ in pools)
+    _explain_end(failed, interrupted, not_started, out, console)
+    manifest["failed"] = [job.label for job in failed]
+    manifest["interrupted"] = interrupted
     return manifest
 
 
@@ -392,14 +407,16 @@ def _previous_wall_time(out: Path) -> float:
         return 0.0
 
 
-def _explain_end(pool: _Pool, not_started: list[_Job], out: Path, console: Console) -> None:
-    if pool.interrupted:
+def _explain_end(
+    failed: list[_Job], interrupted: bool, not_started: list[_Job], out: Path, console: Console
+) -> None:
+    if interrupted:
         console.print(
             "interrupted: finished runs are kept, the others checkpointed; run the same command to resume"
         )
-    elif pool.failed:
+    elif failed:
         console.print(
-            f"{len(pool.failed)} job(s) failed (logs in {out / LOG_DIR}); {len(not_started)} "
+            f"{len(failed)} job(s) failed (logs in {out / LOG_DIR}); {len(not_started)} "
             "waited on a failed base model; the same command retries and skips finished runs"
         )
     else:

@@ -98,7 +98,9 @@ def _inputs(runs: list[RunData]) -> str:
     )
 
 
-def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Path:
+def build_report(
+    runs: list[RunData], out: Path, title: str, command: str, notes: list[str] = ()
+) -> Path:
     """Write OUT/report.html, OUT/report.md, OUT/<figure>.png and OUT/verdicts.json; returns
     the HTML path."""
     sections = [make(runs) for make in SECTIONS]
@@ -113,7 +115,8 @@ def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Pa
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<p>Made by <code>{html.escape(command)}</code> on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
-        "<h2>The paper's claims at this scale</h2>"
+        + "".join(f"<p>{html.escape(note)}</p>" for note in notes)
+        + "<h2>The paper's claims at this scale</h2>"
         f"{_verdict_list(verdicts)}{_inputs(runs)}"
         + "".join(_section_html(s) for s in sections)
         + "</body></html>"
@@ -123,6 +126,7 @@ def build_report(runs: list[RunData], out: Path, title: str, command: str) -> Pa
             f"# {title}",
             f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}, from {len(runs)} runs; "
             f"the same content with embedded figures: [{REPORT_FILE}]({REPORT_FILE}).",
+            *notes,
             "## The paper's claims at this scale",
             _verdict_markdown(verdicts),
             *(_section_markdown(s) for s in sections),

@@ -152,6 +152,23 @@ def load_inputs(
     return runs
 
 
+def experiment_notes(paths: list[Path]) -> list[str]:
+    """One line per experiment directory among `paths`: its file, runs and wall time."""
+    from entropy_rl.experiment import MANIFEST_FILE
+
+    notes = []
+    for path in paths:
+        if (path / MANIFEST_FILE).is_file():
+            manifest = json.loads((path / MANIFEST_FILE).read_text())
+            done = sum(r["status"] == "done" for r in manifest["runs"])
+            notes.append(
+                f"Experiment {manifest['name']} ({manifest['experiment_file']}): "
+                f"{done} of {len(manifest['runs'])} runs finished, wall time "
+                f"{manifest['wall_time_s'] / 60:.1f} min (`entropy-rl experiment` in {path})."
+            )
+    return notes
+
+
 def group_runs(runs: list[RunData], *keys: str) -> dict[tuple, list[RunData]]:
     """Runs grouped by the given label names, groups and members in input order."""
     groups: dict[tuple, list[RunData]] = defaultdict(list)

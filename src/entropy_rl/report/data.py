@@ -60,10 +60,15 @@ def method_label(loss: PolicyLossConfig) -> str:
 
 
 def _size_label(config: Config) -> str:
+    if config.model.path:
+        return Path(config.model.path).name
     return f"h{config.model.hidden_size}x{config.model.num_layers}"
 
 
 def _num_parameters(config: Config) -> int | None:
+    """The embedded model's parameter count, from its base model's pretrain.json."""
+    if config.model.path:
+        return None
     try:
         info = json.loads((base_model_dir(config) / "pretrain.json").read_text())
         return int(info["num_parameters"])

@@ -1,7 +1,7 @@
 """The eight sections of the report, each computed from runs: numbers, figures, verdicts.
 
-Each `section_*` returns a `Section`: its heading, HTML paragraphs and tables, the figures it
-drew (PNG bytes by file name) and, where it tests one of the paper's claims, a `Verdict`.
+Each `section_*` returns a `Section`: its heading, its text, tables and figures in order (PNG
+bytes by file name) and, where it tests one of the paper's claims, a `Verdict`.
 A section without the data it needs says so instead of drawing anything.
 """
 

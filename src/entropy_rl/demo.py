@@ -28,6 +28,10 @@ from entropy_rl.runner import train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
 from entropy_rl.tasks import make_task
 
+UNLEARNT_GREEDY = 0.3
+"""Greedy validation accuracy below which `describe_base_model` warns that the base model has
+not learnt the task (a failed sum3 pretraining ends near 0.1; a successful one near 0.9)."""
+
 
 def demo_config_path() -> Path:
     return Path(str(resources.files("entropy_rl") / "configs" / "demo.yaml"))
@@ -72,6 +76,13 @@ def describe_base_model(config: Config, console: Console) -> dict[str, float]:
     metrics["entropy/mean"] = float(masked_mean(entropy, rollout.response_mask.float()))
     for key, value in metrics.items():
         console.print(f"  {key:16s} {value:.3f}")
+    if metrics.get("val/acc_greedy", 1.0) < UNLEARNT_GREEDY:
+        console.print(
+            f"[yellow]warning[/]: the base model has not learnt the task (greedy accuracy "
+            f"{metrics['val/acc_greedy']:.2f} < {UNLEARNT_GREEDY}): the carries are learnt in a "
+            "sudden transition whose timing depends on the model size and on float summation "
+            "order (thread count); RL from this model studies another regime"
+        )
     return metrics
 
 

@@ -91,3 +91,14 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     steps.clear()
     assert pretrain(trap, progress=lambda step, loss: steps.append(step)) == directory
     assert steps == []
+
+
+def test_pretrain_cli_reports_the_base_model_and_warns_when_it_learnt_nothing(
+    tiny_overrides, capsys
+):
+    from entropy_rl.cli import main
+
+    assert main(["pretrain", *tiny_overrides]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "val/acc_greedy" in err and "entropy/mean" in err
+    assert "has not learnt the task" in err  # 40 steps of a 1-layer model learn no addition

@@ -362,7 +362,9 @@ def _lemma_columns(runs: list[RunData]) -> tuple[np.ndarray, ...]:
 def section_positive_cov(runs: list[RunData]) -> Section:
     section = Section("4. How often the covariance is positive")
     rows, fracs = [], []
-    for (task, method), group in group_runs(_with(runs, "cov/logp_adv"), "task", "method").items():
+    for (task, size, method), group in group_runs(
+        _with(runs, "cov/logp_adv"), "task", "size", "method"
+    ).items():
         per_run = [float((r.column("cov/logp_adv")[1] > 0).mean()) for r in group]
         token = [
             float(r.column("cov/pos_frac")[1].mean())
@@ -373,6 +375,7 @@ def section_positive_cov(runs: list[RunData]) -> Section:
         rows.append(
             (
                 task,
+                size,
                 method,
                 len(group),
                 fmt(per_run, 3),
@@ -386,6 +389,7 @@ def section_positive_cov(runs: list[RunData]) -> Section:
     section.table(
         [
             "task",
+            "size",
             "method",
             "runs",
             "steps with cov/logp_adv > 0",
@@ -696,16 +700,24 @@ def section_positions(runs: list[RunData]) -> Section:
         task_runs = _main_runs(with_positions, task)
         fig = Figure(figsize=(7.5, 4.2), layout="constrained")
         ax = fig.subplots()
-        rows = []
+        rows, reference_end = [], None
         for color, method in enumerate(_methods(task_runs)):
             group = [r for r in task_runs if r.method == method]
             start = np.mean([r.first("entropy/by_position") for r in group], axis=0)
             end = np.mean([r.last("entropy/by_position") for r in group], axis=0)
+            reference_end = end if reference_end is None else reference_end
             positions = np.arange(len(start))
             ax.plot(positions, start, ls=":", color=f"C{color}")
             ax.plot(positions, end, "o-", color=f"C{color}", label=f"{method} (end)")
+            kept = end - reference_end
             rows.append(
-                (method, " ".join(f"{v:.2f}" for v in start), " ".join(f"{v:.2f}" for v in end))
+                (
+                    method,
+                    _values(start),
+                    _values(end),
+                    _values(kept),
+                    ", ".join(str(i) for i in np.argsort(-kept)[:3]) if kept.any() else "–",
+                )
             )
         ax.set(
             xlabel="response position (token)",
@@ -714,8 +726,25 @@ def section_positions(runs: list[RunData]) -> Section:
         )
         ax.legend(fontsize="small")
         section.figure(f"positions_{task}.png", fig)
-        section.table([f"{task}: method", "start, by position", "end, by position"], rows)
+        section.table(
+            [
+                f"{task}: method",
+                "start, by position",
+                "end, by position",
+                f"end minus {_methods(task_runs)[0]}'s end",
+                "positions keeping the most",
+            ],
+            rows,
+        )
+    section.text(
+        "Entropy kept where the reward does not look (an unrewarded scratchpad) preserves "
+        "sampling diversity without preserving exploration of the answer."
+    )
     return section
+
+
+def _values(x: np.ndarray) -> str:
+    return " ".join(f"{v:.2f}" for v in x)
 
 
 SECTIONS = (

@@ -18,7 +18,7 @@ from rich.console import Console
 from entropy_rl import checkpoint
 from entropy_rl.config import Config, load_config
 from entropy_rl.core import masked_mean, token_entropy
-from entropy_rl.evaluation import evaluate
+from entropy_rl.evaluation import UNLEARNT_GREEDY, evaluate
 from entropy_rl.logs import METRICS_FILE
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
@@ -27,10 +27,6 @@ from entropy_rl.rollout import response_logits
 from entropy_rl.runner import train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
 from entropy_rl.tasks import make_task
-
-UNLEARNT_GREEDY = 0.3
-"""Greedy validation accuracy below which `describe_base_model` warns that the base model has
-not learnt the task (a failed sum3 pretraining ends near 0.1; a successful one near 0.9)."""
 
 
 def demo_config_path() -> Path:

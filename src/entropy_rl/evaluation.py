@@ -10,6 +10,10 @@ from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.tasks import Problem
 
+UNLEARNT_GREEDY = 0.3
+"""Greedy validation accuracy below which a base model counts as not having learnt its task
+(a failed sum3 pretraining ends near 0.1, a successful one near 0.9): `entropy-rl pretrain`
+warns, and the report leaves such model sizes out of the size law."""
 EVAL_BATCH = 1024
 """Sequences sampled at once during evaluation (memory only)."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.figure import Figure
 
+from entropy_rl.evaluation import UNLEARNT_GREEDY
 from entropy_rl.law import fit_size, forecast
 from entropy_rl.report.data import REFERENCE_METHOD, RunData, group_runs, main_size
 from entropy_rl.report.stats import (
@@ -547,6 +548,9 @@ def _algorithm_verdict(spreads: list[tuple[str, float, float]]) -> Verdict:
 
 
 def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
+    """The GRPO law's a and b against log10(parameters), over the sizes whose base model had
+    learnt the task (greedy accuracy at step 0 >= UNLEARNT_GREEDY); with 4+ such sizes the
+    largest is held out and predicted from the others."""
     name = "5b. a and b are log-linear in model size, and predict the next size"
     grpo = [r for r in runs if r.method == REFERENCE_METHOD and r.params]
     for task in _tasks(grpo):
@@ -555,19 +559,14 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
             continue
         params = np.array(sorted(p for (p,) in by_size))
         fits = {p: [f for r in by_size[(p,)] if (f := fit_run(r))] for p in params}
-        a = np.array([np.mean([f.a for f in fits[p]]) for p in params])
-        b = np.array([np.mean([f.b for f in fits[p]]) for p in params])
-        held_out = len(params) >= 4
-        n = len(params) - 1 if held_out else len(params)
-        sa, ia, r2a = loglinear(params[:n], a[:n])
-        sb, ib, r2b = loglinear(params[:n], b[:n])
-        _size_figure(section, task, params, a, b, n, (sa, ia), (sb, ib))
+        learnt = {p: _base_learnt(by_size[(p,)]) for p in params}
         section.table(
-            ["params", "runs", "a", "b", "ceiling b-a"],
+            ["params", "runs", "base model greedy acc", "a", "b", "ceiling b-a"],
             [
                 (
                     f"{p:,}",
                     len(fits[p]),
+                    fmt([r.first("val/acc_greedy") for r in by_size[(p,)]]),
                     fmt([f.a for f in fits[p]]),
                     fmt([f.b for f in fits[p]]),
                     fmt([f.ceiling for f in fits[p]]),
@@ -575,23 +574,45 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
                 for p in params
             ],
         )
-        x_next = (
-            np.log10(params[-1]) if held_out else 2 * np.log10(params[-1]) - np.log10(params[-2])
-        )
-        predicted = (sb * x_next + ib) - (sa * x_next + ia)
-        text = (
-            f"{task}: fit over {n} sizes: a = {sa:+.3f} log10(N) {ia:+.3f} (R² {r2a:.2f}); "
-            f"b = {sb:+.3f} log10(N) {ib:+.3f} (R² {r2b:.2f}). Predicted ceiling at "
-            f"N = {10**x_next:,.0f}: {predicted:.3f}"
-        )
-        if held_out:
-            measured = [f.ceiling for f in fits[params[-1]]]
-            text += f"; measured there: {fmt(measured)} (a held-out size)"
-        section.text(text + ".")
-        ok = min(r2a, r2b) >= 0.8
-        return Verdict(name, "held" if ok else "did not hold", text + " (held when both R² >= 0.8)")
+        usable = np.array([p for p in params if learnt[p]])
+        if len(usable) < 3:
+            text = (
+                f"{task}: only {len(usable)} of {len(params)} sizes start from a base model that "
+                f"had learnt the task (greedy accuracy >= {UNLEARNT_GREEDY}); the others cannot "
+                "improve, so their a and b say nothing about size. No log-linear fit."
+            )
+            section.text(text)
+            return Verdict(name, "no data", text)
+        return _loglinear_verdict(name, section, task, usable, fits)
     section.text("The size analysis needs GRPO runs at 3 or more model sizes on one task.")
     return Verdict(name, "no data", "fewer than 3 model sizes")
+
+
+def _base_learnt(runs: list[RunData]) -> bool:
+    greedy = [r.first("val/acc_greedy") for r in runs if r.first("val/acc_greedy") is not None]
+    return not greedy or float(np.mean(greedy)) >= UNLEARNT_GREEDY
+
+
+def _loglinear_verdict(name, section, task, params, fits) -> Verdict:
+    a = np.array([np.mean([f.a for f in fits[p]]) for p in params])
+    b = np.array([np.mean([f.b for f in fits[p]]) for p in params])
+    held_out = len(params) >= 4
+    n = len(params) - 1 if held_out else len(params)
+    sa, ia, r2a = loglinear(params[:n], a[:n])
+    sb, ib, r2b = loglinear(params[:n], b[:n])
+    _size_figure(section, task, params, a, b, n, (sa, ia), (sb, ib))
+    x_next = np.log10(params[-1]) if held_out else 2 * np.log10(params[-1]) - np.log10(params[-2])
+    predicted = (sb * x_next + ib) - (sa * x_next + ia)
+    text = (
+        f"{task}: fit over {n} sizes: a = {sa:+.3f} log10(N) {ia:+.3f} (R² {r2a:.2f}); "
+        f"b = {sb:+.3f} log10(N) {ib:+.3f} (R² {r2b:.2f}). Predicted ceiling at "
+        f"N = {10**x_next:,.0f}: {predicted:.3f}"
+    )
+    if held_out:
+        text += f"; measured there: {fmt([f.ceiling for f in fits[params[-1]]])} (a held-out size)"
+    section.text(text + ".")
+    ok = min(r2a, r2b) >= 0.8
+    return Verdict(name, "held" if ok else "did not hold", text + " (held when both R² >= 0.8)")
 
 
 def _size_figure(section: Section, task: str, params, a, b, n, line_a, line_b) -> None:

@@ -144,3 +144,24 @@ def test_shipped_experiment_parses():
     assert {"grpo", "clip_cov", "kl_cov", "entropy_bonus", "clip_higher"} <= methods
     assert len({r.size for r in experiment.runs if r.method == "grpo"}) >= 3
     assert len({r.task for r in experiment.runs}) == 2
+
+
+def test_runs_of_a_local_model_need_no_base_model(tmp_path, tiny_experiment):
+    import dataclasses
+
+    from entropy_rl.experiment import _base_model_jobs, _train_job
+
+    spec = load_experiment(tiny_experiment).runs[0]
+    local = dataclasses.replace(
+        spec,
+        config=dataclasses.replace(
+            spec.config, model=dataclasses.replace(spec.config.model, path=str(tmp_path))
+        ),
+    )
+    assert _base_model_jobs(tmp_path, [local]) == []
+    assert _train_job(tmp_path, local).needs == ()
+    fresh_cache = dataclasses.replace(spec.config.pretrain, cache_dir=str(tmp_path / "cache"))
+    embedded = dataclasses.replace(
+        spec, config=dataclasses.replace(spec.config, pretrain=fresh_cache)
+    )
+    assert len(_base_model_jobs(tmp_path, [embedded])) == 1  # the embedded model is pretrained

@@ -226,6 +226,8 @@ def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
     jobs: dict[Path, _Job] = {}
     for spec in pending:
         config, needs = spec.config, ()
+        if config.model.path:
+            continue  # a local Hugging Face model: nothing to pretrain
         task = make_task(config.task)
         if task.base_task is not None:
             parent = parent_config(config, task)
@@ -262,7 +264,7 @@ def _train_job(out: Path, spec: RunSpec) -> _Job:
         label=spec.name,
         argv=argv,
         log=out / LOG_DIR / f"{spec.name.replace('/', '-')}.log",
-        needs=(base_model_dir(spec.config),),
+        needs=() if spec.config.model.path else (base_model_dir(spec.config),),
         metrics=run_dir / METRICS_FILE,
         total_steps=spec.config.train.steps + 1,
     )

@@ -15,8 +15,10 @@ An experiment file names building blocks and the grids that combine them:
 
 Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run directory
 (`entropy-rl train --resume` works on it). A run that finished is skipped, an interrupted one
-resumed. Base models are made first, one per distinct (model, task, pretrain) config, then the
-runs go `jobs` at a time, each in its own process with `threads` torch threads.
+resumed. Base models are made first, one per distinct (model, task, pretrain) config and one
+at a time on jobs x threads torch threads (the pretraining's outcome depends on the thread
+count: see `evaluation.UNLEARNT_GREEDY`); then the runs go `jobs` at a time, each in its own
+process with `threads` torch threads.
 """
 
 from __future__ import annotations

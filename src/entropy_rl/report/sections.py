@@ -18,6 +18,7 @@ from entropy_rl.evaluation import UNLEARNT_GREEDY
 from entropy_rl.law import fit_size, forecast
 from entropy_rl.report.data import REFERENCE_METHOD, RunData, group_runs, main_size
 from entropy_rl.report.stats import (
+    END_EVALS,
     correlation,
     diff_se,
     end_value,
@@ -470,7 +471,7 @@ def section_interventions(runs: list[RunData]) -> Section:
             "task",
             "method",
             "runs",
-            f"end val/acc (last {3} evals)",
+            f"end val/acc (last {END_EVALS} evals)",
             "GRPO ceiling",
             "end - GRPO ceiling",
             "mean residual from the GRPO curve (second half)",
@@ -675,7 +676,9 @@ def section_final(runs: list[RunData]) -> Section:
         ],
         rows,
     )
-    section.text("End accuracy: mean of the last 3 validation points; mean ± std over seeds.")
+    section.text(
+        f"End accuracy: mean of the last {END_EVALS} validation points; mean ± std over seeds."
+    )
     section.verdicts.append(_claim4(runs))
     return section
 

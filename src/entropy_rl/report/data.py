@@ -13,7 +13,13 @@ import numpy as np
 
 from entropy_rl.config import Config, ConfigError
 from entropy_rl.core import PolicyLossConfig
-from entropy_rl.logs import METRICS_FILE, LogFormatError, read_entropy_reward, read_records
+from entropy_rl.logs import (
+    METRICS_FILE,
+    LogFormatError,
+    read_entropy_reward,
+    read_records,
+    record_columns,
+)
 from entropy_rl.pretrain import base_model_dir
 from entropy_rl.trainer import CONFIG_FILE
 
@@ -35,10 +41,7 @@ class RunData:
 
     def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of the records holding a number under `key`."""
-        rows = [(r["step"], r[key]) for r in self.records if isinstance(r.get(key), int | float)]
-        if not rows:
-            return np.empty(0), np.empty(0)
-        steps, values = np.asarray(rows, dtype=float).T
+        steps, values = record_columns(self.records, "step", key).T
         return steps, values
 
     def first(self, key: str) -> Any:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from entropy_rl.law import EntropyLawFit, fit_entropy_law
+from entropy_rl.logs import record_columns
 from entropy_rl.report.data import RunData
 
 END_EVALS = 3
@@ -44,14 +45,7 @@ def diff_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
 
 def law_points(run: RunData) -> tuple[np.ndarray, np.ndarray]:
     """(H, R) at the run's validation steps: `entropy/mean` and `val/acc` of the same record."""
-    rows = [
-        (r["entropy/mean"], r["val/acc"])
-        for r in run.records
-        if r.get("val/acc") is not None and r.get("entropy/mean") is not None
-    ]
-    if not rows:
-        return np.empty(0), np.empty(0)
-    h, acc = np.asarray(rows, dtype=float).T
+    h, acc = record_columns(run.records, "entropy/mean", "val/acc").T
     return h, acc
 
 

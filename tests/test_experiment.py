@@ -125,6 +125,7 @@ def test_report_bad_input_is_one_line_exit_2(tmp_path, capsys):
         ({"grids": [{"methods": ["nope"]}]}, "grids[0].methods: unknown nope"),
         ({"methods": {"grpo": {"loss.mode": "grpo"}}}, "run sum3/tiny/grpo/seed0: loss.mode"),
         ({"seeds": "0"}, "seeds must be a non-empty list"),
+        ({"tasks": {"sum3": {"task.name": "sum4"}}}, "run sum3/tiny/grpo/seed0: task.name must be"),
     ],
 )
 def test_bad_experiment_file_names_the_problem(tiny_experiment, capsys, change, message):

@@ -15,16 +15,14 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from entropy_rl import checkpoint
 from entropy_rl.config import Config, load_config
 from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import UNLEARNT_GREEDY, evaluate
-from entropy_rl.logs import METRICS_FILE
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import base_model_dir, is_saved, pretrain
 from entropy_rl.rollout import response_logits
-from entropy_rl.runner import train
+from entropy_rl.runner import discard_unsaved, run_status, train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
 from entropy_rl.tasks import make_task
 
@@ -88,13 +86,13 @@ def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console:
     summaries = {}
     for method in methods:
         run_dir = out / method
-        if (run_dir / SUMMARY_FILE).is_file():
+        status = run_status(run_dir)
+        if status == "done":
             console.print(f"{method}: finished run in {run_dir}, reused")
             summaries[method] = json.loads((run_dir / SUMMARY_FILE).read_text())
             continue
-        resume = checkpoint.find_checkpoint(run_dir) is not None
-        if not resume and (run_dir / METRICS_FILE).exists():
-            (run_dir / METRICS_FILE).unlink()  # a run killed before its first checkpoint
+        resume = status == "partial"
+        discard_unsaved(run_dir)
         console.rule(f"{method}")
         summaries[method] = train(
             None if resume else method_config(method, overrides),

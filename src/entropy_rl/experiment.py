@@ -39,13 +39,12 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from entropy_rl import checkpoint
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.logs import METRICS_FILE
 from entropy_rl.pretrain import base_model_dir, is_saved, parent_config
-from entropy_rl.summary import SUMMARY_FILE
-from entropy_rl.tasks import make_task
+from entropy_rl.runner import discard_unsaved, run_status
+from entropy_rl.tasks import base_task_of
 
 MANIFEST_FILE = "experiment.json"
 """Written in the experiment directory: every run's labels and directory, and the wall time."""
@@ -175,21 +174,13 @@ def _run_spec(base, common, blocks, task, method, size, seed, path) -> RunSpec:
     ]
     try:
         config = load_config(base, overrides)
+        base_task_of(config.task)  # an unknown task name stops here, before any run
     except ConfigError as err:
         raise ConfigError(f"{path}: run {task}/{size}/{method}/seed{seed}: {err}") from None
     return RunSpec(task=task, size=size, method=method, seed=seed, config=config)
 
 
 # ---- running ----------------------------------------------------------------------------
-
-
-def run_status(run_dir: Path) -> str:
-    """'done' (summary written), 'partial' (a checkpoint to resume from) or 'new'."""
-    if (run_dir / SUMMARY_FILE).is_file():
-        return "done"
-    if checkpoint.find_checkpoint(run_dir) is not None:
-        return "partial"
-    return "new"
 
 
 @dataclass
@@ -230,9 +221,9 @@ def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
         config, needs = spec.config, ()
         if config.model.path:
             continue  # a local Hugging Face model: nothing to pretrain
-        task = make_task(config.task)
-        if task.base_task is not None:
-            parent = parent_config(config, task)
+        base_task = base_task_of(config.task)
+        if base_task is not None:
+            parent = parent_config(config, base_task)
             _add_base_job(jobs, out, parent, ())
             needs = (base_model_dir(parent),)
         _add_base_job(jobs, out, config, needs)
@@ -257,8 +248,7 @@ def _train_job(out: Path, spec: RunSpec) -> _Job:
     if run_status(run_dir) == "partial":
         argv = _cli("train", "--quiet", "--resume", str(run_dir))
     else:
-        if (run_dir / METRICS_FILE).exists():
-            (run_dir / METRICS_FILE).unlink()  # killed before its first checkpoint
+        discard_unsaved(run_dir)
         key = spec.name.replace("/", "-")
         config_path = _config_file(out, key, spec.config)
         argv = _cli("train", "--quiet", "--config", str(config_path), "--run-dir", str(run_dir))
@@ -445,4 +435,4 @@ def _differences(config: Config) -> dict[str, Any]:
     return changed
 
 
-__all__ = ["Experiment", "RunSpec", "describe", "load_experiment", "run_experiment", "run_status"]
+__all__ = ["Experiment", "RunSpec", "describe", "load_experiment", "run_experiment"]

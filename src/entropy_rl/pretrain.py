@@ -178,9 +178,10 @@ def _train(
     return losses
 
 
-def parent_config(config: Config, task: Task) -> Config:
-    """The config of the base model `task` is fine-tuned from (its `base_task`)."""
-    return dataclasses.replace(config, task=dataclasses.replace(config.task, name=task.base_task))
+def parent_config(config: Config, base_task: str) -> Config:
+    """The config of the base model that `config`'s base model is fine-tuned from: the same
+    with task.name = `base_task` (the task's `Task.base_task`)."""
+    return dataclasses.replace(config, task=dataclasses.replace(config.task, name=base_task))
 
 
 def _start(
@@ -193,7 +194,7 @@ def _start(
         tokenizer = build_tokenizer(task.alphabet)
         model = build_model(config.model, len(tokenizer), max_positions(task), settings.seed)
         return model, tokenizer, settings, np.random.default_rng(settings.seed), None
-    parent = pretrain(parent_config(config, task), progress)
+    parent = pretrain(parent_config(config, task.base_task), progress)
     model, tokenizer = load_pretrained(parent)
     finetune = dataclasses.replace(settings, steps=settings.finetune_steps, lr=settings.finetune_lr)
     return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)

@@ -23,12 +23,27 @@ from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import pretrain
 from entropy_rl.rollout import make_engine
-from entropy_rl.summary import summarize_run
+from entropy_rl.summary import SUMMARY_FILE, summarize_run
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.trainer import CONFIG_FILE, RunState, micro_batch_size, run_step
 
 LAW_MIN_EVALS = 5
 """Validation points needed before the progress display shows the law's ceiling."""
+
+
+def run_status(run_dir: Path) -> str:
+    """'done' (summary written), 'partial' (a checkpoint to resume from) or 'new'."""
+    if (run_dir / SUMMARY_FILE).is_file():
+        return "done"
+    if checkpoint.find_checkpoint(run_dir) is not None:
+        return "partial"
+    return "new"
+
+
+def discard_unsaved(run_dir: Path) -> None:
+    """Remove the metrics of a run killed before its first checkpoint, so it starts afresh."""
+    if run_status(run_dir) == "new":
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
 
 
 def prepare_run_dir(run_dir: Path, config: Config) -> None:

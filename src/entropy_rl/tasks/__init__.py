@@ -25,14 +25,23 @@ TASKS: Mapping[str, Callable[[TaskConfig], Task]] = _registry()
 """Task constructors by name (read-only); add a task in `_registry`."""
 
 
-def make_task(config: TaskConfig) -> Task:
-    """The task named `config.name`; ConfigError listing the known names otherwise."""
+def _task_class(config: TaskConfig) -> Callable[[TaskConfig], Task]:
     try:
-        factory = TASKS[config.name]
+        return TASKS[config.name]
     except KeyError:
         known = ", ".join(sorted(TASKS))
         raise ConfigError(f"task.name must be one of {known}, got {config.name!r}") from None
-    return factory(config)
+
+
+def make_task(config: TaskConfig) -> Task:
+    """The task named `config.name`; ConfigError listing the known names otherwise."""
+    return _task_class(config)(config)
+
+
+def base_task_of(config: TaskConfig) -> str | None:
+    """The `Task.base_task` of the task named `config.name`, without building the task (no
+    prompts generated, no data files read); ConfigError as `make_task` for an unknown name."""
+    return getattr(_task_class(config), "base_task", None)
 
 
 def _math(problem: Problem, response: str) -> float:
@@ -56,4 +65,13 @@ def make_reward(config: TaskConfig, task: Task) -> RewardFn:
         raise ConfigError(f"task.reward: {err}") from None
 
 
-__all__ = ["TASKS", "DataError", "Problem", "RewardFn", "Task", "make_reward", "make_task"]
+__all__ = [
+    "TASKS",
+    "DataError",
+    "Problem",
+    "RewardFn",
+    "Task",
+    "base_task_of",
+    "make_reward",
+    "make_task",
+]

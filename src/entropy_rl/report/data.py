@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from entropy_rl.config import Config, ConfigError
+from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.core import PolicyLossConfig
+from entropy_rl.experiment import MANIFEST_FILE
 from entropy_rl.logs import (
     METRICS_FILE,
     LogFormatError,
@@ -81,8 +82,6 @@ def _num_parameters(config: Config) -> int | None:
 
 def load_run_dir(run_dir: Path, labels: dict[str, Any] | None = None) -> RunData:
     """A run directory written by `entropy-rl train`; labels default to the config's."""
-    from entropy_rl.config import load_config
-
     config = load_config(run_dir / CONFIG_FILE)
     records = read_records(run_dir / METRICS_FILE)
     if not records:
@@ -137,8 +136,6 @@ def load_inputs(
     Raises:
         ConfigError: A path that is none of these, or a log that cannot be read.
     """
-    from entropy_rl.experiment import MANIFEST_FILE
-
     runs: list[RunData] = []
     for path in paths:
         if (path / MANIFEST_FILE).is_file():
@@ -162,8 +159,6 @@ def load_inputs(
 
 def experiment_notes(paths: list[Path]) -> list[str]:
     """One line per experiment directory among `paths`: its file, runs and wall time."""
-    from entropy_rl.experiment import MANIFEST_FILE
-
     notes = []
     for path in paths:
         if (path / MANIFEST_FILE).is_file():

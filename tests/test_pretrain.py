@@ -14,7 +14,9 @@ def small_config(tmp_path, **pretrain):
     return Config(
         model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
         task=TaskConfig(val_size=16),
-        pretrain=PretrainConfig(steps=30, batch_size=32, cache_dir=str(tmp_path), **pretrain),
+        pretrain=PretrainConfig(
+            steps=30, batch_size=32, check_every=10, cache_dir=str(tmp_path), **pretrain
+        ),
     )
 
 
@@ -36,9 +38,16 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
     expected = torch.rand(2)
     torch.manual_seed(0)
     losses = []
-    directory = pretrain(config, progress=lambda step, loss: losses.append((step, loss)))
+    checks = []
+
+    def progress(step, total, loss, greedy):
+        losses.append((step, loss))
+        if greedy is not None:
+            checks.append((step, total, greedy))
+
+    directory = pretrain(config, progress=progress)
     assert torch.equal(torch.rand(2), expected)  # global RNG untouched
-    assert [s for s, _ in losses] == list(range(1, 31))
+    assert [s for s, _ in losses] == list(range(1, 91))  # 3 cycles: it never learns
     assert np.mean([x for _, x in losses[-5:]]) < np.mean([x for _, x in losses[:5]])
     assert directory == base_model_dir(config)
     assert directory.parent == tmp_path and directory.name.startswith("sum3-")
@@ -46,10 +55,23 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
     assert record["final_loss"] == pytest.approx(losses[-1][1])
     assert record["config"]["pretrain"]["steps"] == 30
     assert record["num_parameters"] > 0
+    assert [c[0] for c in checks] == list(range(10, 91, 10))
+    assert [c[1] for c in checks] == [30] * 3 + [60] * 3 + [90] * 3  # cycles announced
+    assert [c["val/acc_greedy"] for c in record["checks"]] == [c[2] for c in checks]
+    assert set(record["validation"]) == {
+        "val/acc",
+        "val/acc_greedy",
+        "val/pass_at_k",
+        "entropy/mean",
+    }
+    assert record["validation"]["val/acc_greedy"] == checks[-1][2]  # greedy: deterministic
+    assert record["validation"]["entropy/mean"] > 0 and record["parent_validation"] is None
+    assert record["learnt"] is False  # 30 steps of a 1-layer model learn no addition
+    assert record["cycles"] == 3 and record["steps"] == 90  # max_cycles, as it never learnt
     model, tok = load_pretrained(directory)
     assert model.config.hidden_size == 32 and len(tok) == 16
 
-    def fail(step, loss):
+    def fail(*args):
         raise AssertionError("cached base model was retrained")
 
     assert pretrain(config, progress=fail) == directory
@@ -76,12 +98,14 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     config = small_config(tmp_path, finetune_steps=7)
     trap = dataclasses.replace(config, task=dataclasses.replace(config.task, name="sum3_trap"))
     steps = []
-    directory = pretrain(trap, progress=lambda step, loss: steps.append(step))
+    directory = pretrain(trap, progress=lambda step, total, loss, greedy: steps.append(step))
     parent = base_model_dir(config)
-    assert steps == [*range(1, 31), *range(1, 8)]  # sum3's base model first, then the fine-tune
+    assert steps == [*range(1, 91), *range(1, 8)]  # 3 cycles of the parent, 1 fine-tune  # sum3's base model first, then the fine-tune
     assert directory.name.startswith("sum3_trap-") and directory != parent
     record = json.loads((directory / "pretrain.json").read_text())
     assert record["fine_tuned_from"] == str(parent) and len(record["losses"]) == 7
+    parent_record = json.loads((parent / "pretrain.json").read_text())
+    assert record["parent_validation"] == parent_record["validation"]  # it decides "learnt"
     assert json.loads((parent / "pretrain.json").read_text())["fine_tuned_from"] is None
     base, _ = load_pretrained(parent)
     tuned, _ = load_pretrained(directory)
@@ -89,16 +113,35 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
         not torch.equal(a, b) for a, b in zip(base.parameters(), tuned.parameters(), strict=True)
     )
     steps.clear()
-    assert pretrain(trap, progress=lambda step, loss: steps.append(step)) == directory
+    assert pretrain(trap, progress=lambda step, *_: steps.append(step)) == directory
     assert steps == []
 
 
-def test_pretrain_cli_reports_the_base_model_and_warns_when_it_learnt_nothing(
+def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing(
     tiny_overrides, capsys
 ):
     from entropy_rl.cli import main
 
-    assert main(["pretrain", *tiny_overrides]) == 0
+    assert main(["pretrain", *tiny_overrides]) == 0  # tiny_overrides accept any base model
     err = " ".join(capsys.readouterr().err.split())
-    assert "val/acc_greedy" in err and "entropy/mean" in err
-    assert "has not learnt the task" in err  # 40 steps of a 1-layer model learn no addition
+    assert "val/acc_greedy" in err and "entropy/mean" in err and "not checked" in err
+    assert "pretrain step 40/40" in err  # the held-out check line
+    assert main(["pretrain", *tiny_overrides, "pretrain.min_greedy=0.85"]) == 2
+    err = capsys.readouterr().err
+    assert "making the base model" in err  # with min_greedy > 0 it trains up to max_cycles
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("entropy-rl pretrain: error: the base model ")
+    assert "has not learnt task sum3" in last and "pretrain.seed=1" in last
+
+
+def test_train_and_demo_refuse_a_base_model_that_has_not_learnt(tmp_path, tiny_overrides, capsys):
+    from entropy_rl.cli import main
+
+    strict = [*tiny_overrides, "pretrain.min_greedy=0.85", "pretrain.max_cycles=1"]
+    run_dir = tmp_path / "run"
+    assert main(["train", "--quiet", "--run-dir", str(run_dir), *strict]) == 2
+    assert "has not learnt task sum3" in capsys.readouterr().err
+    assert not (run_dir / "metrics.jsonl").exists()
+    assert main(["demo", "--out", str(tmp_path / "demo"), *strict]) == 2
+    assert "has not learnt task sum3" in capsys.readouterr().err
+    assert not (tmp_path / "demo" / "grpo").exists()

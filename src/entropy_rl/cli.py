@@ -391,7 +391,9 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         help="make (or find) the base model: a short supervised run on demonstrations",
         description="Make the base model RL starts from, by supervised training on noisy "
         "demonstrations of the task, and report its validation accuracy and entropy. Saved "
-        "with save_pretrained under pretrain.cache_dir and reused by later runs.",
+        "with save_pretrained under pretrain.cache_dir (metrics in its pretrain.json) and "
+        "reused by later runs. Exit code 2 when it has not learnt its task (held-out greedy "
+        "accuracy below pretrain.min_greedy).",
         epilog=_fields_epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -403,13 +405,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     """Handle `entropy-rl pretrain`."""
     _quiet_libraries()
     from entropy_rl.config import ConfigError, load_config
-    from entropy_rl.demo import describe_base_model
+    from entropy_rl.pretrain import make_base_model, require_learnt
 
     try:
         config = load_config(args.config, args.overrides)
+        require_learnt(make_base_model(config, Console(stderr=True)), config.pretrain.min_greedy)
     except ConfigError as err:
         return _error("pretrain", err)
-    describe_base_model(config, Console(stderr=True))
     return 0
 
 

@@ -10,15 +10,11 @@ from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.tasks import Problem
 
-UNLEARNT_GREEDY = 0.3
-"""Greedy validation accuracy below which a base model counts as not having learnt its task
-(a failed sum3 pretraining ends near 0.1, a successful one near 0.9): `entropy-rl pretrain`
-warns, and the report leaves such model sizes out of the size law."""
 EVAL_BATCH = 1024
 """Sequences sampled at once during evaluation (memory only)."""
 
 
-def _accuracy(
+def accuracy(
     policy: Policy,
     problems: list[Problem],
     generator: torch.Generator | None,
@@ -53,11 +49,11 @@ def evaluate(
     own, real = dist.shard_padded(problems)
     k = config.samples
     repeated = [p for p in own for _ in range(k)]
-    scores, errors = _accuracy(policy, repeated, generator, False, timeout_s)
+    scores, errors = accuracy(policy, repeated, generator, False, timeout_s)
     scores = scores.reshape(len(own), k)[:real]
     totals = [scores.sum(), (scores.max(1) > 0).sum(), scores.size, real, errors]
     if config.greedy:
-        greedy, greedy_errors = _accuracy(policy, own, None, True, timeout_s)
+        greedy, greedy_errors = accuracy(policy, own, None, True, timeout_s)
         totals += [greedy[:real].sum()]
         totals[4] += greedy_errors
     totals = dist.sum(torch.tensor(totals, dtype=torch.float64)).numpy()  # (5 or 6,)

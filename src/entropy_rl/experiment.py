@@ -16,9 +16,9 @@ An experiment file names building blocks and the grids that combine them:
 Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run directory
 (`entropy-rl train --resume` works on it). A run that finished is skipped, an interrupted one
 resumed. Base models are made first, one per distinct (model, task, pretrain) config and one
-at a time on jobs x threads torch threads (the pretraining's outcome depends on the thread
-count: see `evaluation.UNLEARNT_GREEDY`); then the runs go `jobs` at a time, each in its own
-process with `threads` torch threads.
+at a time on jobs x threads torch threads; a base model that has not learnt its task stops the
+runs that need it. Then the runs go `jobs` at a time, each in its own process with `threads`
+torch threads.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.logs import METRICS_FILE
-from entropy_rl.pretrain import base_model_dir, is_saved, parent_config
+from entropy_rl.pretrain import base_model_dir, is_learnt, is_saved, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 
@@ -189,18 +190,40 @@ class _Job:
     argv: list[str]
     log: Path
     needs: tuple[Path, ...] = ()
-    """Base model directories that must be saved before the job can start."""
+    """Base model directories that must be saved, and have learnt their task (greedy accuracy
+    >= min_greedy), before the job can start."""
+    min_greedy: float = 0.0
     metrics: Path | None = None
+    """A training job's metrics.jsonl (a row per step); None for a base-model job, whose
+    progress is read from the check lines of its log."""
     total_steps: int = 0
     process: subprocess.Popen | None = None
     task_id: int | None = None
 
+    def ready(self) -> bool:
+        return all(is_learnt(path, self.min_greedy) for path in self.needs)
 
-def _steps_done(metrics: Path | None) -> int:
-    if metrics is None or not metrics.is_file():
+    def steps_done(self) -> int:
+        if self.metrics is None:
+            return _last_check_step(self.log)
+        if not self.metrics.is_file():
+            return 0
+        with self.metrics.open("rb") as f:
+            return sum(1 for _ in f)
+
+
+_CHECK = re.compile(rb"pretrain step (\d+)/(\d+)")
+
+
+def _last_check_step(log: Path) -> int:
+    """The step of the last held-out check line (`pretrain.CHECK_LINE`) in a job's log."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 4096))
+            found = _CHECK.findall(f.read())
+    except OSError:
         return 0
-    with metrics.open("rb") as f:
-        return sum(1 for _ in f)
+    return int(found[-1][0]) if found else 0
 
 
 def _cli(*args: str) -> list[str]:
@@ -235,11 +258,16 @@ def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tupl
     if target in jobs or is_saved(target):
         return
     key = f"base-{target.name}"
+    settings = config.pretrain
     jobs[target] = _Job(
         label=f"base model {target.name}",
         argv=_cli("pretrain", "--config", str(_config_file(out, key, config))),
         log=out / LOG_DIR / f"{key}.log",
         needs=needs,
+        min_greedy=settings.min_greedy,
+        total_steps=settings.steps
+        if base_task_of(config.task) is None
+        else settings.finetune_steps,
     )
 
 
@@ -257,6 +285,7 @@ def _train_job(out: Path, spec: RunSpec) -> _Job:
         argv=argv,
         log=out / LOG_DIR / f"{spec.name.replace('/', '-')}.log",
         needs=() if spec.config.model.path else (base_model_dir(spec.config),),
+        min_greedy=spec.config.pretrain.min_greedy,
         metrics=run_dir / METRICS_FILE,
         total_steps=spec.config.train.steps + 1,
     )
@@ -283,9 +312,9 @@ class _Pool:
         started (interrupted, or waiting on a base model that failed)."""
         queue = list(queue)
         while (queue and not self.interrupted) or self.active:
-            ready = [job for job in queue if all(map(is_saved, job.needs))]
+            ready = [job for job in queue if job.ready()]
             if not ready and not self.active:
-                break  # what is left waits on a failed base model
+                break  # what is left waits on a base model that failed or did not learn
             for job in ready[: max(0, self.jobs - len(self.active))]:
                 if not self.interrupted:
                     queue.remove(job)
@@ -293,7 +322,7 @@ class _Pool:
             time.sleep(_POLL_S)
             for job in list(self.active):
                 if job.total_steps:
-                    self.progress.update(job.task_id, completed=_steps_done(job.metrics))
+                    self.progress.update(job.task_id, completed=job.steps_done())
                 if job.process.poll() is not None:
                     self.active.remove(job)
                     self._finish(job)
@@ -411,7 +440,8 @@ def _explain_end(
     elif failed:
         console.print(
             f"{len(failed)} job(s) failed (logs in {out / LOG_DIR}); {len(not_started)} "
-            "waited on a failed base model; the same command retries and skips finished runs"
+            "waited on a base model that failed or has not learnt its task (its log says "
+            "what to do); the same command retries and skips finished runs"
         )
     else:
         console.print(f"all runs finished; report with: entropy-rl report {out} --out {out}/report")

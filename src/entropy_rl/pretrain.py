@@ -10,25 +10,36 @@
    missing, and cached as usual) and trains `pretrain.finetune_steps` steps at
    `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
    systematic error.
+5. Every `pretrain.check_every` steps, greedy accuracy on the task's held-out validation
+   prompts is measured (and shown); at the end the base model's validation metrics (sampled
+   and greedy accuracy, pass@k, answer entropy) go into pretrain.json with `learnt`: greedy
+   accuracy >= `pretrain.min_greedy` (for a fine-tuned base model: its parent's verdict, as
+   the fine-tune is meant to be wrong on part of the prompts). RL refuses a base model that
+   has not learnt (`require_learnt`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import PreTrainedTokenizerFast
 
-from entropy_rl.config import Config, PretrainConfig
+from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig
+from entropy_rl.core import masked_mean, token_entropy
+from entropy_rl.evaluation import accuracy, evaluate
 from entropy_rl.models import (
     build_model,
     build_tokenizer,
@@ -36,6 +47,8 @@ from entropy_rl.models import (
     load_pretrained,
     save_pretrained_atomic,
 )
+from entropy_rl.policy import Policy
+from entropy_rl.rollout import response_logits
 from entropy_rl.tasks import Problem, Task, make_task
 
 PRETRAIN_MODEL_FIELDS = (
@@ -48,18 +61,33 @@ PRETRAIN_MODEL_FIELDS = (
 )
 PRETRAIN_TASK_FIELDS = ("name", "seed", "val_size", "trap_rate")
 """The model and task fields that shape the base model (the cache key covers only these)."""
-RECIPE_VERSION = 2
+PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every")
+"""Pretrain fields that do not change the base model, left out of the cache key."""
+RECIPE_VERSION = 3
 """Part of the cache key: bump it when a change here would make a different base model."""
 POSITION_SLACK = 8
 """Positions the model supports beyond bos + longest prompt + response + eos."""
 _PAD_CHAR = "\0"
+PRETRAIN_FILE = "pretrain.json"
+"""Written last into a base model's directory: its config, losses, checks and metrics."""
+REWARD_TIMEOUT_S = 5.0
+"""Seconds a reward call of the held-out checks may take (the task's own verifier)."""
+
+ProgressFn = Callable[[int, int, float, float | None], None]
+"""progress(step, total, loss, greedy): after each optimizer step (step counts from 1 to
+total); `greedy` is the held-out greedy accuracy on check steps, else None."""
+
+
+class BaseModelError(ConfigError):
+    """The base model has not learnt its task: RL from it would study another regime."""
 
 
 def config_fingerprint(config: Config) -> str:
-    """10 hex characters identifying the model, task and pretrain settings (not cache_dir)
-    and the recipe version."""
+    """10 hex characters identifying the model, task and pretrain settings (but
+    `PRETRAIN_UNKEYED_FIELDS`) and the recipe version."""
     pretrain = dataclasses.asdict(config.pretrain)
-    pretrain.pop("cache_dir")
+    for name in PRETRAIN_UNKEYED_FIELDS:
+        pretrain.pop(name)
     payload = {
         "recipe": RECIPE_VERSION,
         "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
@@ -77,7 +105,42 @@ def base_model_dir(config: Config) -> Path:
 
 def is_saved(directory: Path) -> bool:
     """True when `directory` holds a finished base model (pretrain.json is written last)."""
-    return (directory / "pretrain.json").is_file()
+    return (directory / PRETRAIN_FILE).is_file()
+
+
+def read_record(directory: Path) -> dict[str, Any]:
+    """The pretrain.json of a saved base model."""
+    return json.loads((directory / PRETRAIN_FILE).read_text())
+
+
+def deciding_greedy(record: dict[str, Any]) -> float:
+    """The held-out greedy accuracy that says whether a base model learnt its task: its own,
+    or for a fine-tuned one its parent's (the fine-tune is meant to be wrong on some prompts)."""
+    metrics = record.get("parent_validation") or record.get("validation") or {}
+    return float(metrics.get("val/acc_greedy", float("nan")))
+
+
+def is_learnt(directory: Path, min_greedy: float) -> bool:
+    """True when `directory` holds a finished base model that has learnt its task."""
+    return is_saved(directory) and deciding_greedy(read_record(directory)) >= min_greedy
+
+
+def require_learnt(directory: Path, min_greedy: float) -> dict[str, Any]:
+    """The base model's record; BaseModelError (one line: what happened, what to do) unless
+    it has learnt its task (`deciding_greedy` >= min_greedy; min_greedy 0 accepts any)."""
+    record = read_record(directory)
+    greedy = deciding_greedy(record)
+    if min_greedy <= 0 or greedy >= min_greedy:
+        return record
+    pretrain = record["config"]["pretrain"]
+    raise BaseModelError(
+        f"the base model {directory} has not learnt task {record['config']['task']['name']} "
+        f"(held-out greedy accuracy {greedy:.3f} < pretrain.min_greedy "
+        f"{min_greedy} after {pretrain['steps']} steps), so RL from it would not "
+        f"show the phenomenon; make another with pretrain.seed={pretrain['seed'] + 1} or more "
+        f"pretrain.steps or pretrain.max_cycles (pretrain.min_greedy=0 makes one that is "
+        f"used unchecked)"
+    )
 
 
 def max_positions(task: Task) -> int:
@@ -144,25 +207,46 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
+def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
+    """Greedy accuracy on the task's validation prompts (the model is left in eval mode)."""
+    model.eval()
+    problems = task.validation_problems()
+    scores, _ = accuracy(Policy(model, tokenizer, task), problems, None, True, REWARD_TIMEOUT_S)
+    return float(scores.mean())
+
+
+def _optimizer(model: torch.nn.Module, settings: PretrainConfig):
+    """AdamW with a warm-up and cosine schedule that restarts every `settings.steps` steps."""
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.lr,
+        betas=(0.9, settings.adam_beta2),
+        weight_decay=settings.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(step % settings.steps, settings.warmup_steps, settings.steps),
+    )
+    return optimizer, schedule
+
+
 def _train(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerFast,
     task: Task,
     settings: PretrainConfig,
     rng: np.random.Generator,
-    progress: Callable[[int, float], None] | None,
-) -> list[float]:
-    """The supervised loop over `settings.steps` steps; returns the loss of every step."""
+    progress: ProgressFn | None,
+) -> tuple[list[float], list[dict[str, float]]]:
+    """The supervised loop: cycles of `settings.steps` steps, each with its own warm-up and
+    cosine decay, until a cycle ends with held-out greedy accuracy >= `min_greedy` or
+    `max_cycles` have run. Returns the loss of every step and the held-out checks ({step,
+    loss, val/acc_greedy} every `check_every` steps and at the end of each cycle)."""
     table = char_table(tokenizer, task.alphabet)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, settings.warmup_steps, settings.steps)
-    )
-    model.train()
-    losses = []
-    for step in range(1, settings.steps + 1):
+    optimizer, schedule = _optimizer(model, settings)
+    losses, checks = [], []
+    for step in range(1, settings.steps * settings.max_cycles + 1):
+        model.train()
         prompts, responses = demonstration_batch(task, settings.batch_size, rng, settings.noise)
         ids, mask = encode_batch(table, tokenizer, prompts, responses)  # (B, L), (B, L-1)
         loss = response_loss(model, ids, mask)
@@ -172,10 +256,21 @@ def _train(
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        cycle_end = step % settings.steps == 0
+        greedy = None
+        if step % settings.check_every == 0 or cycle_end:
+            greedy = held_out_greedy(model, tokenizer, task)
+            window = losses[-settings.check_every :]
+            checks.append(
+                {"step": step, "loss": sum(window) / len(window), "val/acc_greedy": greedy}
+            )
+        total = settings.steps * math.ceil(step / settings.steps)
         if progress is not None:
-            progress(step, losses[-1])
+            progress(step, total, losses[-1], greedy)
+        if cycle_end and greedy >= settings.min_greedy:
+            break
     model.eval()
-    return losses
+    return losses, checks
 
 
 def parent_config(config: Config, base_task: str) -> Config:
@@ -196,15 +291,36 @@ def _start(
         return model, tokenizer, settings, np.random.default_rng(settings.seed), None
     parent = pretrain(parent_config(config, task.base_task), progress)
     model, tokenizer = load_pretrained(parent)
-    finetune = dataclasses.replace(settings, steps=settings.finetune_steps, lr=settings.finetune_lr)
+    finetune = dataclasses.replace(
+        settings, steps=settings.finetune_steps, lr=settings.finetune_lr, max_cycles=1
+    )
     return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)
 
 
-def pretrain(config: Config, progress: Callable[[int, float], None] | None = None) -> Path:
+@torch.no_grad()
+def base_model_metrics(model: torch.nn.Module, tokenizer, task: Task) -> dict[str, float]:
+    """Validation metrics of a base model: `val/acc` (mean of 4 samples per prompt at
+    temperature 1), `val/pass_at_k`, `val/acc_greedy`, and `entropy/mean`, the mean token
+    entropy of sampled responses (eos included), as RL's step 0 measures them."""
+    policy = Policy(model.eval(), tokenizer, task)
+    problems = task.validation_problems()
+    eval_config = EvalConfig(samples=4)
+    metrics = evaluate(
+        policy, problems, eval_config, torch.Generator().manual_seed(0), REWARD_TIMEOUT_S
+    )
+    metrics.pop("faults/val_reward_errors")
+    rollout, _ = policy.sample(problems, torch.Generator().manual_seed(1))
+    entropy = token_entropy(response_logits(model, rollout))  # (B, T)
+    metrics["entropy/mean"] = float(masked_mean(entropy, rollout.response_mask.float()))
+    return metrics
+
+
+def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
     """Make (or reuse) the base model for `config` and return its directory.
 
-    `progress(step, loss)` is called after each optimizer step (step counts from 1); it is
-    not called when the cached model is reused. The global torch RNG is left unchanged.
+    `progress` (see `ProgressFn`) is called after each optimizer step; it is not called when
+    the cached model is reused. The global torch RNG is left unchanged. The model is saved
+    whether or not it learnt its task (pretrain.json says which; see `require_learnt`).
     """
     directory = base_model_dir(config)
     if is_saved(directory):
@@ -213,8 +329,10 @@ def pretrain(config: Config, progress: Callable[[int, float], None] | None = Non
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         model, tokenizer, settings, rng, parent = _start(config, task, progress)
-        losses = _train(model, tokenizer, task, settings, rng, progress)
+        losses, checks = _train(model, tokenizer, task, settings, rng, progress)
+        metrics = base_model_metrics(model, tokenizer, task)
     wall = time.perf_counter() - start
+    parent_metrics = None if parent is None else read_record(Path(parent))["validation"]
     record = {
         "recipe": RECIPE_VERSION,
         "config": {
@@ -223,11 +341,73 @@ def pretrain(config: Config, progress: Callable[[int, float], None] | None = Non
             "pretrain": dataclasses.asdict(config.pretrain),
         },
         "fine_tuned_from": parent,
+        "validation": metrics,
+        "parent_validation": parent_metrics,
+        "learnt": deciding_greedy({"validation": metrics, "parent_validation": parent_metrics})
+        >= config.pretrain.min_greedy,
+        "checks": checks,
+        "steps": len(losses),
+        "cycles": math.ceil(len(losses) / settings.steps),
         "final_loss": losses[-1],
         "losses": losses,
         "wall_time_s": wall,
         "s_per_step": wall / len(losses),
         "num_parameters": count_parameters(model),
+        "torch_threads": torch.get_num_threads(),
     }
-    extra = {"pretrain.json": json.dumps(record, indent=2) + "\n"}
+    extra = {PRETRAIN_FILE: json.dumps(record, indent=2) + "\n"}
     return save_pretrained_atomic(model, tokenizer, directory, extra_files=extra)
+
+
+# ---- what the commands call ---------------------------------------------------------------
+
+CHECK_LINE = "pretrain step {step}/{total}  loss {loss:.3f}  held-out greedy {greedy:.3f}"
+"""Printed at every held-out check (the experiment runner reads it from a job's log)."""
+
+
+@contextlib.contextmanager
+def progress_display(console: Console) -> Iterator[ProgressFn]:
+    """A progress bar (step, loss) and one printed line per held-out check, so that a log
+    written by a console that is not a terminal shows the progress too."""
+    columns = (
+        TextColumn("[bold]pretrain"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("pretrain", total=None, status="")
+
+        def report(step: int, total: int, loss: float, greedy: float | None) -> None:
+            bar.update(task, completed=step, total=total, status=f"loss {loss:.3f}")
+            if greedy is not None:
+                console.print(CHECK_LINE.format(step=step, total=total, loss=loss, greedy=greedy))
+
+        yield report
+
+
+def make_base_model(config: Config, console: Console) -> Path:
+    """Make (or find) the base model for `config`, showing progress, and print its
+    validation metrics; returns its directory. Does not check that it learnt its task."""
+    target = base_model_dir(config)
+    if is_saved(target):
+        console.print(f"base model: {target} (cached)")
+    else:
+        console.print(f"making the base model {target.name} ...")
+        with progress_display(console) as report:
+            pretrain(config, report)
+    record = read_record(target)
+    metrics = "  ".join(f"{k} {v:.3f}" for k, v in record["validation"].items())
+    min_greedy = config.pretrain.min_greedy
+    if min_greedy <= 0:
+        verdict = "not checked: pretrain.min_greedy=0"
+    elif deciding_greedy(record) >= min_greedy:
+        verdict = "learnt"
+    else:
+        verdict = "[red]NOT learnt[/]"
+    console.print(
+        f"base model: {target} ({record['steps']} steps, {record['wall_time_s']:.0f} s, "
+        f"{verdict}): {metrics}"
+    )
+    return target

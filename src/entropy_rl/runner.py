@@ -21,7 +21,7 @@ from entropy_rl.law import fit_entropy_law
 from entropy_rl.logs import METRICS_FILE, MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.pretrain import pretrain
+from entropy_rl.pretrain import base_model_dir, make_base_model, require_learnt
 from entropy_rl.rollout import make_engine
 from entropy_rl.summary import SUMMARY_FILE, summarize_run
 from entropy_rl.tasks import make_reward, make_task
@@ -100,16 +100,16 @@ def _on_main(dist: Dist, fn, *args):
 
 def _model_source(run_dir: Path, config: Config, dist: Dist, console: Console):
     """(directory, dtype) to load the policy from: the last checkpoint, model.path, or the
-    embedded base model (pretrained on rank 0 first when missing)."""
+    embedded base model (pretrained on rank 0 first when missing; BaseModelError when it has
+    not learnt its task)."""
     found = checkpoint.find_checkpoint(run_dir)
     if found is not None:
         return found / "model", "auto"
     if config.model.path:
         return Path(config.model.path), config.model.dtype
-    _on_main(dist, pretrain, config)
-    base = pretrain(config, progress=None)  # cached by now
-    if dist.is_main:
-        console.print(f"base model: {base}")
+    _on_main(dist, make_base_model, config, console)
+    base = base_model_dir(config)
+    require_learnt(base, config.pretrain.min_greedy)
     return base, "auto"
 
 

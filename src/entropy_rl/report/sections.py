@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.figure import Figure
 
-from entropy_rl.evaluation import UNLEARNT_GREEDY
+from entropy_rl.config import PretrainConfig
 from entropy_rl.law import fit_size, forecast
 from entropy_rl.report.data import REFERENCE_METHOD, RunData, group_runs, main_size
 from entropy_rl.report.stats import (
@@ -31,6 +31,9 @@ from entropy_rl.report.stats import (
 )
 from entropy_rl.summary import lemma1_agreement
 
+UNLEARNT_GREEDY = PretrainConfig().min_greedy
+"""Mean step-0 greedy accuracy below which a size's runs started from a base model that had
+not learnt the task (`pretrain.min_greedy`; such runs start only with min_greedy lowered)."""
 DPI = 110
 INTERVENTIONS = ("clip_cov", "kl_cov")
 """The paper's two remedies, compared with GRPO in claim 4 and the reviewers' question."""

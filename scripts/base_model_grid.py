@@ -1,0 +1,133 @@
+"""Make the embedded base model for every (torch threads, pretrain seed, model size) cell and
+tabulate what each one learnt: the check that the base-model recipe holds beyond one machine.
+
+    python scripts/base_model_grid.py --out runs/base_model_grid            # the full grid
+    python scripts/base_model_grid.py --out runs/g --threads 1 --seeds 0 --sizes h128x4
+
+Each cell runs `entropy-rl pretrain` in its own process with OMP_NUM_THREADS set, and its own
+cache directory per thread count (the same config gives a different model at another thread
+count). Finished cells are reused, so the same command resumes. `--jobs` cells run at once;
+the wall times then include that sharing of the CPU. Writes OUT/grid.json and OUT/grid.md.
+Extra arguments are config overrides applied to every cell (e.g. pretrain.steps=600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+SIZES = {
+    "h64x2": [
+        "model.hidden_size=64",
+        "model.num_layers=2",
+        "model.num_heads=2",
+        "model.intermediate_size=256",
+    ],
+    "h96x3": [
+        "model.hidden_size=96",
+        "model.num_layers=3",
+        "model.num_heads=4",
+        "model.intermediate_size=384",
+    ],
+    "h128x4": [],
+    "h192x4": ["model.hidden_size=192", "model.intermediate_size=768"],
+}
+"""The sizes of experiments/paper_small.yaml (0.13M to 2.37M parameters)."""
+
+
+def _cell(out: Path, threads: int, seed: int, size: str, overrides: list[str]) -> dict:
+    cache = out / f"threads{threads}"
+    args = [*SIZES[size], f"pretrain.seed={seed}", f"pretrain.cache_dir={cache}", *overrides]
+    log = out / "logs" / f"t{threads}-s{seed}-{size}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with log.open("w") as f:
+        code = subprocess.call(
+            [sys.executable, "-m", "entropy_rl", "pretrain", *args], stdout=f, stderr=f, env=env
+        )
+    found = sorted(cache.glob("sum3-*/pretrain.json"))
+    record = _matching(found, seed, size)
+    row = {"threads": threads, "seed": seed, "size": size, "exit": code}
+    if record is None:
+        return row | {"error": f"no base model; see {log}"}
+    val = record["validation"]
+    return row | {
+        "params": record["num_parameters"],
+        "steps": record["steps"],
+        "cycles": record["cycles"],
+        "greedy": val["val/acc_greedy"],
+        "sampled": val["val/acc"],
+        "entropy": val["entropy/mean"],
+        "wall_s": record["wall_time_s"],
+        "learnt": code == 0,
+    }
+
+
+def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
+    width = dict(h64x2=64, h96x3=96, h128x4=128, h192x4=192)[size]
+    for path in paths:
+        record = json.loads(path.read_text())
+        config = record["config"]
+        if config["pretrain"]["seed"] == seed and config["model"]["hidden_size"] == width:
+            return record
+    return None
+
+
+def _table(rows: list[dict]) -> str:
+    head = "| threads | seed | size | params | steps (cycles) | greedy | sampled | entropy | wall s | learnt |"
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['threads']} | {r['seed']} | {r['size']} | {r['error']} |||||||")
+            continue
+        lines.append(
+            f"| {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
+            f"{r['steps']} ({r['cycles']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
+            f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {'yes' if r['learnt'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="grid directory")
+    parser.add_argument("--threads", default="1,2,4", help="torch thread counts (default 1,2,4)")
+    parser.add_argument("--seeds", default="0,1,2", help="pretrain seeds (default 0,1,2)")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="model sizes (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="cells at once (default 2)")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every cell")
+    args = parser.parse_args()
+    sizes = args.sizes.split(",")
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or args.jobs < 1:
+        parser.error(
+            f"unknown size {unknown[0]!r} (known: {', '.join(SIZES)})"
+            if unknown
+            else "--jobs must be >= 1"
+        )
+    cells = [
+        (int(t), int(s), size)
+        for t in args.threads.split(",")
+        for s in args.seeds.split(",")
+        for size in sizes
+    ]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_cell, args.out, *cell, args.overrides) for cell in cells]
+        rows = []
+        for future in futures:
+            rows.append(future.result())
+            print(_table(rows[-1:]).splitlines()[-1], flush=True)
+    (args.out / "grid.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "grid.md").write_text(_table(rows))
+    learnt = sum(bool(r.get("learnt")) for r in rows)
+    print(f"{learnt} of {len(rows)} cells learnt; table in {args.out / 'grid.md'}")
+    return 0 if learnt == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,7 +100,7 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     steps = []
     directory = pretrain(trap, progress=lambda step, total, loss, greedy: steps.append(step))
     parent = base_model_dir(config)
-    assert steps == [*range(1, 91), *range(1, 8)]  # 3 cycles of the parent, 1 fine-tune  # sum3's base model first, then the fine-tune
+    assert steps == [*range(1, 91), *range(1, 8)]  # 3 cycles of sum3 base model, 1 fine-tune
     assert directory.name.startswith("sum3_trap-") and directory != parent
     record = json.loads((directory / "pretrain.json").read_text())
     assert record["fine_tuned_from"] == str(parent) and len(record["losses"]) == 7

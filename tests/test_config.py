@@ -151,3 +151,29 @@ def test_train_command_resolves_the_scale(tmp_path, monkeypatch, args, ratio):
     monkeypatch.setattr(runner, "train", lambda config, *a, **k: seen.append(config))
     assert cli.main(["train", "--quiet", "--run-dir", str(tmp_path / "run"), *args]) == 0
     assert seen[0].loss.mode == "clip_cov" and seen[0].loss.clip_cov_ratio == ratio
+
+
+def test_demo_methods_are_the_defaults_plus_the_loss_mode():
+    from entropy_rl.demo import method_config
+
+    assert method_config("grpo", []) == load_config(None)
+    kl_cov = method_config("kl_cov", ["train.steps=5"])
+    assert kl_cov == load_config(None, ["loss.mode=kl_cov", "train.steps=5"])
+    assert kl_cov.loss.kl_cov_ratio == 0.2 and kl_cov.eval.every == 5
+
+
+@pytest.mark.parametrize("base", [None, "defaults", "demo"])
+def test_experiment_base_defaults(tmp_path, base):
+    from entropy_rl.experiment import load_experiment
+
+    spec = {"methods": {"kl": {"loss.mode": "kl_cov"}}, "tasks": {"t": {}}, "sizes": {"s": {}}}
+    if base is not None:
+        spec["base"] = base
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    (run,) = load_experiment(path).runs
+    assert run.config == load_config(None, ["loss.mode=kl_cov", "train.seed=0"])
+    (tmp_path / "mine.yaml").write_text("train:\n  lr: 3.0e-5\n")
+    path.write_text(yaml.safe_dump({**spec, "base": "mine.yaml"}))
+    (run,) = load_experiment(path).runs
+    assert run.config.train.lr == 3e-5 and run.config.loss.kl_cov_ratio == 0.2

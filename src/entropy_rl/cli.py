@@ -419,8 +419,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the paper's phenomenon on the embedded toy setting: GRPO vs KL-Cov vs Clip-Cov",
         description="Make (or reuse) the base model, train GRPO, KL-Cov and Clip-Cov on the "
-        "embedded task with the bundled configs/demo.yaml, and print a side-by-side summary "
-        "(entropy and validation accuracy start -> end, the law's fitted ceiling, Lemma-1 "
+        "embedded task with the default config (its toy-scale values), and print a side-by-side "
+        "summary (entropy and validation accuracy start -> end, the law's fitted ceiling, Lemma-1 "
         "agreement). Finished runs are reused, interrupted ones resumed.",
     )
     p.add_argument(

@@ -259,6 +259,8 @@ Train a policy with RL on verifiable rewards (GRPO-style) and log the paper's di
 
 Configuration: defaults, then --config FILE (YAML, sections as below), then overrides
 section.field=value on the command line. The resolved config is saved in the run directory.
+A field shown with two defaults depends on scale: unless set, it takes the embedded task's
+value, or the paper's when --model (model.path) is given.
 
 examples:
   entropy-rl train loss.mode=kl_cov loss.kl_cov_ratio=0.2 train.steps=100

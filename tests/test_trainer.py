@@ -171,3 +171,42 @@ def test_a_hanging_reward_times_out_and_counts(tmp_path, tiny_config, easy_rewar
     assert (
         sum(r["faults/reward_errors"] + r.get("faults/val_reward_errors", 0) for r in records) == 1
     )
+
+
+def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
+    """Under bf16 autocast (a GPU's in a run; the CPU's here) the trainer's no-grad passes
+    give float32 logits from a float32 final projection, so a small change's Lemma-1
+    prediction and measured entropy change agree with the float32 run's."""
+    from entropy_rl.config import ModelConfig, load_config
+    from entropy_rl.distributed import Dist
+    from entropy_rl.models import build_model
+    from entropy_rl.policy import Policy
+    from entropy_rl.rollout import Rollout
+
+    config = load_config(None, ["train.prompts_per_step=2", "train.group_size=4"])
+    shape = ModelConfig(
+        hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, init_std=0.1
+    )
+    g = torch.Generator().manual_seed(1)
+    rollout = Rollout(
+        torch.randint(3, 64, (8, 4), generator=g),  # (B, P)
+        torch.ones(8, 4, dtype=torch.long),
+        torch.randint(3, 64, (8, 6), generator=g),  # (B, T)
+        torch.ones(8, 6, dtype=torch.long),
+    )
+    results = {}
+    for autocast in (False, True):
+        policy = Policy(build_model(shape, 64, max_positions=16, seed=0).eval(), None, None)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            old, entropy, probe = trainer._score_tokens(policy, rollout, config, Dist(), 4)
+        assert old.dtype == entropy.dtype == probe.dtype == torch.float32
+        assert probe.shape == (4, 6, 64)
+        with torch.no_grad():
+            policy.model.get_decoder().norm.weight.mul_(1 + 1e-3)
+        batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            results[autocast] = (entropy, trainer._probe(policy, batch, config))
+    (h32, exact), (h16, mixed) = results[False], results[True]
+    torch.testing.assert_close(h16, h32, rtol=0, atol=1e-2)
+    for key in ("dynamics/dH_actual", "dynamics/dH_lemma1"):
+        assert exact[key] != 0 and abs(mixed[key] - exact[key]) < 0.05 * abs(exact[key]), key

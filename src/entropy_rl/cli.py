@@ -259,6 +259,8 @@ Train a policy with RL on verifiable rewards (GRPO-style) and log the paper's di
 
 Configuration: defaults, then --config FILE (YAML, sections as below), then overrides
 section.field=value on the command line. The resolved config is saved in the run directory.
+A field shown with two defaults depends on scale: unless set, it takes the embedded task's
+value, or the paper's when --model (model.path) is given.
 
 examples:
   entropy-rl train loss.mode=kl_cov loss.kl_cov_ratio=0.2 train.steps=100
@@ -421,8 +423,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the paper's phenomenon on the embedded toy setting: GRPO vs KL-Cov vs Clip-Cov",
         description="Make (or reuse) the base model, train GRPO, KL-Cov and Clip-Cov on the "
-        "embedded task with the bundled configs/demo.yaml, and print a side-by-side summary "
-        "(entropy and validation accuracy start -> end, the law's fitted ceiling, Lemma-1 "
+        "embedded task with the default config (its toy-scale values), and print a side-by-side "
+        "summary (entropy and validation accuracy start -> end, the law's fitted ceiling, Lemma-1 "
         "agreement). Finished runs are reused, interrupted ones resumed.",
     )
     p.add_argument(

@@ -4,8 +4,23 @@ from the command line with dotted `section.field=value` pairs (e.g. `loss.mode=k
 Each field's docstring is its `--help` text. Values are validated when the tree is built;
 nothing mutates a config at run time (derive a new one with `dataclasses.replace`).
 
-Toy-scale values differ from the paper's (Cui et al., 2025) because a toy rollout batch has
-~10^3 tokens against the paper's ~10^6-10^7; where they differ, the docstring says so.
+Defaults that depend on the scale of the run live in one table, `SCALE_DEFAULTS`: each entry
+has its value on the embedded task (a ~1M-parameter model, ~10^3 tokens a rollout batch) and
+its value with a real model (`--model` / `model.path`: the paper's, Cui et al. 2025, for
+7B-32B models and ~10^6-10^7 tokens a batch), and why they differ. The rule: `load_config`
+(every command: train, demo, experiment, pretrain) gives each table field the user did not
+set, in the YAML file or a `section.field=value` override, its embedded value when
+model.path is empty and its real-model value when it is set. An explicit value always wins,
+and the resolved values are saved in the run's config.yaml, so a resumed run reads them back
+unchanged.
+
+`Config()` built directly in Python has the embedded values (the embedded task is the
+default), so it equals `load_config(None)`; the dataclass defaults are read from the table.
+A `Config(model=ModelConfig(path=...))` built by hand keeps the embedded values of the
+fields it does not pass: use `default_config(path)` or `load_config(None, ["model.path=..."])`
+for a real model's defaults. The core's `PolicyLossConfig` keeps the paper's values as its
+own defaults (the TRL adapter uses it directly); the table reads its real-model loss values
+from them.
 """
 
 from __future__ import annotations
@@ -28,6 +43,70 @@ from entropy_rl.core import ADVANTAGE_ESTIMATORS, PolicyLossConfig
 
 class ConfigError(ValueError):
     """A user's configuration mistake; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ScaleDefault:
+    """A default that depends on the scale of the run: one entry of `SCALE_DEFAULTS`."""
+
+    embedded: Any
+    """On the embedded task (model.path empty)."""
+    real: Any
+    """With a real model (`--model` / model.path): the paper's value."""
+    why: str
+    """Why they differ, in one line (shown by `--help`)."""
+
+
+SCALE_DEFAULTS: dict[str, ScaleDefault] = {
+    "train.lr": ScaleDefault(
+        1e-4,
+        1e-6,
+        "paper: 5e-7..1e-6 on 7B-32B models; a 1M-parameter model needs larger steps (with "
+        "grad clip 1.0)",
+    ),
+    "loss.clip_cov_ratio": ScaleDefault(
+        0.03,
+        PolicyLossConfig.clip_cov_ratio,
+        "the paper's 2e-4 selects under one token of a ~10^3-token toy batch; 0.03 selects ~30 "
+        "(0.05 pushed entropy above its start, 0.02 barely held it)",
+    ),
+    "loss.kl_cov_ratio": ScaleDefault(
+        0.2,
+        PolicyLossConfig.kl_cov_ratio,
+        "the paper's 2e-3 selects ~2 tokens of a toy batch, too few to matter",
+    ),
+    "loss.kl_cov_coef": ScaleDefault(
+        2.0,
+        PolicyLossConfig.kl_cov_coef,
+        "with ratio 0.2, coefficient 2 holds the toy model's entropy up; the paper uses 1",
+    ),
+    "model.autocast": ScaleDefault(
+        False,
+        True,
+        "float32 keeps a 1M-parameter model's results on CUDA the same as on CPU; real models "
+        "run under bf16 autocast (on GPUs that support it)",
+    ),
+}
+"""The defaults that depend on scale, by dotted field name. `load_config` resolves them."""
+
+
+def scale_defaults(model_path: str = "") -> dict[str, Any]:
+    """The value of every `SCALE_DEFAULTS` field for a run on the embedded task (model_path
+    empty) or on a real model (model_path set)."""
+    return {key: d.real if model_path else d.embedded for key, d in SCALE_DEFAULTS.items()}
+
+
+def _embedded(key: str) -> Any:
+    return SCALE_DEFAULTS[key].embedded
+
+
+def _embedded_loss() -> PolicyLossConfig:
+    """The loss section's default: PolicyLossConfig with the embedded values of the table."""
+    prefix = "loss."
+    values = {
+        k[len(prefix) :]: d.embedded for k, d in SCALE_DEFAULTS.items() if k.startswith(prefix)
+    }
+    return PolicyLossConfig(**values)
 
 
 def _positive(section: object, *names: str) -> None:
@@ -72,9 +151,10 @@ class ModelConfig:
     `from_pretrained`, never downloaded; empty: the embedded model above, pretrained on the task."""
     chat_template: bool = True
     """Format prompts with the tokenizer's chat template when it has one (else bos + text)."""
-    autocast: bool = True
+    autocast: bool = _embedded("model.autocast")
     """bfloat16 autocast of forward passes on a GPU that supports it (parameters stay in `dtype`);
-    never on CPU."""
+    never on CPU. The logits that entropy, log-probs and Lemma 1 read are projected in float32
+    all the same."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (memory for time; puts the model in train
     mode during updates, so its dropout settings apply)."""
@@ -212,8 +292,8 @@ class TrainConfig:
     """Optimizer updates per pass (paper: 8); KL-Cov's penalty acts from the second on."""
     micro_batches: int = 1
     """Gradient-accumulation splits of each mini-batch (memory only; the update is unchanged)."""
-    lr: float = 5e-5
-    """AdamW learning rate (paper: 5e-7..1e-6 on 7B-32B models; toy models need more)."""
+    lr: float = _embedded("train.lr")
+    """AdamW learning rate."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     grad_clip: float = 1.0
@@ -325,13 +405,16 @@ class DistributedConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a run needs. Saved resolved as config.yaml in the run directory."""
+    """Everything a run needs. Saved resolved as config.yaml in the run directory.
+
+    Built directly, it has the embedded task's defaults (`load_config(None)` gives the same);
+    `default_config(path)` gives a real model's (see `SCALE_DEFAULTS`)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
+    loss: PolicyLossConfig = field(default_factory=_embedded_loss)
     eval: EvalConfig = field(default_factory=EvalConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -447,7 +530,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.field=value")
         _set_dotted(tree, key.strip(), value.strip())
-    return _build(Config, tree)
+    return _build(Config, _with_scale_defaults(tree))
+
+
+def default_config(model_path: str = "") -> Config:
+    """The defaults of a run on the embedded task (model_path empty, the same as `Config()`)
+    or on the local model at model_path: what `load_config` gives with nothing else set."""
+    return _build(Config, _with_scale_defaults({"model": {"path": model_path}}))
+
+
+def _with_scale_defaults(tree: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `tree` (the user's sections) where every `SCALE_DEFAULTS` field the user did
+    not set has its value for the run's scale: embedded when model.path is empty or unset,
+    the real model's when it is set. Malformed sections are left for `_build` to reject."""
+    model = tree.get("model")
+    path = model.get("path", "") if isinstance(model, dict) else ""
+    out = {name: dict(node) if isinstance(node, dict) else node for name, node in tree.items()}
+    for key, value in scale_defaults(path if isinstance(path, str) else "").items():
+        section, name = key.split(".")
+        node = out.setdefault(section, {})
+        if isinstance(node, dict):
+            node.setdefault(name, value)
+    return out
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -471,15 +575,31 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 
 
 def describe_fields(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted name, default, help) for every leaf field, for `--help`."""
+    """(dotted name, default, help) for every leaf field, for `--help`. A field of
+    `SCALE_DEFAULTS` shows both its values and, after its help, why they differ."""
+    return _describe(cls(), prefix)
+
+
+def _describe(section: Any, prefix: str) -> list[tuple[str, str, str]]:
     rows = []
-    hints = _field_types(cls)
-    docs = _attribute_docs(cls)
-    default = cls()
-    for f in dataclasses.fields(cls):
-        name = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            rows += describe_fields(hints[f.name], f"{name}.")
+    docs = _attribute_docs(type(section))
+    for f in dataclasses.fields(section):
+        name, value = f"{prefix}{f.name}", getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += _describe(value, f"{name}.")
+        elif name in SCALE_DEFAULTS:
+            scaled = SCALE_DEFAULTS[name]
+            default = f"{_short(scaled.embedded)} (embedded task) / {_short(scaled.real)} (--model)"
+            doc = " ".join(filter(None, [docs.get(f.name, ""), f"Scale-dependent: {scaled.why}."]))
+            rows.append((name, default, doc))
         else:
-            rows.append((name, repr(getattr(default, f.name)), docs.get(f.name, "")))
+            rows.append((name, _short(value), docs.get(f.name, "")))
     return rows
+
+
+def _short(value: Any) -> str:
+    """repr, with small floats in the paper's notation: 1e-4, not 0.0001."""
+    if isinstance(value, float) and value != 0 and abs(value) < 0.01:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return repr(value)

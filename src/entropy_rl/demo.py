@@ -1,15 +1,15 @@
 """`entropy-rl demo`: the paper's phenomenon on the embedded toy setting, in minutes on a CPU.
 
 Makes (or reuses) the base model, then trains GRPO, KL-Cov and Clip-Cov from it with the
-bundled `configs/demo.yaml`, one run directory each under the demo directory, and prints a
-side-by-side summary. Finished runs are reused and interrupted ones resumed, so running the
-demo again is cheap.
+default config (the embedded task's values of `config.SCALE_DEFAULTS`) and the method's
+loss.mode, one run directory each under the demo directory, and prints a side-by-side
+summary. Finished runs are reused and interrupted ones resumed, so running the demo again
+is cheap.
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -20,13 +20,10 @@ from entropy_rl.runner import discard_unsaved, run_status, train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
 
 
-def demo_config_path() -> Path:
-    return Path(str(resources.files("entropy_rl") / "configs" / "demo.yaml"))
-
-
 def method_config(method: str, overrides: list[str]) -> Config:
+    """The defaults, the method's loss.mode (GRPO is mode ppo), then the user's overrides."""
     mode = "ppo" if method == "grpo" else method
-    return load_config(demo_config_path(), [f"loss.mode={mode}", *overrides])
+    return load_config(None, [f"loss.mode={mode}", *overrides])
 
 
 def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console: Console) -> dict:

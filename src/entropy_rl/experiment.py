@@ -2,8 +2,8 @@
 
 An experiment file names building blocks and the grids that combine them:
 
-    base: demo                       # the bundled configs/demo.yaml, or a YAML path (relative
-                                     # to the experiment file)
+    base: defaults                   # or omitted: the defaults (`demo` is a synonym, the old
+                                     # name); or a YAML path, relative to the experiment file
     overrides: {train.steps: 150}    # applied to every run
     tasks:   {sum3: {task.name: sum3}, ...}
     methods: {grpo: {loss.mode: ppo}, clip_cov: {loss.mode: clip_cov}, ...}
@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from entropy_rl.atomic import write_atomic
-from entropy_rl.config import Config, ConfigError, dump_config, load_config
+from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
 from entropy_rl.logs import METRICS_FILE
 from entropy_rl.pretrain import base_model_dir, is_learnt, is_saved, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
@@ -95,13 +95,18 @@ def _overrides(block: Any, where: str) -> list[str]:
     return [f"{key}={value}" for key, value in _mapping(block, where).items()]
 
 
-def _base_path(base: Any, path: Path) -> Path:
-    if base in (None, "demo"):
-        from entropy_rl.demo import demo_config_path
+BASE_DEFAULTS = ("defaults", "demo")
+"""Values of `base:` meaning the defaults (as omitting it does); `demo` is a synonym kept
+from when the demo had its own config file."""
 
-        return demo_config_path()
+
+def _base_path(base: Any, path: Path) -> Path | None:
+    """The YAML file every run starts from; None: the defaults (each run's scale-dependent
+    values then follow its model.path, see `config.SCALE_DEFAULTS`)."""
+    if base is None or base in BASE_DEFAULTS:
+        return None
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: base must be 'demo' or a YAML path, got {base!r}")
+        raise ConfigError(f"{path}: base must be 'defaults' or a YAML path, got {base!r}")
     return (path.parent / base).resolve()
 
 
@@ -456,7 +461,8 @@ def describe(experiment: Experiment) -> list[str]:
 
 
 def _differences(config: Config) -> dict[str, Any]:
-    default = dataclasses.asdict(Config())
+    """The fields that differ from the defaults of the run's scale (embedded or model.path)."""
+    default = dataclasses.asdict(default_config(config.model.path))
     changed = {}
     for section, values in dataclasses.asdict(config).items():
         for key, value in values.items():

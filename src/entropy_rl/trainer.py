@@ -17,6 +17,11 @@ train.steps) only measures. Departures from the paper:
     selection time (the ratio is 1) and PPO's clip still applies at every update.
  2. The model runs without dropout (eval mode) throughout, as RL trainers usually do
     (train mode during updates only with model.gradient_checkpointing, which needs it).
+Precision: forward passes run under bf16 autocast when `Policy.autocast` is on, but every
+scoring pass (old log-probs, entropy, probe logits, and the loss's log-probs, so the ratio
+compares like with like) takes its logits from a float32 final projection
+(`response_logits(..., float32_head=True)`): entropy, covariance and Lemma 1 are computed
+from float32 logits; the body's matmuls stay bf16.
 Under torchrun (W ranks, `entropy_rl.distributed`), every rank draws the same prompts and
 keeps its contiguous 1/W of them; rewards are gathered so advantages see whole groups (and
 REINFORCE++ the whole batch); the covariance is centred with the global means and the
@@ -132,14 +137,16 @@ def micro_batch_size(config: Config, dist: Dist) -> int:
 
 def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, n_probe: int):
     """No-grad pass, micro-batch by micro-batch: old log-probs (B, T), entropy (B, T) and the
-    logits (N, T, V) of the first n_probe responses."""
+    logits (N, T, V) of the first n_probe responses, all from float32 logits."""
     size, chunk = rollout.response_ids.shape[0], micro_batch_size(config, dist)
     temperature, chunk_size = config.train.temperature, config.diagnostics.chunk_size
     log_probs, entropy, probe = [], [], []
     with torch.no_grad(), policy.forward_context():
         for start in range(0, size, chunk):
             part = rollout.select(slice(start, start + chunk))
-            logits = response_logits(policy.model, part, temperature).float()  # (b, T, V)
+            logits = response_logits(
+                policy.model, part, temperature, float32_head=True
+            )  # (b, T, V)
             log_probs.append(token_log_probs(logits, part.response_ids, chunk_size))
             entropy.append(token_entropy(logits, chunk_size))
             if start < n_probe:
@@ -221,7 +228,9 @@ def _micro_loss(
 ):
     rollout = batch.rollout.select(index)
     with policy.forward_context():
-        logits = response_logits(policy.module, rollout, temperature)  # (b, T, V)
+        logits = response_logits(
+            policy.module, rollout, temperature, float32_head=True
+        )  # (b, T, V)
     log_probs = token_log_probs(logits, rollout.response_ids)  # (b, T)
     entropy = token_entropy(logits) if loss_cfg.entropy_coef > 0 else None
     selection = None if batch.selection is None else batch.selection[index]
@@ -351,7 +360,9 @@ def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
         return {}
     probe = batch.rollout.select(slice(0, n))
     with torch.no_grad(), policy.forward_context():
-        after = response_logits(policy.model, probe, config.train.temperature).float()
+        after = response_logits(
+            policy.model, probe, config.train.temperature, float32_head=True
+        )  # (N, T, V)
     stats = probe_statistics(
         batch.probe_logits, after, probe.response_mask, config.diagnostics.chunk_size
     )

@@ -2,12 +2,19 @@
 teacher-forced pass that scores them again."""
 
 from entropy_rl.rollout.engine import RolloutEngine, TransformersEngine, make_engine
-from entropy_rl.rollout.sampler import Rollout, left_pad, response_logits, sample
+from entropy_rl.rollout.sampler import (
+    Rollout,
+    float32_output_embeddings,
+    left_pad,
+    response_logits,
+    sample,
+)
 
 __all__ = [
     "Rollout",
     "RolloutEngine",
     "TransformersEngine",
+    "float32_output_embeddings",
     "left_pad",
     "make_engine",
     "response_logits",

@@ -5,14 +5,24 @@ The sampler is a plain loop over a Hugging Face causal LM with its KV cache, rat
 `torch.Generator` (so runs are reproducible and resumable without touching global RNG
 state), and a toy model spends most of `generate`'s time in per-token bookkeeping.
 Prompts are left-padded and responses right-padded, so response position t is column t.
+
+`response_logits(..., float32_head=True)` scores responses with the final projection (the
+output embedding, lm_head) in float32 with autocast disabled, while the rest of the model
+runs under whatever autocast is active: the numbers the entropy diagnostics rest on then
+keep float32 precision under bf16 autocast. It swaps the projection's `forward` for the
+duration of the call and calls the model itself, so the model's own code around the
+projection (`logits_to_keep`, logit scaling or soft-capping) and the hooks of a sharded
+(FSDP2) or DDP-wrapped model run as usual, and no bf16 logits are made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 
@@ -110,22 +120,61 @@ def sample(
     return Rollout(prompt_ids, prompt_mask, response_ids, response_mask)
 
 
-def response_logits(model: torch.nn.Module, rollout: Rollout, temperature: float = 1.0):
+def response_logits(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    temperature: float = 1.0,
+    float32_head: bool = False,
+) -> torch.Tensor:
     """Logits (B, T, V) of the policy at each response position, divided by the temperature.
 
     Position t's logits predict response token t: they come from the model's output at the
-    column just before it.
+    column just before it; only those columns go through the final projection. With
+    `float32_head`, that projection runs in float32 with autocast disabled (the logits are
+    then float32 whatever autocast the call runs under); `model` may be a DDP wrapper.
     """
     ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, P+T)
     attention = torch.cat([rollout.prompt_mask, rollout.response_mask], dim=1)
     prompt_len, response_len = rollout.prompt_ids.shape[1], rollout.response_ids.shape[1]
-    out = model(
-        input_ids=ids,
-        attention_mask=attention,
-        position_ids=_positions(attention),
-        use_cache=False,
-        logits_to_keep=response_len + 1,
-    )
+    head = float32_output_embeddings(model) if float32_head else contextlib.nullcontext()
+    with head:
+        out = model(
+            input_ids=ids,
+            attention_mask=attention,
+            position_ids=_positions(attention),
+            use_cache=False,
+            logits_to_keep=response_len + 1,
+        )
     logits = out.logits[:, :-1]  # (B, T, V): outputs at columns P-1 .. P+T-2
     assert logits.shape[1] == response_len and prompt_len >= 1
     return logits / temperature if temperature != 1.0 else logits
+
+
+@contextlib.contextmanager
+def float32_output_embeddings(model: torch.nn.Module) -> Iterator[None]:
+    """Within the block, the model's output embedding (its lm_head, a Linear) computes in
+    float32 (float64 if its weight is float64) with autocast disabled; its parameters are
+    cast, not changed, so gradients reach them as usual. `model`: a Hugging Face model, or a
+    DDP wrapper of one."""
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    head = inner.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear):
+        raise TypeError(
+            f"a float32 head needs the output embedding to be a torch.nn.Linear, got {type(head).__name__}"
+        )
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:  # (..., H) -> (..., V)
+        dtype = torch.promote_types(head.weight.dtype, torch.float32)
+        bias = None if head.bias is None else head.bias.to(dtype)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return F.linear(hidden.to(dtype), head.weight.to(dtype), bias)
+
+    previous = head.__dict__.get("forward")
+    head.forward = forward
+    try:
+        yield
+    finally:
+        if previous is None:
+            del head.forward
+        else:
+            head.forward = previous

@@ -1,0 +1,179 @@
+"""The config tree: scale-dependent defaults (`SCALE_DEFAULTS`), overrides, the saved
+config.yaml, and what `--help` shows."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from entropy_rl import cli, runner
+from entropy_rl.config import (
+    SCALE_DEFAULTS,
+    Config,
+    ModelConfig,
+    TrainConfig,
+    default_config,
+    describe_fields,
+    dump_config,
+    load_config,
+    scale_defaults,
+)
+from entropy_rl.core import PolicyLossConfig
+
+EMBEDDED = {
+    "train.lr": 1e-4,
+    "loss.clip_cov_ratio": 0.03,
+    "loss.kl_cov_ratio": 0.2,
+    "loss.kl_cov_coef": 2.0,
+    "model.autocast": False,
+}
+REAL = {
+    "train.lr": 1e-6,
+    "loss.clip_cov_ratio": 2e-4,
+    "loss.kl_cov_ratio": 2e-3,
+    "loss.kl_cov_coef": 1.0,
+    "model.autocast": True,
+}
+
+
+def _get(config: Config, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _values(config: Config) -> dict:
+    return {key: _get(config, key) for key in SCALE_DEFAULTS}
+
+
+def test_the_table_holds_the_toy_and_the_paper_values():
+    assert scale_defaults() == EMBEDDED
+    assert scale_defaults("/some/model") == REAL
+    paper = PolicyLossConfig()  # the core keeps the paper's values; the table reads them
+    for key in ("clip_cov_ratio", "kl_cov_ratio", "kl_cov_coef"):
+        assert SCALE_DEFAULTS[f"loss.{key}"].real == getattr(paper, key)
+    assert all(d.why for d in SCALE_DEFAULTS.values())
+
+
+def test_embedded_defaults_are_the_toy_values_and_equal_config():
+    config = load_config(None)
+    assert _values(config) == EMBEDDED
+    assert config == Config() == default_config()
+    # the dataclass defaults are read from the table, not written again
+    assert TrainConfig().lr == 1e-4 and ModelConfig().autocast is False
+    assert config.eval.every == 5
+
+
+def test_a_model_path_selects_the_real_model_values_without_the_path_existing():
+    config = load_config(None, ["model.path=/nowhere/Qwen2.5-7B"])
+    assert _values(config) == REAL
+    assert config == default_config("/nowhere/Qwen2.5-7B")
+    # every other field is the same as on the embedded task
+    real, embedded = dataclasses.asdict(config), dataclasses.asdict(Config())
+    for key in [*SCALE_DEFAULTS, "model.path"]:
+        section, name = key.split(".")
+        del real[section][name], embedded[section][name]
+    assert real == embedded
+
+
+def test_clip_cov_on_the_embedded_task_selects_the_toy_ratio():
+    assert load_config(None, ["loss.mode=clip_cov"]).loss.clip_cov_ratio == 0.03
+    assert load_config(None, ["loss.mode=clip_cov", "model.path=m"]).loss.clip_cov_ratio == 2e-4
+
+
+@pytest.mark.parametrize("path", ["", "/some/model"])
+def test_an_explicit_value_wins_from_overrides_and_files(tmp_path, path):
+    other = {
+        "train.lr": 3e-5,
+        "loss.clip_cov_ratio": 0.5,
+        "loss.kl_cov_ratio": 0.01,
+        "loss.kl_cov_coef": 0.3,
+        "model.autocast": not scale_defaults(path)["model.autocast"],
+    }
+    overrides = [f"{key}={value}" for key, value in other.items()]
+    assert _values(load_config(None, [f"model.path={path}", *overrides])) == other
+    tree: dict = {"model": {"path": path}}
+    for key, value in other.items():
+        section, name = key.split(".")
+        tree.setdefault(section, {})[name] = value
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(tree))
+    assert _values(load_config(file)) == other
+    # one field set, the others still follow the scale
+    partial = load_config(None, [f"model.path={path}", "train.lr=3e-5"])
+    assert _values(partial) == {**scale_defaults(path), "train.lr": 3e-5}
+
+
+def test_the_model_path_of_a_file_or_an_override_decides(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text("model:\n  path: /some/model\n")
+    assert _values(load_config(file)) == REAL
+    assert _values(load_config(file, ["model.path="])) == EMBEDDED  # the override wins
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["loss.mode=kl_cov"],
+        ["model.path=/some/model"],
+        ["model.path=/some/model", "train.lr=1e-4", "loss.clip_cov_ratio=0.03"],
+        ["train.lr=1e-6", "model.autocast=true"],
+    ],
+)
+def test_a_saved_config_round_trips_and_a_resumed_run_reads_it_unchanged(tmp_path, overrides):
+    config = load_config(None, overrides)
+    file = tmp_path / "config.yaml"
+    file.write_text(dump_config(config))
+    assert load_config(file) == config
+    runner.prepare_run_dir(tmp_path / "run", config)
+    assert runner.load_run_config(tmp_path / "run") == config
+
+
+def test_help_shows_both_values_of_a_scale_dependent_field(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "train.lr = 1e-4 (embedded task) / 1e-6 (--model)" in out
+    assert "loss.clip_cov_ratio = 0.03 (embedded task) / 2e-4 (--model)" in out
+    assert "model.autocast = False (embedded task) / True (--model)" in out
+    rows = {name: (default, doc) for name, default, doc in describe_fields()}
+    assert set(SCALE_DEFAULTS) <= set(rows)
+    assert SCALE_DEFAULTS["loss.kl_cov_ratio"].why in rows["loss.kl_cov_ratio"][1]
+    assert rows["eval.every"][0] == "5" and rows["loss.clip_low"][0] == "0.2"
+
+
+@pytest.mark.parametrize(
+    ("args", "ratio"),
+    [(["loss.mode=clip_cov"], 0.03), (["loss.mode=clip_cov", "--model", "/m"], 2e-4)],
+)
+def test_train_command_resolves_the_scale(tmp_path, monkeypatch, args, ratio):
+    seen = []
+    monkeypatch.setattr(runner, "train", lambda config, *a, **k: seen.append(config))
+    assert cli.main(["train", "--quiet", "--run-dir", str(tmp_path / "run"), *args]) == 0
+    assert seen[0].loss.mode == "clip_cov" and seen[0].loss.clip_cov_ratio == ratio
+
+
+def test_demo_methods_are_the_defaults_plus_the_loss_mode():
+    from entropy_rl.demo import method_config
+
+    assert method_config("grpo", []) == load_config(None)
+    kl_cov = method_config("kl_cov", ["train.steps=5"])
+    assert kl_cov == load_config(None, ["loss.mode=kl_cov", "train.steps=5"])
+    assert kl_cov.loss.kl_cov_ratio == 0.2 and kl_cov.eval.every == 5
+
+
+@pytest.mark.parametrize("base", [None, "defaults", "demo"])
+def test_experiment_base_defaults(tmp_path, base):
+    from entropy_rl.experiment import load_experiment
+
+    spec = {"methods": {"kl": {"loss.mode": "kl_cov"}}, "tasks": {"t": {}}, "sizes": {"s": {}}}
+    if base is not None:
+        spec["base"] = base
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    (run,) = load_experiment(path).runs
+    assert run.config == load_config(None, ["loss.mode=kl_cov", "train.seed=0"])
+    (tmp_path / "mine.yaml").write_text("train:\n  lr: 3.0e-5\n")
+    path.write_text(yaml.safe_dump({**spec, "base": "mine.yaml"}))
+    (run,) = load_experiment(path).runs
+    assert run.config.train.lr == 3e-5 and run.config.loss.kl_cov_ratio == 0.2

@@ -1,0 +1,104 @@
+"""Scoring responses again (`response_logits`): the float32 final projection under bf16
+autocast, which the entropy diagnostics read."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from entropy_rl.config import ModelConfig
+from entropy_rl.core import entropy_change_first_order, token_entropy
+from entropy_rl.models import build_model
+from entropy_rl.rollout import Rollout, response_logits
+
+V, B, P, T = 64, 6, 4, 8  # vocabulary, responses, prompt columns, response columns
+
+
+def _model(dtype: str = "float32"):
+    shape = ModelConfig(
+        hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, init_std=0.1, dtype=dtype
+    )
+    return build_model(shape, V, max_positions=32, seed=0).eval()
+
+
+def _rollout() -> Rollout:
+    g = torch.Generator().manual_seed(1)
+    response_mask = torch.ones(B, T, dtype=torch.long)
+    response_mask[1, 5:] = 0
+    prompt_mask = torch.ones(B, P, dtype=torch.long)
+    prompt_mask[2, :2] = 0  # left padding
+    return Rollout(
+        torch.randint(3, V, (B, P), generator=g),
+        prompt_mask,
+        torch.randint(3, V, (B, T), generator=g),
+        response_mask,
+    )
+
+
+@torch.no_grad()
+def _logits(model, rollout, autocast: bool, float32_head: bool) -> torch.Tensor:
+    """(B, T, V), under a CPU bf16 autocast when asked (as `Policy.forward_context` does
+    on a GPU)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        return response_logits(model, rollout, float32_head=float32_head)
+
+
+def test_float32_head_under_bf16_autocast_gives_float32_logits_of_a_float32_projection():
+    model, rollout = _model(), _rollout()
+    exact = _logits(model, rollout, autocast=False, float32_head=False)  # (B, T, V)
+    assert torch.equal(_logits(model, rollout, autocast=False, float32_head=True), exact)
+    bf16 = _logits(model, rollout, autocast=True, float32_head=False)
+    assert bf16.dtype == torch.bfloat16  # the autocast is real: the plain head is bf16
+    logits = _logits(model, rollout, autocast=True, float32_head=True)
+    assert logits.dtype == torch.float32
+    assert "forward" not in vars(model.get_output_embeddings())  # the swap is undone
+    # the projection itself is float32: the bf16 body's last hidden state times the weight
+    attention = torch.cat([rollout.prompt_mask, rollout.response_mask], 1)  # (B, P+T)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = model.get_decoder()(
+            input_ids=torch.cat([rollout.prompt_ids, rollout.response_ids], 1),
+            attention_mask=attention,
+            position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
+        ).last_hidden_state[:, P - 1 : -1]  # (B, T, H)
+    projected = F.linear(hidden.float(), model.get_output_embeddings().weight)
+    torch.testing.assert_close(logits, projected, rtol=1e-6, atol=1e-6)
+    # close to the pure float32 logits (the body's bf16 matmuls are the difference)
+    torch.testing.assert_close(logits, exact, rtol=0.0, atol=0.05 * float(exact.abs().max()))
+    torch.testing.assert_close(token_entropy(logits), token_entropy(exact), rtol=0, atol=1e-2)
+
+
+def test_lemma1_from_a_float32_head_under_autocast_matches_float32():
+    """A small change of the final norm: its logit change is below bf16's resolution, so
+    only a float32 projection sees it (the claim Lemma 1 is checked on)."""
+    model, rollout = _model(), _rollout()
+    before = {
+        (a, f): _logits(model, rollout, a, f)
+        for a, f in [(False, False), (True, True), (True, False)]
+    }
+    with torch.no_grad():
+        model.get_decoder().norm.weight.mul_(1 + 1e-3)
+    after = {key: _logits(model, rollout, *key) for key in before}
+    lemma1 = {
+        key: entropy_change_first_order(before[key].float(), after[key].float()) for key in before
+    }
+    exact = lemma1[(False, False)]  # (B, T)
+    scale = float(exact.abs().max())
+    assert float((lemma1[(True, True)] - exact).abs().max()) < 0.05 * scale
+    assert float((lemma1[(True, False)] - exact).abs().max()) > 0.2 * scale  # a bf16 head misses it
+
+
+def test_float32_head_carries_gradients_and_keeps_float64():
+    model, rollout = _model(), _rollout()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = response_logits(model, rollout, float32_head=True)
+    token_entropy(logits).sum().backward()
+    grad = model.get_output_embeddings().weight.grad
+    assert grad is not None and grad.dtype == torch.float32 and grad.abs().sum() > 0
+    double = _model().double()
+    assert _logits(double, rollout, autocast=False, float32_head=True).dtype == torch.float64
+
+
+def test_float32_head_needs_a_linear_output_embedding():
+    model = _model()
+    model.set_output_embeddings(torch.nn.Identity())
+    with pytest.raises(TypeError, match="Linear"):
+        response_logits(model, _rollout(), float32_head=True)

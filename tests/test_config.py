@@ -21,7 +21,7 @@ from entropy_rl.config import (
 from entropy_rl.core import PolicyLossConfig
 
 EMBEDDED = {
-    "train.lr": 1e-4,
+    "train.lr": 5e-5,
     "loss.clip_cov_ratio": 0.03,
     "loss.kl_cov_ratio": 0.2,
     "loss.kl_cov_coef": 2.0,
@@ -59,7 +59,7 @@ def test_embedded_defaults_are_the_toy_values_and_equal_config():
     assert _values(config) == EMBEDDED
     assert config == Config() == default_config()
     # the dataclass defaults are read from the table, not written again
-    assert TrainConfig().lr == 1e-4 and ModelConfig().autocast is False
+    assert TrainConfig().lr == 5e-5 and ModelConfig().autocast is False
     assert config.eval.every == 5
 
 
@@ -133,7 +133,7 @@ def test_help_shows_both_values_of_a_scale_dependent_field(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "train.lr = 1e-4 (embedded task) / 1e-6 (--model)" in out
+    assert "train.lr = 5e-5 (embedded task) / 1e-6 (--model)" in out
     assert "loss.clip_cov_ratio = 0.03 (embedded task) / 2e-4 (--model)" in out
     assert "model.autocast = False (embedded task) / True (--model)" in out
     rows = {name: (default, doc) for name, default, doc in describe_fields()}

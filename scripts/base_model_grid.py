@@ -6,7 +6,9 @@ tabulate what each one learnt: the check that the base-model recipe holds beyond
 
 Each cell runs `entropy-rl pretrain` in its own process with OMP_NUM_THREADS set, and its own
 cache directory per thread count (the same config gives a different model at another thread
-count). Finished cells are reused, so the same command resumes. `--jobs` cells run at once;
+count). On this project's machine 1, 2 and 4 threads give bit-identical models, while
+`--kernels avx2` (ATEN_CPU_CAPABILITY) changes the float summation order as another machine
+would. Finished cells are reused, so the same command resumes. `--jobs` cells run at once;
 the wall times then include that sharing of the CPU. Writes OUT/grid.json and OUT/grid.md.
 Extra arguments are config overrides applied to every cell (e.g. pretrain.steps=600).
 """
@@ -40,19 +42,24 @@ SIZES = {
 """The sizes of experiments/paper_small.yaml (0.13M to 2.37M parameters)."""
 
 
-def _cell(out: Path, threads: int, seed: int, size: str, overrides: list[str]) -> dict:
-    cache = out / f"threads{threads}"
+def _cell(
+    out: Path, kernels: str, threads: int, seed: int, size: str, overrides: list[str]
+) -> dict:
+    tag = f"threads{threads}" + ("" if kernels == "default" else f"-{kernels}")
+    cache = out / tag
     args = [*SIZES[size], f"pretrain.seed={seed}", f"pretrain.cache_dir={cache}", *overrides]
-    log = out / "logs" / f"t{threads}-s{seed}-{size}.log"
+    log = out / "logs" / f"{tag}-s{seed}-{size}.log".replace("threads", "t")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if kernels != "default":
+        env["ATEN_CPU_CAPABILITY"] = kernels
     with log.open("w") as f:
         code = subprocess.call(
             [sys.executable, "-m", "entropy_rl", "pretrain", *args], stdout=f, stderr=f, env=env
         )
     found = sorted(cache.glob("sum3-*/pretrain.json"))
     record = _matching(found, seed, size)
-    row = {"threads": threads, "seed": seed, "size": size, "exit": code}
+    row = {"kernels": kernels, "threads": threads, "seed": seed, "size": size, "exit": code}
     if record is None:
         return row | {"error": f"no base model; see {log}"}
     val = record["validation"]
@@ -79,14 +86,19 @@ def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
 
 
 def _table(rows: list[dict]) -> str:
-    head = "| threads | seed | size | params | steps (cycles) | greedy | sampled | entropy | wall s | learnt |"
-    lines = [head, "|" + "---|" * 10]
+    head = (
+        "| kernels | threads | seed | size | params | steps (cycles) | greedy | sampled | "
+        "entropy | wall s | learnt |"
+    )
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['threads']} | {r['seed']} | {r['size']} | {r['error']} |||||||")
+            lines.append(
+                f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['error']} |||||||"
+            )
             continue
         lines.append(
-            f"| {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
+            f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
             f"{r['steps']} ({r['cycles']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
             f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {'yes' if r['learnt'] else '**no**'} |"
         )
@@ -99,6 +111,12 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2,4", help="torch thread counts (default 1,2,4)")
     parser.add_argument("--seeds", default="0,1,2", help="pretrain seeds (default 0,1,2)")
     parser.add_argument("--sizes", default=",".join(SIZES), help="model sizes (default: all)")
+    parser.add_argument(
+        "--kernels",
+        default="default",
+        help="torch CPU kernels, comma-separated: default (what the CPU supports) or a value of "
+        "ATEN_CPU_CAPABILITY (avx2, avx512, ...), to try another machine's float summation order",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="cells at once (default 2)")
     parser.add_argument("overrides", nargs="*", help="config overrides for every cell")
     args = parser.parse_args()
@@ -111,7 +129,8 @@ def main() -> int:
             else "--jobs must be >= 1"
         )
     cells = [
-        (int(t), int(s), size)
+        (k, int(t), int(s), size)
+        for k in args.kernels.split(",")
         for t in args.threads.split(",")
         for s in args.seeds.split(",")
         for size in sizes
@@ -122,10 +141,11 @@ def main() -> int:
         for future in futures:
             rows.append(future.result())
             print(_table(rows[-1:]).splitlines()[-1], flush=True)
-    (args.out / "grid.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "grid.md").write_text(_table(rows))
+    name = "grid" if args.kernels == "default" else f"grid-{args.kernels.replace(',', '-')}"
+    (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(_table(rows))
     learnt = sum(bool(r.get("learnt")) for r in rows)
-    print(f"{learnt} of {len(rows)} cells learnt; table in {args.out / 'grid.md'}")
+    print(f"{learnt} of {len(rows)} cells learnt; table in {args.out / (name + '.md')}")
     return 0 if learnt == len(rows) else 1
 
 

@@ -118,15 +118,16 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
 
 
 def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing(
-    tiny_overrides, capsys
+    tmp_path, tiny_overrides, capsys
 ):
     from entropy_rl.cli import main
 
-    assert main(["pretrain", *tiny_overrides]) == 0  # tiny_overrides accept any base model
+    fresh = [*tiny_overrides, f"pretrain.cache_dir={tmp_path}"]  # not made by another test
+    assert main(["pretrain", *fresh]) == 0  # tiny_overrides accept any base model
     err = " ".join(capsys.readouterr().err.split())
     assert "val/acc_greedy" in err and "entropy/mean" in err and "not checked" in err
     assert "pretrain step 40/40" in err  # the held-out check line
-    assert main(["pretrain", *tiny_overrides, "pretrain.min_greedy=0.85"]) == 2
+    assert main(["pretrain", *fresh, "pretrain.min_greedy=0.85"]) == 2
     err = capsys.readouterr().err
     assert "making the base model" in err  # with min_greedy > 0 it trains up to max_cycles
     last = err.strip().splitlines()[-1]

@@ -92,13 +92,18 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(
 
 
 def test_lemma1_tracks_the_probe_entropy_change_at_small_lr(tmp_path, tiny_config, easy_reward):
-    config = tiny_config("train.lr=2e-5", "train.steps=5", "train.mini_batches=1")
+    # One update a step: Lemma 1's error is second order, so it shrinks with the step size
+    # (measured on the tiny base model: 4%, 2%, 1% of the change at lr 2e-5, 1e-5, 5e-6).
+    # Steps whose change is under 1e-5 nats (the reward's easy signal learnt, advantages ~0)
+    # sit near float32's noise in a difference of entropies ~2.5 and are not compared.
+    config = tiny_config("train.lr=1e-5", "train.steps=5", "train.mini_batches=1")
     runner.train(config, tmp_path / "run", show_progress=False)
     records = read_records(tmp_path / "run" / "metrics.jsonl")[:-1]
-    for r in records:
+    compared = [r for r in records if abs(r["dynamics/dH_actual"]) > 1e-5]
+    assert len(compared) >= 2
+    for r in compared:
         actual, predicted = r["dynamics/dH_actual"], r["dynamics/dH_lemma1"]
-        if actual != 0.0:
-            assert abs(predicted - actual) <= 0.05 * abs(actual) + 1e-7, r
+        assert abs(predicted - actual) <= 0.05 * abs(actual), r
 
 
 def test_failing_rewards_count_as_zero(tmp_path, tiny_config, easy_reward, monkeypatch):

@@ -171,21 +171,23 @@ def test_runs_of_a_local_model_need_no_base_model(tmp_path, tiny_experiment):
 def test_a_base_model_that_has_not_learnt_keeps_its_runs_waiting(tmp_path, tiny_config):
     import dataclasses
 
-    from entropy_rl.experiment import _Job, _last_check_step
+    from entropy_rl.experiment import _Job, _last_check
     from entropy_rl.pretrain import base_model_dir, pretrain
 
     config = tiny_config()  # min_greedy 0: a seconds-old base model is accepted
     base = pretrain(config)
     assert base == base_model_dir(config)
     log = tmp_path / "base.log"
-    job = _Job("run", [], log, needs=(base,), min_greedy=config.pretrain.min_greedy)
+    job = _Job(
+        "base", [], log, needs=(base,), min_greedy=config.pretrain.min_greedy, total_steps=900
+    )
     assert job.ready()
     strict = dataclasses.replace(job, min_greedy=0.85)
     assert not strict.ready()  # saved, but it learnt nothing: its runs never start
     assert not dataclasses.replace(job, needs=(tmp_path / "missing",)).ready()
-    assert job.steps_done() == 0  # no log yet
+    assert job.steps_done() == (0, 900)  # no log yet
     log.write_text(
-        "making the base model\npretrain step 100/900  loss 1.434  held-out greedy 0.012\n"
-        "pretrain step 200/900  loss 1.264  held-out greedy 0.039\n"
+        "making the base model\npretrain step 800/900  loss 1.434  held-out greedy 0.012\n"
+        "pretrain step 1000/1800  loss 1.264  held-out greedy 0.039\n"
     )
-    assert _last_check_step(log) == 200 and job.steps_done() == 200
+    assert _last_check(log) == (1000, 1800) and job.steps_done() == (1000, 1800)  # 2nd cycle

@@ -208,27 +208,30 @@ class _Job:
     def ready(self) -> bool:
         return all(is_learnt(path, self.min_greedy) for path in self.needs)
 
-    def steps_done(self) -> int:
+    def steps_done(self) -> tuple[int, int]:
+        """(steps done, steps in all): a base model's total grows with its cycles."""
         if self.metrics is None:
-            return _last_check_step(self.log)
+            step, total = _last_check(self.log)
+            return step, max(total, self.total_steps)
         if not self.metrics.is_file():
-            return 0
+            return 0, self.total_steps
         with self.metrics.open("rb") as f:
-            return sum(1 for _ in f)
+            return sum(1 for _ in f), self.total_steps
 
 
 _CHECK = re.compile(rb"pretrain step (\d+)/(\d+)")
 
 
-def _last_check_step(log: Path) -> int:
-    """The step of the last held-out check line (`pretrain.CHECK_LINE`) in a job's log."""
+def _last_check(log: Path) -> tuple[int, int]:
+    """(step, total) of the last held-out check line (`pretrain.CHECK_LINE`) in a job's log;
+    (0, 0) before the first."""
     try:
         with log.open("rb") as f:
             f.seek(max(0, log.stat().st_size - 4096))
             found = _CHECK.findall(f.read())
     except OSError:
-        return 0
-    return int(found[-1][0]) if found else 0
+        return 0, 0
+    return (int(found[-1][0]), int(found[-1][1])) if found else (0, 0)
 
 
 def _cli(*args: str) -> list[str]:
@@ -327,7 +330,8 @@ class _Pool:
             time.sleep(_POLL_S)
             for job in list(self.active):
                 if job.total_steps:
-                    self.progress.update(job.task_id, completed=job.steps_done())
+                    done, total = job.steps_done()
+                    self.progress.update(job.task_id, completed=done, total=total)
                 if job.process.poll() is not None:
                     self.active.remove(job)
                     self._finish(job)

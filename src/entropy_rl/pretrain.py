@@ -133,10 +133,11 @@ def require_learnt(directory: Path, min_greedy: float) -> dict[str, Any]:
     if min_greedy <= 0 or greedy >= min_greedy:
         return record
     pretrain = record["config"]["pretrain"]
+    whose = "its parent base model's" if record.get("parent_validation") else "held-out"
     raise BaseModelError(
         f"the base model {directory} has not learnt task {record['config']['task']['name']} "
-        f"(held-out greedy accuracy {greedy:.3f} < pretrain.min_greedy "
-        f"{min_greedy} after {pretrain['steps']} steps), so RL from it would not "
+        f"({whose} greedy accuracy {greedy:.3f} < pretrain.min_greedy {min_greedy} after "
+        f"{record['steps']} steps in {record['cycles']} cycles), so RL from it would not "
         f"show the phenomenon; make another with pretrain.seed={pretrain['seed'] + 1} or more "
         f"pretrain.steps or pretrain.max_cycles (pretrain.min_greedy=0 makes one that is "
         f"used unchecked)"

@@ -118,6 +118,11 @@ def main() -> int:
         "ATEN_CPU_CAPABILITY (avx2, avx512, ...), to try another machine's float summation order",
     )
     parser.add_argument("--jobs", type=int, default=2, help="cells at once (default 2)")
+    parser.add_argument(
+        "--table",
+        help="name of the written tables, OUT/NAME.json and OUT/NAME.md (default: grid, or "
+        "grid-KERNELS with --kernels)",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides for every cell")
     args = parser.parse_args()
     sizes = args.sizes.split(",")
@@ -141,7 +146,9 @@ def main() -> int:
         for future in futures:
             rows.append(future.result())
             print(_table(rows[-1:]).splitlines()[-1], flush=True)
-    name = "grid" if args.kernels == "default" else f"grid-{args.kernels.replace(',', '-')}"
+    name = args.table or (
+        "grid" if args.kernels == "default" else f"grid-{args.kernels.replace(',', '-')}"
+    )
     (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(_table(rows))
     learnt = sum(bool(r.get("learnt")) for r in rows)

@@ -120,18 +120,24 @@ def deciding_greedy(record: dict[str, Any]) -> float:
     return float(metrics.get("val/acc_greedy", float("nan")))
 
 
+def passes(record: dict[str, Any], min_greedy: float) -> bool:
+    """The base model of `record` counts as having learnt its task: `deciding_greedy` >=
+    min_greedy (min_greedy <= 0 accepts any)."""
+    return min_greedy <= 0 or deciding_greedy(record) >= min_greedy
+
+
 def is_learnt(directory: Path, min_greedy: float) -> bool:
     """True when `directory` holds a finished base model that has learnt its task."""
-    return is_saved(directory) and deciding_greedy(read_record(directory)) >= min_greedy
+    return is_saved(directory) and passes(read_record(directory), min_greedy)
 
 
 def require_learnt(directory: Path, min_greedy: float) -> dict[str, Any]:
     """The base model's record; BaseModelError (one line: what happened, what to do) unless
     it has learnt its task (`deciding_greedy` >= min_greedy; min_greedy 0 accepts any)."""
     record = read_record(directory)
-    greedy = deciding_greedy(record)
-    if min_greedy <= 0 or greedy >= min_greedy:
+    if passes(record, min_greedy):
         return record
+    greedy = deciding_greedy(record)
     pretrain = record["config"]["pretrain"]
     whose = "its parent base model's" if record.get("parent_validation") else "held-out"
     raise BaseModelError(
@@ -344,8 +350,10 @@ def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
         "fine_tuned_from": parent,
         "validation": metrics,
         "parent_validation": parent_metrics,
-        "learnt": deciding_greedy({"validation": metrics, "parent_validation": parent_metrics})
-        >= config.pretrain.min_greedy,
+        "learnt": passes(
+            {"validation": metrics, "parent_validation": parent_metrics},
+            config.pretrain.min_greedy,
+        ),
         "checks": checks,
         "steps": len(losses),
         "cycles": math.ceil(len(losses) / settings.steps),
@@ -403,7 +411,7 @@ def make_base_model(config: Config, console: Console) -> Path:
     min_greedy = config.pretrain.min_greedy
     if min_greedy <= 0:
         verdict = "not checked: pretrain.min_greedy=0"
-    elif deciding_greedy(record) >= min_greedy:
+    elif passes(record, min_greedy):
         verdict = "learnt"
     else:
         verdict = "[red]NOT learnt[/]"

@@ -18,28 +18,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SIZES = {
-    "h64x2": [
-        "model.hidden_size=64",
-        "model.num_layers=2",
-        "model.num_heads=2",
-        "model.intermediate_size=256",
-    ],
-    "h96x3": [
-        "model.hidden_size=96",
-        "model.num_layers=3",
+DEFAULT_SIZES = "h64x4,h96x4,h128x4,h192x4"
+"""The sizes of experiments/paper_small.yaml."""
+SIZE_PATTERN = re.compile(r"h(\d+)x(\d+)")
+"""A size is named hWxL: hidden width W and L layers, with 4 heads and an MLP of 4W."""
+
+
+def size_overrides(size: str) -> list[str]:
+    """The config overrides of size `size` (hWxL); h128x4 is the embedded default."""
+    match = SIZE_PATTERN.fullmatch(size)
+    if match is None:
+        raise ValueError(f"size {size!r} is not of the form hWxL (e.g. h64x4)")
+    width, layers = (int(g) for g in match.groups())
+    return [
+        f"model.hidden_size={width}",
+        f"model.num_layers={layers}",
         "model.num_heads=4",
-        "model.intermediate_size=384",
-    ],
-    "h128x4": [],
-    "h192x4": ["model.hidden_size=192", "model.intermediate_size=768"],
-}
-"""The sizes of experiments/paper_small.yaml (0.13M to 2.37M parameters)."""
+        f"model.intermediate_size={4 * width}",
+    ]
 
 
 def _cell(
@@ -47,7 +49,7 @@ def _cell(
 ) -> dict:
     tag = f"threads{threads}" + ("" if kernels == "default" else f"-{kernels}")
     cache = out / tag
-    args = [*SIZES[size], f"pretrain.seed={seed}", f"pretrain.cache_dir={cache}", *overrides]
+    args = [*size_overrides(size), f"pretrain.seed={seed}", f"pretrain.cache_dir={cache}", *overrides]
     log = out / "logs" / f"{tag}-s{seed}-{size}.log".replace("threads", "t")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -76,11 +78,12 @@ def _cell(
 
 
 def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
-    width = dict(h64x2=64, h96x3=96, h128x4=128, h192x4=192)[size]
+    width, layers = (int(g) for g in SIZE_PATTERN.fullmatch(size).groups())
     for path in paths:
         record = json.loads(path.read_text())
-        config = record["config"]
-        if config["pretrain"]["seed"] == seed and config["model"]["hidden_size"] == width:
+        config, model = record["config"], record["config"]["model"]
+        shape = (model["hidden_size"], model["num_layers"])
+        if config["pretrain"]["seed"] == seed and shape == (width, layers):
             return record
     return None
 
@@ -110,7 +113,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="grid directory")
     parser.add_argument("--threads", default="1,2,4", help="torch thread counts (default 1,2,4)")
     parser.add_argument("--seeds", default="0,1,2", help="pretrain seeds (default 0,1,2)")
-    parser.add_argument("--sizes", default=",".join(SIZES), help="model sizes (default: all)")
+    parser.add_argument(
+        "--sizes", default=DEFAULT_SIZES, help=f"model sizes, hWxL (default: {DEFAULT_SIZES})"
+    )
     parser.add_argument(
         "--kernels",
         default="default",
@@ -126,10 +131,10 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides for every cell")
     args = parser.parse_args()
     sizes = args.sizes.split(",")
-    unknown = [s for s in sizes if s not in SIZES]
+    unknown = [s for s in sizes if SIZE_PATTERN.fullmatch(s) is None]
     if unknown or args.jobs < 1:
         parser.error(
-            f"unknown size {unknown[0]!r} (known: {', '.join(SIZES)})"
+            f"size {unknown[0]!r} is not of the form hWxL (e.g. h64x4)"
             if unknown
             else "--jobs must be >= 1"
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from entropy_rl import runner
+from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import ModelConfig, load_config
 from entropy_rl.core import centering_sums, token_covariance, token_log_probs
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
@@ -136,14 +137,15 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
 def checkpoint_round_trip(policy, optimizer, batch, config, dist, out: Path) -> dict:
     """Save with the runner, reload into a fresh (wrapped) model, take one more step on
     both; the weights must agree."""
-    runner._save(out / "run", policy, optimizer, RunState.fresh(0, dist.rank), dist)
-    model, tokenizer = load_pretrained(out / "run" / "checkpoint" / "model")
+    runner._save(out / "run", policy, optimizer, RunState.fresh(0, dist.rank), config, dist)
+    saved_dir = find_checkpoint(out / "run")
+    model, tokenizer = load_pretrained(saved_dir / "model")
     trainable = wrap_model(model.double().eval(), dist)
     restored_opt = torch.optim.SGD(trainable.parameters(), lr=0.5, momentum=0.9)
     restored = Policy(
         model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
     )
-    saved = torch.load(out / "run" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    saved = torch.load(saved_dir / "trainer_state.pt", weights_only=True)
     runner._load_optimizer(restored, restored_opt, saved["optimizer"], dist)
     mini = torch.arange(batch.mask.shape[0])
     for p, o in ((policy, optimizer), (restored, restored_opt)):

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import load_config
 from entropy_rl.models import load_pretrained
 from entropy_rl.pretrain import base_model_dir
@@ -30,12 +31,12 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
     assert "Traceback" not in result.stderr
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "dynamics.png"):
         assert (run / name).is_file(), name
-    assert (run / "checkpoint" / "model" / "model.safetensors").is_file()
+    assert (find_checkpoint(run) / "model" / "model.safetensors").is_file()
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(7))
     assert "kl_cov" in (run / "config.yaml").read_text()
     base, _ = load_pretrained(base_model_dir(load_config(None, args)))
-    trained, _ = load_pretrained(run / "checkpoint" / "model")
+    trained, _ = load_pretrained(find_checkpoint(run) / "model")
     for (name, before), (_, after) in zip(
         base.named_parameters(), trained.named_parameters(), strict=True
     ):
@@ -95,7 +96,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, tiny_overrides):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr
     assert "resume with" in stderr
     done = len((run / "metrics.jsonl").read_text().splitlines())
     assert done < 401
@@ -108,7 +109,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, tiny_overrides):
 def _cli_state(run):
     code = (
         "import torch,sys;"
-        f"print(torch.load('{run}/checkpoint/trainer_state.pt', weights_only=False)"
+        f"print(torch.load('{find_checkpoint(run)}/trainer_state.pt', weights_only=True)"
         "['run_state']['step'])"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout

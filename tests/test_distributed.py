@@ -14,6 +14,7 @@ import torch
 
 import distributed_worker as worker
 from conftest import HF_TINY
+from entropy_rl.checkpoint import find_checkpoint
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -88,12 +89,13 @@ def test_torchrun_trains_a_model_dir(tmp_path, tiny_hf_model, sums_jsonl, strate
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1, 2]
     assert all(len(r["entropy/by_position"]) >= 1 for r in records)
-    state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=False)
+    saved = find_checkpoint(run)
+    state = torch.load(saved / "trainer_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rollout_gens"]) == 2
     from entropy_rl.models import load_pretrained
 
     base, _ = load_pretrained(tiny_hf_model)
-    trained, _ = load_pretrained(run / "checkpoint" / "model")
+    trained, _ = load_pretrained(saved / "model")
     changed = [
         not torch.equal(p0, p1)
         for p0, p1 in zip(base.parameters(), trained.parameters(), strict=True)

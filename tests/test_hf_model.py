@@ -10,6 +10,7 @@ import torch
 
 from conftest import HF_TINY, write_jsonl
 from entropy_rl import cli
+from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.tasks import Problem
@@ -30,7 +31,7 @@ def test_train_cli_with_model_dir_jsonl_and_math_reward(tmp_path, tiny_hf_model,
     saved = (run / "config.yaml").read_text()
     assert str(tiny_hf_model) in saved and "reward: math" in saved
     base, _ = load_pretrained(tiny_hf_model)
-    trained, tokenizer = load_pretrained(run / "checkpoint" / "model")
+    trained, tokenizer = load_pretrained(find_checkpoint(run) / "model")
     assert tokenizer.chat_template
     for (name, before), (_, after) in zip(
         base.named_parameters(), trained.named_parameters(), strict=True
@@ -121,5 +122,5 @@ def test_gradient_checkpointing_trains(tmp_path, tiny_hf_model, sums_jsonl):
     overrides += [f"model.path={tiny_hf_model}", f"task.train_file={sums_jsonl}"]
     runner.train(load_config(None, overrides), tmp_path / "run", show_progress=False)
     base, _ = load_pretrained(tiny_hf_model)
-    trained, _ = load_pretrained(tmp_path / "run" / "checkpoint" / "model")
+    trained, _ = load_pretrained(find_checkpoint(tmp_path / "run") / "model")
     assert not torch.equal(base.lm_head.weight, trained.lm_head.weight)

@@ -148,7 +148,7 @@ def test_repeated_non_finite_losses_stop_the_run_with_checkpoint_intact(
         runner.train(config, tmp_path / "run", show_progress=False)
     records = read_records(tmp_path / "run" / "metrics.jsonl")
     assert records[-1]["step"] == 2 and records[-1]["faults/skipped_steps"] == 2
-    saved = torch.load(find_checkpoint(tmp_path / "run") / "trainer_state.pt", weights_only=False)
+    saved = torch.load(find_checkpoint(tmp_path / "run") / "trainer_state.pt", weights_only=True)
     assert saved["run_state"]["step"] == 2  # the checkpoint written after step 1
     trained, _ = load_pretrained(find_checkpoint(tmp_path / "run") / "model")
     assert all(torch.isfinite(p).all() for p in trained.parameters())

@@ -2,7 +2,11 @@
 
 To add a subcommand, write an `_add_<name>(subparsers)` that registers its parser with
 `set_defaults(handler=_run_<name>)`, and list it in `SUBCOMMANDS`. A handler returns the
-exit code; user errors print one line `entropy-rl <name>: error: ...` and return 2.
+exit code; user errors print one line `entropy-rl <name>: error: ...` and return 2. `main`
+does the same for what any command may meet: a run directory that cannot be used
+(`RunError`: another process holds it, no checkpoint verifies, ...) and I/O errors (one line
+naming the path and the OS error); Ctrl-C outside a training loop ends with one line and
+exit code 130.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from rich.table import Table
 
 from entropy_rl import __version__, law
 from entropy_rl.atomic import write_atomic
+from entropy_rl.errors import INTERRUPTED, RunError, os_error_line
 from entropy_rl.logs import (
     ENTROPY_KEYS,
     REWARD_KEYS,
@@ -64,8 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    command = "command"
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"entropy-rl {command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except RunError as err:
+        return _error(command, err)
+    except OSError as err:
+        return _error(command, err)
 
 
 def _quiet_libraries() -> None:
@@ -81,10 +96,12 @@ def _quiet_libraries() -> None:
 
 
 def _error(command: str, err: BaseException) -> int:
-    """Print a one-line user error to stderr (rank 0 only under torchrun); return USAGE_ERROR."""
+    """Print a one-line user error to stderr (rank 0 only under torchrun); return USAGE_ERROR.
+    An OSError's line names the path and the OS error."""
     import os
 
-    message = " ".join(str(err).split()) or type(err).__name__
+    text = os_error_line(err) if isinstance(err, OSError) else str(err)
+    message = " ".join(text.split()) or type(err).__name__
     if os.environ.get("RANK", "0") == "0":
         print(f"entropy-rl {command}: error: {message}", file=sys.stderr)
     return USAGE_ERROR
@@ -268,6 +285,15 @@ examples:
   torchrun --nproc_per_node=2 -m entropy_rl train --model DIR distributed.strategy=fsdp ...
   entropy-rl train --config my.yaml --run-dir runs/exp1
   entropy-rl train --resume runs/exp1
+
+Resuming: one process at a time may use a run directory (a second one is told which process
+holds it, exit code 2). A resume starts from the newest checkpoint whose files match their
+checksums (train.keep_checkpoints are kept), saying which it skipped and why; metrics rows
+it cannot trust are recomputed from an older checkpoint, or it refuses naming the line. An
+edit of the run's config.yaml is applied (and reported) for the fields listed in
+`entropy_rl.resume.APPLICABLE_EDITS` (train.steps, train.lr, ...) and refused for the others.
+A finished run is left as it is. The first Ctrl-C stops after the current step with a
+checkpoint, a second one at once; both exit with code 130.
 """
 
 
@@ -326,7 +352,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its last checkpoint (its saved config is used)",
+        help="continue the run in RUN_DIR from its newest checkpoint that verifies (its "
+        "config.yaml is used; see 'Resuming' above)",
     )
     p.add_argument(
         "--model",
@@ -377,13 +404,13 @@ def _run_train(args: argparse.Namespace) -> int:
         _quiet_libraries()
         from entropy_rl.runner import train
 
-        train(config, run_dir, resume=config is None, show_progress=not args.quiet)
+        result = train(config, run_dir, resume=config is None, show_progress=not args.quiet)
     except ConfigError as err:
         return _error("train", err)
     except TrainingError as err:
         print(f"entropy-rl train: {err}", file=sys.stderr)
         return 1
-    return 0
+    return INTERRUPTED if "stopped_at" in result else 0
 
 
 def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
@@ -466,13 +493,13 @@ def _run_demo(args: argparse.Namespace) -> int:
             ),
         )
     try:
-        run_demo(args.out, methods, args.overrides, Console(stderr=True))
+        summaries = run_demo(args.out, methods, args.overrides, Console(stderr=True))
     except ConfigError as err:
         return _error("demo", err)
     except TrainingError as err:
         print(f"entropy-rl demo: {err}", file=sys.stderr)
         return 1
-    return 0
+    return INTERRUPTED if any("stopped_at" in s for s in summaries.values()) else 0
 
 
 def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
@@ -544,7 +571,9 @@ def _run_experiment(args: argparse.Namespace) -> int:
     manifest = run_experiment(
         experiment, out, jobs=args.jobs, threads=threads, console=Console(stderr=True)
     )
-    return 1 if manifest["failed"] or manifest["interrupted"] else 0
+    if manifest["interrupted"]:
+        return INTERRUPTED
+    return 1 if manifest["failed"] else 0
 
 
 REPORT_DESCRIPTION = """\

@@ -40,6 +40,9 @@ import yaml
 
 from entropy_rl.core import ADVANTAGE_ESTIMATORS, PolicyLossConfig
 
+CONFIG_FILE = "config.yaml"
+"""The resolved config of a run directory (and of each of its checkpoints)."""
+
 
 class ConfigError(ValueError):
     """A user's configuration mistake; the message names the field."""
@@ -303,6 +306,9 @@ class TrainConfig:
     """Seed of the training prompts, the rollouts and the Clip-Cov draws."""
     save_every: int = 50
     """Write a checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept, the newest: a resume falls back to an older one when the newest fails
+    its checksums, or to recompute a damaged metrics row."""
     max_bad_steps: int = 3
     """Stop after this many consecutive steps with a NaN/inf loss or gradient."""
     reward_timeout_s: float = 5.0
@@ -311,7 +317,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
-        _positive(self, "reward_timeout_s")
+        _positive(self, "reward_timeout_s", "keep_checkpoints")
         if self.advantage not in ADVANTAGE_ESTIMATORS:
             raise ConfigError(
                 f"train.advantage must be one of {', '.join(ADVANTAGE_ESTIMATORS)}, got {self.advantage!r}"

@@ -4,7 +4,8 @@ Makes (or reuses) the base model, then trains GRPO, KL-Cov and Clip-Cov from it 
 default config (the embedded task's values of `config.SCALE_DEFAULTS`) and the method's
 loss.mode, one run directory each under the demo directory, and prints a side-by-side
 summary. Finished runs are reused and interrupted ones resumed, so running the demo again
-is cheap.
+is cheap. The demo directory is locked while the demo runs (as each run directory is by its
+run): a second demo there stops at once, naming the first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from entropy_rl.config import Config, load_config
+from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.pretrain import make_base_model, require_learnt
 from entropy_rl.runner import discard_unsaved, run_status, train
 from entropy_rl.summary import SUMMARY_FILE, summary_table
@@ -27,7 +29,16 @@ def method_config(method: str, overrides: list[str]) -> Config:
 
 
 def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console: Console) -> dict:
-    """Train each method in out/<method>/ (reusing finished runs); returns their summaries."""
+    """Train each method in out/<method>/ (reusing finished runs), holding the lock of `out`;
+    returns their summaries (an interrupted run's is {"stopped_at": step}, and the last)."""
+    with lock_dir(out, "demo directory") as stale:
+        note = stale_note(stale, out)
+        if note is not None:
+            console.print(note)
+        return _run_methods(out, methods, overrides, console)
+
+
+def _run_methods(out: Path, methods, overrides: list[str], console: Console) -> dict:
     config = method_config(methods[0], overrides)
     require_learnt(make_base_model(config, console), config.pretrain.min_greedy)
     summaries = {}

@@ -18,7 +18,8 @@ Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run d
 resumed. Base models are made first, one per distinct (model, task, pretrain) config and one
 at a time on jobs x threads torch threads; a base model that has not learnt its task stops the
 runs that need it. Then the runs go `jobs` at a time, each in its own process with `threads`
-torch threads.
+torch threads. The experiment directory is locked while it runs (each run directory is
+locked by its own process): a second experiment there stops at once, naming the first.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
+from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import METRICS_FILE
 from entropy_rl.pretrain import base_model_dir, is_learnt, is_saved, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
@@ -381,8 +383,17 @@ def _manifest(experiment: Experiment, out: Path, wall_s: float) -> dict[str, Any
 def run_experiment(
     experiment: Experiment, out: Path, *, jobs: int, threads: int, console: Console
 ) -> dict[str, Any]:
-    """Make the missing base models, then train every unfinished run; returns the manifest
-    (also written to OUT/experiment.json, with the wall time summed over invocations)."""
+    """Make the missing base models, then train every unfinished run, holding the lock of
+    `out`; returns the manifest (also written to OUT/experiment.json, with the wall time
+    summed over invocations)."""
+    with lock_dir(out, "experiment directory") as stale:
+        note = stale_note(stale, out)
+        if note is not None:
+            console.print(note)
+        return _run_locked(experiment, out, jobs, threads, console)
+
+
+def _run_locked(experiment: Experiment, out: Path, jobs: int, threads: int, console) -> dict:
     start = time.monotonic()
     previous = _previous_wall_time(out)
     pending = [s for s in experiment.runs if run_status(out / s.name) != "done"]

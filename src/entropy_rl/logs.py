@@ -18,6 +18,7 @@ state, the entry of `log_history`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from entropy_rl.atomic import write_atomic
+from entropy_rl.errors import RunError, os_errors_of
 from entropy_rl.law import MIN_POINTS
 
 ENTROPY_KEYS = ("entropy", "entropy/mean", "actor/entropy")
@@ -366,40 +368,64 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def whole_rows(path: Path) -> tuple[list[str], str | None]:
+    """The rows at the start of a run's metrics.jsonl that are whole and in order (row i is
+    a JSON object with "step": i), and what is wrong with the first line after them (None
+    when there is none). Blank lines are skipped; a missing file has no rows."""
+    if not path.exists():
+        return [], None
+    rows: list[str] = []
+    for line_no, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            return rows, f"line {line_no} is not a whole JSON row"
+        step = record.get("step") if isinstance(record, dict) else None
+        if step != len(rows):
+            return rows, f"line {line_no} holds step {step!r} where step {len(rows)} belongs"
+        rows.append(line)
+    return rows, None
+
+
 class MetricsWriter:
     """Appends one JSON object per step to a JSONL file, flushed after every line.
 
-    `keep_before` drops the records with step >= it first (a resumed run recomputes them),
-    rewriting the file atomically; a trailing partial line from a crash is dropped too.
+    `keep_before`: the first rows, steps 0 .. keep_before - 1, are kept and everything after
+    them dropped (a resumed run recomputes it), rewriting the file atomically. They must be
+    whole (`whole_rows`): RunError otherwise, as a resume that kept a damaged or missing row
+    would leave a silent gap. An OSError names the file.
     """
 
     def __init__(self, path: Path, keep_before: int = 0) -> None:
         self.path = path
-        kept = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and record.get("step", math.inf) < keep_before:
-                    kept.append(line + "\n")
-        write_atomic(path, "".join(kept))
-        self._handle = path.open("a")
+        rows, problem = whole_rows(path) if keep_before else ([], None)
+        if len(rows) < keep_before:
+            raise RunError(f"{path}: {problem or 'rows missing'}, before step {keep_before}")
+        write_atomic(path, "".join(line + "\n" for line in rows[:keep_before]))
+        with os_errors_of(path):
+            self._handle = path.open("a")
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps({k: _json_safe(v) for k, v in record.items()})
-        self._handle.write(line + "\n")
-        self._handle.flush()
+        with os_errors_of(self.path):
+            self._handle.write(line + "\n")
+            self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        with os_errors_of(self.path):
+            self._handle.close()
 
     def __enter__(self) -> MetricsWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(OSError):  # a failed close must not mask the error raised
+            self.close()
 
 
 def record_columns(records: Sequence[dict[str, Any]], *keys: str) -> np.ndarray:

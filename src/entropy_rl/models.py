@@ -28,6 +28,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from entropy_rl.config import ModelConfig
+from entropy_rl.errors import os_errors_of
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)
@@ -131,11 +132,12 @@ def save_pretrained_atomic(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with _no_progress_bars():
+        with _no_progress_bars(), os_errors_of(tmp):
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+            with os_errors_of(tmp / name):
+                (tmp / name).write_text(text)
         _replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,9 @@
    sampled accuracy moderate, leaving room for RL.
 2. The sequence is `<bos> prompt response <eos>`; the loss is the token-mean cross entropy on
    the response tokens and eos only, never on the prompt.
-3. The result is cached: one directory per (model, task, pretrain) config, reused when present.
+3. The result is cached: one directory per (model, task, pretrain) config, reused when
+   present. While it is being made, its lock file `.<name>.lock` beside it is held: another
+   process that needs it then stops at once, naming the maker (`lock.LockHeld`).
 4. A task with a `base_task` (sum3_trap) starts from that task's base model (made first when
    missing, and cached as usual) and trains `pretrain.finetune_steps` steps at
    `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
@@ -40,6 +42,7 @@ from transformers import PreTrainedTokenizerFast
 from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig
 from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import accuracy, evaluate
+from entropy_rl.lock import locked
 from entropy_rl.models import (
     build_model,
     build_tokenizer,
@@ -332,6 +335,14 @@ def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
     directory = base_model_dir(config)
     if is_saved(directory):
         return directory
+    with locked(directory.with_name(f".{directory.name}.lock"), f"base model {directory}"):
+        if is_saved(directory):  # made by the process that held the lock
+            return directory
+        return _make(config, directory, progress)
+
+
+def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
+    """Pretrain the base model of `config` and save it to `directory`."""
     task = make_task(config.task)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):

@@ -1,9 +1,10 @@
-"""A training run around the loop of `trainer`: run directory, resume, checkpoints, Ctrl-C,
-progress display, and the end-of-run summary (law fit and plots)."""
+"""A training run around the loop of `trainer`: run directory and its lock, resume,
+checkpoints, Ctrl-C, progress display, and the end-of-run summary (law fit and plots)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,40 +16,52 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from entropy_rl import checkpoint
 from entropy_rl.atomic import write_atomic
-from entropy_rl.config import Config, ConfigError, dump_config, load_config
+from entropy_rl.config import CONFIG_FILE, Config, ConfigError, dump_config, load_config
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
+from entropy_rl.errors import RunError
 from entropy_rl.law import fit_entropy_law
+from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import METRICS_FILE, MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import base_model_dir, make_base_model, require_learnt
+from entropy_rl.resume import ResumePoint, resume_point
 from entropy_rl.rollout import make_engine
 from entropy_rl.summary import SUMMARY_FILE, summarize_run
 from entropy_rl.tasks import make_reward, make_task
-from entropy_rl.trainer import CONFIG_FILE, RunState, micro_batch_size, run_step
+from entropy_rl.trainer import RunState, micro_batch_size, run_step
 
 LAW_MIN_EVALS = 5
 """Validation points needed before the progress display shows the law's ceiling."""
 
 
+RUN_LOCK = "run directory"
+"""How a run directory's lock names it to a process that finds it held."""
+
+
 def run_status(run_dir: Path) -> str:
-    """'done' (summary written), 'partial' (a checkpoint to resume from) or 'new'."""
+    """'done' (summary written), 'partial' (a checkpoint to resume from, not yet verified)
+    or 'new'."""
     if (run_dir / SUMMARY_FILE).is_file():
         return "done"
-    if checkpoint.find_checkpoint(run_dir) is not None:
+    if checkpoint.list_checkpoints(run_dir):
         return "partial"
     return "new"
 
 
 def discard_unsaved(run_dir: Path) -> None:
-    """Remove the metrics of a run killed before its first checkpoint, so it starts afresh."""
-    if run_status(run_dir) == "new":
-        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    """Remove the metrics of a run killed before its first checkpoint, so it starts afresh
+    (under the run's lock: LockHeld if a process is at work in it)."""
+    if run_status(run_dir) != "new" or not (run_dir / METRICS_FILE).exists():
+        return
+    with lock_dir(run_dir, RUN_LOCK):
+        if run_status(run_dir) == "new":
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)
 
 
 def prepare_run_dir(run_dir: Path, config: Config) -> None:
     """A new run directory with the resolved config; refuses to overwrite a run."""
-    if (run_dir / METRICS_FILE).exists() or checkpoint.find_checkpoint(run_dir):
+    if (run_dir / METRICS_FILE).exists() or checkpoint.list_checkpoints(run_dir):
         raise ConfigError(
             f"{run_dir} already holds a run: resume it with --resume {run_dir}, or pick another --run-dir"
         )
@@ -86,25 +99,31 @@ def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
 
 
 def _on_main(dist: Dist, fn, *args):
-    """Run fn(*args) on rank 0 only; a ConfigError there is raised on every rank."""
-    error = None
+    """fn(*args) on rank 0 only, its result sent to every rank; an error a user can act on
+    (ConfigError, RunError, OSError) raised there is raised on every rank (there as itself,
+    on the others as a RunError of the same message, which they do not print)."""
+    if not dist.active:
+        return fn(*args)
+    result = error = None
     if dist.is_main:
         try:
-            fn(*args)
-        except ConfigError as err:
-            error = str(err)
-    error = dist.broadcast_object(error)
+            result = fn(*args)
+        except (ConfigError, RunError, OSError) as err:
+            error = err
+    message = dist.broadcast_object(None if error is None else str(error))
     if error is not None:
-        raise ConfigError(error)
+        raise error
+    if message is not None:
+        raise RunError(message)
+    return dist.broadcast_object(result)
 
 
-def _model_source(run_dir: Path, config: Config, dist: Dist, console: Console):
-    """(directory, dtype) to load the policy from: the last checkpoint, model.path, or the
-    embedded base model (pretrained on rank 0 first when missing; BaseModelError when it has
-    not learnt its task)."""
-    found = checkpoint.find_checkpoint(run_dir)
-    if found is not None:
-        return found / "model", "auto"
+def _model_source(start: ResumePoint, config: Config, dist: Dist, console: Console):
+    """(directory, dtype) to load the policy from: the checkpoint resumed from, model.path,
+    or the embedded base model (pretrained on rank 0 first when missing; BaseModelError when
+    it has not learnt its task)."""
+    if start.checkpoint is not None:
+        return start.checkpoint.model_dir, "auto"
     if config.model.path:
         return Path(config.model.path), config.model.dtype
     _on_main(dist, make_base_model, config, console)
@@ -118,6 +137,9 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
         model, tokenizer = load_pretrained(source, dtype)
     except ValueError as err:
         raise ConfigError(f"model.path: {err}") from None
+    except Exception as err:  # a checkpoint's weights that verified but do not load
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RunError(f"{source}: the model does not load ({first})") from None
     model = model.to(dist.device).eval()
     if config.model.gradient_checkpointing:
         model.activation_checkpointing_enable(
@@ -126,9 +148,9 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
     return model, tokenizer
 
 
-def _restore(run_dir: Path, config: Config, console: Console, dist: Dist, task, reward):
-    """Policy, optimizer and run state: from the last checkpoint, else fresh."""
-    source, dtype = _model_source(run_dir, config, dist, console)
+def _restore(start: ResumePoint, config: Config, console: Console, dist: Dist, task, reward):
+    """Policy, optimizer and run state: from the checkpoint of `start`, else fresh."""
+    source, dtype = _model_source(start, config, dist, console)
     model, tokenizer = _load_model(source, dtype, config, dist)
     trainable = wrap_model(model, dist)
     optimizer = _optimizer(trainable, config)
@@ -146,21 +168,15 @@ def _restore(run_dir: Path, config: Config, console: Console, dist: Dist, task, 
         dist=dist,
     )
     policy = replace(policy, engine=make_engine(config, policy, source, dist))
-    found = checkpoint.find_checkpoint(run_dir)
-    if found is None:
+    if start.checkpoint is None:
         return policy, optimizer, RunState.fresh(config.train.seed, dist.rank, dist.device)
-    saved = checkpoint.load_trainer_state(found)
-    if saved.get("world_size", 1) != dist.world_size:
-        raise ConfigError(
-            f"{run_dir} was checkpointed by {saved.get('world_size', 1)} ranks: resume it "
-            f"with the same number (now {dist.world_size})"
-        )
+    saved = start.state if dist.is_main else checkpoint.read_state(start.checkpoint)
     _load_optimizer(policy, optimizer, saved["optimizer"], dist)
+    for group in optimizer.param_groups:  # the config's values (an applied edit) win
+        group["lr"], group["weight_decay"] = config.train.lr, config.train.weight_decay
     state = RunState.from_dict(saved["run_state"], dist.device)
     if "rollout_gens" in saved:
         state.rollout_gen.set_state(saved["rollout_gens"][dist.rank])
-    if dist.is_main:
-        console.print(f"resuming {run_dir} at step {state.step}")
     return policy, optimizer, state
 
 
@@ -176,12 +192,23 @@ def _load_optimizer(policy: Policy, optimizer, saved: dict, dist: Dist) -> None:
     set_optimizer_state_dict(policy.module, optimizer, saved, options=options)
 
 
-def _save(run_dir: Path, policy: Policy, optimizer, state: RunState, dist: Dist) -> None:
+def _write_checkpoint(run_dir: Path, policy: Policy, config: Config, payload, weights=None):
+    files = {
+        checkpoint.STATE_FILE: checkpoint.state_bytes(payload),
+        CONFIG_FILE: dump_config(config).encode(),
+    }
+    step, keep = payload["run_state"]["step"], config.train.keep_checkpoints
+    checkpoint.save_checkpoint(
+        run_dir, step, policy.model, policy.tokenizer, files, keep, state_dict=weights
+    )
+
+
+def _save(run_dir: Path, policy: Policy, optimizer, state: RunState, config, dist) -> None:
     """A checkpoint written by rank 0; under torchrun the full (unsharded) model and optimizer
     state are gathered to it first, with every rank's sampling generator."""
     if not dist.active:
         payload = {"optimizer": optimizer.state_dict(), "run_state": state.to_dict()}
-        checkpoint.save_checkpoint(run_dir, policy.model, policy.tokenizer, payload)
+        _write_checkpoint(run_dir, policy, config, payload)
         return
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
@@ -200,9 +227,7 @@ def _save(run_dir: Path, policy: Policy, optimizer, state: RunState, dist: Dist)
             "rollout_gens": gens,
             "world_size": dist.world_size,
         }
-        checkpoint.save_checkpoint(
-            run_dir, policy.model, policy.tokenizer, payload, state_dict=weights
-        )
+        _write_checkpoint(run_dir, policy, config, payload, weights)
     dist.barrier()
 
 
@@ -267,9 +292,12 @@ def train(
     console: Console | None = None,
     show_progress: bool = True,
 ) -> dict:
-    """Run (or resume) training in `run_dir`; returns the end-of-run summary (on rank 0;
-    other ranks of a torchrun job return {})."""
+    """Run (or resume) training in `run_dir`, holding its lock; returns the end-of-run
+    summary (on rank 0; other ranks of a torchrun job return {}), or {"stopped_at": step}
+    after a Ctrl-C. Resuming a finished run changes nothing and returns its summary."""
     console = console or Console(stderr=True)
+    if resume and run_status(run_dir) == "done":
+        return finished(run_dir, console)
     config = load_run_config(run_dir) if resume else config
     dist = init_distributed(config.distributed)
     try:
@@ -278,13 +306,58 @@ def train(
         shutdown(dist)
 
 
+def finished(run_dir: Path, console: Console) -> dict:
+    """Say that the run is finished; its summary."""
+    console.print(
+        f"{run_dir} is finished ({SUMMARY_FILE} written): nothing to resume, nothing changed; "
+        f"to train longer, start a new run with more train.steps"
+    )
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    return {}
+
+
 def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, dist) -> dict:
     check_world(config, dist)
     task = make_task(config.task)  # data and reward checked before the run directory exists
     reward = make_reward(config.task, task)
+    with contextlib.ExitStack() as held:
+        _on_main(dist, _lock, held, run_dir, console)
+        if resume and run_status(run_dir) == "done":  # finished by the previous holder
+            return finished(run_dir, console)
+        start = _on_main(dist, _start, run_dir, config, resume, dist.world_size, console)
+        policy, optimizer, state = _restore(start, config, console, dist, task, reward)
+        return _loop(run_dir, config, policy, optimizer, state, console, show_progress)
+
+
+def _lock(held: contextlib.ExitStack, run_dir: Path, console: Console) -> None:
+    """Take the run directory's lock into `held`: LockHeld, naming the holder, when another
+    process has it; a note when it was left by a process that died."""
+    note = stale_note(held.enter_context(lock_dir(run_dir, RUN_LOCK)), run_dir)
+    if note is not None:
+        console.print(note)
+
+
+def _start(run_dir: Path, config: Config, resume: bool, world_size: int, console) -> ResumePoint:
+    """A new run directory, or the checkpoint a resume starts from (printing how it was
+    chosen)."""
     if not resume:
-        _on_main(dist, prepare_run_dir, run_dir, config)
-    policy, optimizer, state = _restore(run_dir, config, console, dist, task, reward)
+        prepare_run_dir(run_dir, config)
+        return ResumePoint(None, None, ())
+    start = resume_point(run_dir, config, world_size)
+    for note in start.notes:
+        console.print(note)
+    if start.checkpoint is None:
+        console.print(f"resuming {run_dir} at step 0 (it has no checkpoint yet)")
+    else:
+        step = start.state["run_state"]["step"]
+        console.print(f"resuming {run_dir} at step {step} from {start.checkpoint.path.name}")
+    return start
+
+
+def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show_progress):
+    """Steps until the last (checkpointing every save_every, and at the end) or a Ctrl-C."""
+    dist = policy.dist
     val_problems = policy.task.validation_problems()
     total = config.train.steps + 1
     display = _Display(total, state.step, console, show_progress and dist.is_main)
@@ -301,10 +374,10 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
                 display.update(record)
             state.step += 1
             if state.step % config.train.save_every == 0 or state.step == total:
-                _save(run_dir, policy, optimizer, state, dist)
+                _save(run_dir, policy, optimizer, state, config, dist)
             state.stop_requested = not dist.all_done(not state.stop_requested)
     if state.stop_requested:
-        _save(run_dir, policy, optimizer, state, dist)
+        _save(run_dir, policy, optimizer, state, config, dist)
         if dist.is_main:
             console.print(
                 f"stopped at step {state.step}; resume with: entropy-rl train --resume {run_dir}"

@@ -48,11 +48,12 @@ def _law(metrics_path: Path) -> dict[str, Any] | None:
 
 
 def summarize(records: list[dict]) -> dict[str, Any]:
-    """Start/end numbers of a run from its metrics records."""
+    """Start/end numbers of a run from its metrics records; `rows`: how many it used."""
     evals = [r for r in records if r.get("val/acc") is not None]
     first, last = records[0], records[-1]
     return {
         "steps": last["step"],
+        "rows": len(records),
         "entropy_start": first["entropy/mean"],
         "entropy_end": last["entropy/mean"],
         "val_acc_start": evals[0]["val/acc"] if evals else None,
@@ -85,10 +86,13 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, An
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "-" if value is None else f"{value:.{digits}f}"
 
 
 SUMMARY_ROWS = (
+    ("metrics rows used", lambda s: s.get("rows")),
     ("entropy start", lambda s: s["entropy_start"]),
     ("entropy end", lambda s: s["entropy_end"]),
     ("val/acc start", lambda s: s["val_acc_start"]),

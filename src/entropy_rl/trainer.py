@@ -64,7 +64,6 @@ from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
 
-CONFIG_FILE = "config.yaml"
 RANK_SEED_STRIDE = 1_000_003
 """Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
 

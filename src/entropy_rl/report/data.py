@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from entropy_rl.config import Config, ConfigError, load_config
+from entropy_rl.config import CONFIG_FILE, Config, ConfigError, load_config
 from entropy_rl.core import PolicyLossConfig
 from entropy_rl.experiment import MANIFEST_FILE
 from entropy_rl.logs import (
@@ -22,7 +22,6 @@ from entropy_rl.logs import (
     record_columns,
 )
 from entropy_rl.pretrain import base_model_dir
-from entropy_rl.trainer import CONFIG_FILE
 
 REFERENCE_METHOD = "grpo"
 """The method whose runs the law is fitted on, and the others compared with."""

@@ -148,7 +148,7 @@ def test_help_shows_both_values_of_a_scale_dependent_field(capsys):
 )
 def test_train_command_resolves_the_scale(tmp_path, monkeypatch, args, ratio):
     seen = []
-    monkeypatch.setattr(runner, "train", lambda config, *a, **k: seen.append(config))
+    monkeypatch.setattr(runner, "train", lambda config, *a, **k: seen.append(config) or {})
     assert cli.main(["train", "--quiet", "--run-dir", str(tmp_path / "run"), *args]) == 0
     assert seen[0].loss.mode == "clip_cov" and seen[0].loss.clip_cov_ratio == ratio
 

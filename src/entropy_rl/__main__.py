@@ -1,5 +1,11 @@
 """`python -m entropy_rl`: the `entropy-rl` command."""
 
-from entropy_rl.cli import main
+import sys
 
-raise SystemExit(main())
+try:
+    from entropy_rl.cli import run
+except KeyboardInterrupt:  # Ctrl-C before `main` could catch it
+    print("entropy-rl: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
+
+run()

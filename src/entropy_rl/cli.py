@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from entropy_rl import __version__, law
-from entropy_rl.atomic import write_atomic
+from entropy_rl import __version__
 from entropy_rl.errors import INTERRUPTED, RunError, os_error_line
-from entropy_rl.logs import (
-    ENTROPY_KEYS,
-    REWARD_KEYS,
-    STEP_KEYS,
-    LogSeries,
-    read_entropy_reward,
-)
+
+if TYPE_CHECKING:  # the rest is imported where used, so that Ctrl-C finds `main` running
+    from rich.table import Table
+
+    from entropy_rl import law
+    from entropy_rl.logs import LogSeries
 
 USAGE_ERROR = 2
 """Exit code of a user error, as argparse uses for its own."""
@@ -70,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
     command = "command"
+    hook = sys.unraisablehook
+    sys.unraisablehook = _interrupt_again(hook)
     try:
         args = build_parser().parse_args(argv)
         command = args.command
@@ -81,6 +80,37 @@ def main(argv: list[str] | None = None) -> int:
         return _error(command, err)
     except OSError as err:
         return _error(command, err)
+    finally:
+        sys.unraisablehook = hook
+
+
+def run() -> None:
+    """The `entropy-rl` executable: `main`, then exit with its code. After a Ctrl-C the exit
+    skips the interpreter's own, which dies by SIGINT instead of exiting with code 130 when
+    the KeyboardInterrupt passed through code a C extension ran (pybind11's `exec`) even
+    though `main` caught it; the shell sees 130 either way, a parent process does not."""
+    import os
+
+    code = main()
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
+def _interrupt_again(hook):
+    """An unraisable-exception hook that sends SIGINT again when a Ctrl-C's KeyboardInterrupt
+    was raised inside a `__del__` (where Python ignores it): without it, a Ctrl-C during
+    start-up is sometimes lost and the run goes on. Other exceptions go to `hook`."""
+
+    def handle(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+            return
+        hook(unraisable)
+
+    return handle
 
 
 def _quiet_libraries() -> None:
@@ -112,6 +142,9 @@ def _error(command: str, err: BaseException) -> int:
 
 def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     """Register `entropy-rl fit`."""
+    from entropy_rl import law
+    from entropy_rl.logs import ENTROPY_KEYS, REWARD_KEYS, STEP_KEYS
+
     p = subparsers.add_parser(
         "fit",
         help="fit R = -a*exp(H) + b to a training log and forecast from its start",
@@ -163,6 +196,9 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_fit(args: argparse.Namespace) -> int:
     """Handle `entropy-rl fit`."""
+    from entropy_rl import law
+    from entropy_rl.atomic import write_atomic
+    from entropy_rl.logs import read_entropy_reward
     from entropy_rl.report.figures import plot_entropy_law  # matplotlib only when needed
 
     try:
@@ -222,6 +258,9 @@ def _fit_summary(
 
 def _print_fit(summary: dict) -> None:
     """Readable tables of a fit summary, then the paths written."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(highlight=False, markup=False)  # paths may hold "[...]"
     fit, keys = summary["fit"], summary["keys"]
     table = Table(title="Entropy-performance law R = -a*exp(H) + b", show_header=False)
@@ -249,6 +288,8 @@ def _ceiling_text(fit: dict) -> str:
 
 def _forecast_table(summary: dict) -> Table | str:
     """The forecast block, or the note saying why there is none."""
+    from rich.table import Table
+
     forecast = summary["forecast"]
     if forecast is None:
         return f"Forecast: {summary['forecast_note']}"
@@ -432,6 +473,8 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     """Handle `entropy-rl pretrain`."""
+    from rich.console import Console
+
     _quiet_libraries()
     from entropy_rl.config import ConfigError, load_config
     from entropy_rl.pretrain import make_base_model, require_learnt
@@ -478,6 +521,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     """Handle `entropy-rl demo`."""
+    from rich.console import Console
+
     _quiet_libraries()
     from entropy_rl.config import ConfigError
     from entropy_rl.demo import run_demo
@@ -554,6 +599,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     """Handle `entropy-rl experiment`."""
     import os
 
+    from rich.console import Console
+
     from entropy_rl.config import ConfigError
     from entropy_rl.experiment import describe, load_experiment, run_experiment
 
@@ -600,6 +647,8 @@ example:
 
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
     """Register `entropy-rl report`."""
+    from entropy_rl.logs import ENTROPY_KEYS, REWARD_KEYS
+
     p = subparsers.add_parser(
         "report",
         help="HTML report of the paper's claims over runs, experiments or logs",

@@ -34,7 +34,7 @@ def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console:
     with lock_dir(out, "demo directory") as stale:
         note = stale_note(stale, out)
         if note is not None:
-            console.print(note)
+            console.print(note, soft_wrap=True, markup=False, highlight=False)
         return _run_methods(out, methods, overrides, console)
 
 

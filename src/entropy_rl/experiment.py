@@ -389,7 +389,7 @@ def run_experiment(
     with lock_dir(out, "experiment directory") as stale:
         note = stale_note(stale, out)
         if note is not None:
-            console.print(note)
+            console.print(note, soft_wrap=True, markup=False, highlight=False)
         return _run_locked(experiment, out, jobs, threads, console)
 
 

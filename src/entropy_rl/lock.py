@@ -33,9 +33,9 @@ class LockHeld(RunError):
 
 
 def holder_text(info: dict) -> str:
-    """'pid 123 on host h, started 2026-11-30 02:21:05' from a lock file's content."""
+    """'pid 123 on host h (started 2026-11-30 02:21:05)' from a lock file's content."""
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("started", 0)))
-    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, started {started}"
+    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')} (started {started})"
 
 
 def _read(fd: int) -> dict | None:
@@ -69,7 +69,7 @@ def _acquire(fd: int, path: Path, what: str) -> dict | None:
             break
         time.sleep(0.05)
     who = holder_text(holder) if holder else "another process"
-    raise LockHeld(f"{what} is in use by {who} (lock file {path}); wait for it to end")
+    raise LockHeld(f"{what} is in use by {who}; wait for it to end (lock file {path})")
 
 
 @contextlib.contextmanager
@@ -109,4 +109,4 @@ def stale_note(stale: dict | None, directory: Path) -> str | None:
     if stale is None:
         return None
     who = holder_text(stale) if stale else "a process"
-    return f"took over the lock of {directory}: {who} ended without releasing it"
+    return f"took over the lock of {directory} from {who}, which ended without releasing it"

@@ -107,8 +107,8 @@ def _no_usable(run_dir: Path, rows, problem, failures: list[str]) -> RunError:
     )
     if not failures:
         return RunError(
-            f"{_gap(run_dir, rows, problem)}, and no kept checkpoint is older than step "
-            f"{len(rows)}, so the row cannot be recomputed: repair the line, or {over}"
+            f"{_gap(run_dir, rows, problem)}, and no checkpoint that verifies is at or before "
+            f"step {len(rows)}, so the row cannot be recomputed: repair the line, or {over}"
         )
     return RunError(f"no checkpoint of {run_dir} verifies: {'; '.join(failures)}; {over}")
 

@@ -306,11 +306,17 @@ def train(
         shutdown(dist)
 
 
+def say(console: Console, line: str) -> None:
+    """Print `line` as it is: one line however long, no markup (paths may hold "[...]")."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 def finished(run_dir: Path, console: Console) -> dict:
     """Say that the run is finished; its summary."""
-    console.print(
-        f"{run_dir} is finished ({SUMMARY_FILE} written): nothing to resume, nothing changed; "
-        f"to train longer, start a new run with more train.steps"
+    say(
+        console,
+        f"{run_dir} is finished ({SUMMARY_FILE} is written): nothing to resume, nothing "
+        f"changed (to train longer, start a new run with more train.steps)",
     )
     with contextlib.suppress(OSError, ValueError):
         return json.loads((run_dir / SUMMARY_FILE).read_text())
@@ -335,7 +341,7 @@ def _lock(held: contextlib.ExitStack, run_dir: Path, console: Console) -> None:
     process has it; a note when it was left by a process that died."""
     note = stale_note(held.enter_context(lock_dir(run_dir, RUN_LOCK)), run_dir)
     if note is not None:
-        console.print(note)
+        say(console, note)
 
 
 def _start(run_dir: Path, config: Config, resume: bool, world_size: int, console) -> ResumePoint:
@@ -346,12 +352,12 @@ def _start(run_dir: Path, config: Config, resume: bool, world_size: int, console
         return ResumePoint(None, None, ())
     start = resume_point(run_dir, config, world_size)
     for note in start.notes:
-        console.print(note)
+        say(console, note)
     if start.checkpoint is None:
-        console.print(f"resuming {run_dir} at step 0 (it has no checkpoint yet)")
+        say(console, f"resuming {run_dir} at step 0 (it has no checkpoint yet)")
     else:
         step = start.state["run_state"]["step"]
-        console.print(f"resuming {run_dir} at step {step} from {start.checkpoint.path.name}")
+        say(console, f"resuming {run_dir} at step {step} from {start.checkpoint.path.name}")
     return start
 
 

@@ -169,12 +169,10 @@ def _prune(run_dir: Path, step: int, keep: int) -> None:
     """Remove what a save of `step` makes obsolete: checkpoints past `step`, all but the
     newest `keep`, temporary directories (dead processes'; the lock rules out live ones) and
     an older version's checkpoint."""
-    finals = [c for c in list_checkpoints(run_dir) if c.step is not None]
-    finals = [c for c in finals if _FINAL.fullmatch(c.path.name)]
+    finals = [c for c in list_checkpoints(run_dir) if _FINAL.fullmatch(c.path.name)]
     kept = [c for c in finals if c.step <= step][:keep]
     doomed = [c.path for c in finals if c not in kept]
-    doomed += [p for p in run_dir.glob(f".{PREFIX}*{TMP_SUFFIX}")]
-    doomed += [run_dir / name for name in LEGACY_NAMES]
+    doomed += [*run_dir.glob(f".{PREFIX}*{TMP_SUFFIX}"), *(run_dir / n for n in LEGACY_NAMES)]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
 

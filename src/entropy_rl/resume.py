@@ -69,7 +69,7 @@ def resume_point(run_dir: Path, config: Config, world_size: int) -> ResumePoint:
     is usable, or when config.yaml was edited in a way a resume cannot apply."""
     rows, problem = whole_rows(run_dir / METRICS_FILE)
     found = list_checkpoints(run_dir)
-    notes, failures = [], []
+    notes, failures, blocked = [], [], False
     for checkpoint in found:
         try:
             state = load_verified(checkpoint)
@@ -79,6 +79,7 @@ def resume_point(run_dir: Path, config: Config, world_size: int) -> ResumePoint:
             continue
         step = state["run_state"]["step"]
         if step > len(rows):
+            blocked = True
             notes.append(
                 f"skipping {checkpoint.path.name}: {_gap(run_dir, rows, problem)} before its "
                 f"step {step}; an older checkpoint recomputes it"
@@ -89,7 +90,7 @@ def resume_point(run_dir: Path, config: Config, world_size: int) -> ResumePoint:
         return ResumePoint(checkpoint, state, tuple(notes))
     if not found:
         return ResumePoint(None, None, ())
-    raise _no_usable(run_dir, rows, problem, failures)
+    raise _no_usable(run_dir, rows, problem, failures, blocked)
 
 
 def _gap(run_dir: Path, rows: list[str], problem: str | None) -> str:
@@ -100,12 +101,14 @@ def _gap(run_dir: Path, rows: list[str], problem: str | None) -> str:
     return f"{path} {problem}"
 
 
-def _no_usable(run_dir: Path, rows, problem, failures: list[str]) -> RunError:
+def _no_usable(run_dir: Path, rows, problem, failures: list[str], blocked: bool) -> RunError:
+    """Why no checkpoint can be resumed from: a damaged row that every checkpoint that
+    verifies comes after, else the files that failed."""
     over = (
         f"start the run over in a new directory: entropy-rl train --config "
         f"{run_dir / CONFIG_FILE} --run-dir NEW_DIR"
     )
-    if not failures:
+    if blocked:
         return RunError(
             f"{_gap(run_dir, rows, problem)}, and no checkpoint that verifies is at or before "
             f"step {len(rows)}, so the row cannot be recomputed: repair the line, or {over}"

@@ -36,11 +36,7 @@ def _state(step):
 
 
 def _save(run_dir, policy, step, keep=2):
-    files = {
-        checkpoint.STATE_FILE: checkpoint.state_bytes(_state(step)),
-        checkpoint.CONFIG_FILE: b"train: {}\n",
-    }
-    return save_checkpoint(run_dir, step, *policy, files, keep)
+    return save_checkpoint(run_dir, step, *policy, _state(step), "train: {}\n", keep)
 
 
 def _rewrite_manifest(directory, name):
@@ -177,13 +173,43 @@ def test_a_failed_cleanup_never_masks_the_error(tmp_path, monkeypatch):
     assert caught.value.filename == str(tmp_path / "summary.json")
 
 
-def test_state_bytes_round_trip_with_weights_only(tmp_path):
+def test_the_trainer_state_round_trips_with_weights_only(tmp_path):
     import numpy as np
 
     rng = np.random.default_rng(3)
     state = {"run_state": {"prompt_rng": rng.bit_generator.state}, "optimizer": {}}
-    path = tmp_path / "s.pt"
-    path.write_bytes(checkpoint.state_bytes(state))
-    loaded = torch.load(path, weights_only=True)
+    checkpoint.write_state(tmp_path / "s.pt", state)
+    loaded = torch.load(tmp_path / "s.pt", weights_only=True)
     assert loaded["run_state"]["prompt_rng"] == rng.bit_generator.state
-    assert os.path.getsize(path) > 0
+
+
+def test_a_full_disk_under_torch_save_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    """torch's zip writer turns the failed write into "unexpected pos": the sink keeps it."""
+
+    real_open = open
+
+    class Full:
+        """A file on a disk that fills after 1000 bytes."""
+
+        def __init__(self, *args):
+            self.fh, self.size = real_open(*args), 0
+
+        def write(self, data):
+            self.size += len(data)
+            if self.size > 1000:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(checkpoint, "open", Full, raising=False)
+    with pytest.raises(OSError) as caught:
+        checkpoint.write_state(tmp_path / "s.pt", {"x": torch.ones(100_000)})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "s.pt")

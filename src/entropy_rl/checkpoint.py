@@ -25,7 +25,6 @@ are read after the same safe loading, with their files unchecked (`Checkpoint.le
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -78,12 +77,37 @@ class Checkpoint:
 # ---- writing ----------------------------------------------------------------------------
 
 
-def state_bytes(state: dict[str, Any]) -> bytes:
-    """The trainer state as `torch.save` bytes: serialised in memory, so the file is written
-    by `write_file` and a full disk is an OSError (torch's own writer says "unexpected pos")."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
+class _Sink:
+    """The file `torch.save` writes through, keeping the OSError of a failed write, which
+    torch's zip writer reports as a RuntimeError without errno ("unexpected pos ...")."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """`torch.save` the trainer state to a new file and flush it to disk, streamed (an
+    optimizer state can be as large as the model several times); an OSError names `path`."""
+    with os_errors_of(path), open(path, "xb") as fh:
+        sink = _Sink(fh)
+        try:
+            torch.save(state, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -136,12 +160,13 @@ def save_checkpoint(
     step: int,
     model,
     tokenizer,
-    files: dict[str, bytes],
+    state: dict[str, Any],
+    config_text: str,
     keep: int,
     state_dict: dict | None = None,
 ) -> Path:
-    """Write checkpoint `step` (model, tokenizer, `files`: name -> bytes, then the manifest),
-    keep the newest `keep`, and return its directory.
+    """Write checkpoint `step` (model, tokenizer, trainer `state`, the config, then the
+    manifest), keep the newest `keep`, and return its directory.
 
     `state_dict`: the model's full weights when `model` holds only a shard of them (FSDP).
     On any failure the partial directory is removed (quietly: the original error is the one
@@ -153,8 +178,8 @@ def save_checkpoint(
         with os_errors_of(tmp / MODEL_DIR):
             model.save_pretrained(tmp / MODEL_DIR, state_dict=state_dict)
             tokenizer.save_pretrained(tmp / MODEL_DIR)
-        for name, data in files.items():
-            write_file(tmp / name, data)
+        write_state(tmp / STATE_FILE, state)
+        write_file(tmp / CONFIG_FILE, config_text.encode())
         manifest = json.dumps(_manifest(tmp, step), indent=1) + "\n"
         write_file(tmp / MANIFEST_FILE, manifest.encode())
         _rename_into_place(tmp, final)

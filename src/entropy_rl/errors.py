@@ -37,7 +37,7 @@ def with_path(err: OSError, path: object) -> OSError:
     return type(err)(err.errno, err.strerror, str(path))
 
 
-_OS_ERROR = re.compile(r"os error (\d+)")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def as_os_error(err: Exception, path: object) -> OSError | None:

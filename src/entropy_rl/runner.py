@@ -193,14 +193,9 @@ def _load_optimizer(policy: Policy, optimizer, saved: dict, dist: Dist) -> None:
 
 
 def _write_checkpoint(run_dir: Path, policy: Policy, config: Config, payload, weights=None):
-    files = {
-        checkpoint.STATE_FILE: checkpoint.state_bytes(payload),
-        CONFIG_FILE: dump_config(config).encode(),
-    }
     step, keep = payload["run_state"]["step"], config.train.keep_checkpoints
-    checkpoint.save_checkpoint(
-        run_dir, step, policy.model, policy.tokenizer, files, keep, state_dict=weights
-    )
+    model, tokenizer, text = policy.model, policy.tokenizer, dump_config(config)
+    checkpoint.save_checkpoint(run_dir, step, model, tokenizer, payload, text, keep, weights)
 
 
 def _save(run_dir: Path, policy: Policy, optimizer, state: RunState, config, dist) -> None:

@@ -245,11 +245,13 @@ class PretrainConfig:
     on this task's demonstrations, starting from that base model."""
     finetune_lr: float = 3e-4
     """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
-    max_cycles: int = 3
+    max_cycles: int = 5
     """A base model made from scratch whose held-out greedy accuracy is below `min_greedy`
     after `steps` steps trains another `steps` (a new warm-up and cosine decay from where it
     is), up to this many cycles in all: the carries are learnt in a sudden transition whose
-    timing depends on the seed, the size and the float summation order."""
+    timing depends on the seed, the size and the float summation order. Not part of the
+    cache key: a cached model that has not learnt is made again when this is higher than the
+    cap it was made with."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
     at the end); shown in the progress display and kept in pretrain.json."""

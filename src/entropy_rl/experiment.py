@@ -43,7 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
 from entropy_rl.logs import METRICS_FILE
-from entropy_rl.pretrain import base_model_dir, is_learnt, is_saved, parent_config
+from entropy_rl.pretrain import base_model_dir, is_learnt, is_reusable, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 
@@ -263,7 +263,7 @@ def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
 
 def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tuple) -> None:
     target = base_model_dir(config)
-    if target in jobs or is_saved(target):
+    if target in jobs or is_reusable(target, config.pretrain):
         return
     key = f"base-{target.name}"
     settings = config.pretrain

@@ -551,6 +551,13 @@ def _algorithm_verdict(spreads: list[tuple[str, float, float]]) -> Verdict:
     )
 
 
+SIZE_MIN_R2 = 0.8
+"""Claim 5b holds when the log-linear fits of a and b against size both reach this R²..."""
+SIZE_MAX_ERROR = 0.05
+"""...and, with a held-out size, its forecast ceiling is within this of the measured mean
+(accuracy units; about the spread of a ceiling over seeds in docs/results/paper_small)."""
+
+
 def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
     """The GRPO law's a and b against log10(parameters), over the sizes whose base model had
     learnt the task (greedy accuracy at step 0 >= UNLEARNT_GREEDY); with 4+ such sizes the
@@ -600,7 +607,7 @@ def _base_learnt(runs: list[RunData]) -> bool:
 def _loglinear_verdict(name, section, task, params, fits) -> Verdict:
     a = np.array([np.mean([f.a for f in fits[p]]) for p in params])
     b = np.array([np.mean([f.b for f in fits[p]]) for p in params])
-    held_out = len(params) >= 4
+    held_out, error = len(params) >= 4, 0.0
     n = len(params) - 1 if held_out else len(params)
     sa, ia, r2a = loglinear(params[:n], a[:n])
     sb, ib, r2b = loglinear(params[:n], b[:n])
@@ -613,10 +620,18 @@ def _loglinear_verdict(name, section, task, params, fits) -> Verdict:
         f"N = {10**x_next:,.0f}: {predicted:.3f}"
     )
     if held_out:
-        text += f"; measured there: {fmt([f.ceiling for f in fits[params[-1]]])} (a held-out size)"
+        measured = [f.ceiling for f in fits[params[-1]]]
+        error = float(np.mean(measured)) - predicted
+        text += (
+            f"; measured there (a held-out size): {fmt(measured)}, so the forecast is off by "
+            f"{error:+.3f} (measured mean - predicted)"
+        )
     section.text(text + ".")
-    ok = min(r2a, r2b) >= 0.8
-    return Verdict(name, "held" if ok else "did not hold", text + " (held when both R² >= 0.8)")
+    ok = min(r2a, r2b) >= SIZE_MIN_R2 and (not held_out or abs(error) <= SIZE_MAX_ERROR)
+    rule = f"held when both R² >= {SIZE_MIN_R2}" + (
+        f" and the held-out forecast is within {SIZE_MAX_ERROR}" if held_out else ""
+    )
+    return Verdict(name, "held" if ok else "did not hold", f"{text} ({rule})")
 
 
 def _size_figure(section: Section, task: str, params, a, b, n, line_a, line_b) -> None:

@@ -64,8 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    _take_late_overrides(parser, args, extra)
     return args.handler(args)
+
+
+def _take_late_overrides(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> None:
+    """Overrides may stand anywhere on a command line: argparse takes only the first run of
+    positionals (`train a=1 --run-dir X b=2` leaves `b=2` over); those left over are appended
+    to `args.overrides` in order. Anything else left over (an unknown option) is an error."""
+    late = [item for item in extra if not item.startswith("-")]
+    unknown = [item for item in extra if item.startswith("-")]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if late:
+        args.overrides = [*args.overrides, *late]
 
 
 def _quiet_libraries() -> None:

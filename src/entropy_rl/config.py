@@ -30,6 +30,7 @@ import dataclasses
 import difflib
 import inspect
 import itertools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -110,6 +111,17 @@ def _embedded_loss() -> PolicyLossConfig:
     return PolicyLossConfig(**values)
 
 
+def _finite(section: object) -> None:
+    """ConfigError naming the first float field of `section` that is NaN or infinite: the
+    ordering checks below (`value <= 0`) let NaN through, and the run would die later."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{_section_name(section)}.{f.name} must be a finite number, got {value!r}"
+            )
+
+
 def _positive(section: object, *names: str) -> None:
     for name in names:
         value = getattr(section, name)
@@ -161,6 +173,7 @@ class ModelConfig:
     mode during updates, so its dropout settings apply)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "init_std")
         if self.hidden_size % self.num_heads:
             raise ConfigError(
@@ -203,6 +216,7 @@ class TaskConfig:
     answer) -> float (`--reward`)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "val_size", "max_response_tokens")
         if not 0.0 <= self.trap_rate <= 1.0:
             raise ConfigError(f"task.trap_rate must be in [0, 1], got {self.trap_rate!r}")
@@ -261,6 +275,7 @@ class PretrainConfig:
     """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "steps", "batch_size", "lr", "grad_clip", "finetune_steps", "finetune_lr")
         _positive(self, "check_every", "max_cycles")
         if not 0.0 < self.adam_beta2 < 1.0:
@@ -286,7 +301,9 @@ class TrainConfig:
     temperature: float = 1.0
     """Sampling temperature of the rollouts (paper: 1.0)."""
     advantage: str = "grpo"
-    """Advantage estimator: grpo, rloo or reinforce_pp."""
+    """Advantage estimator: grpo ((r - group mean) / group std), dr_grpo (Dr. GRPO: r - group
+    mean, no std; the loss aggregation stays loss.agg), rloo (leave-one-out mean) or
+    reinforce_pp (group mean, batch std)."""
     ppo_epochs: int = 1
     """Passes over each rollout batch."""
     mini_batches: int = 4
@@ -309,6 +326,7 @@ class TrainConfig:
     """Seconds a reward call may take before its response gets reward 0 (counted)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
         _positive(self, "reward_timeout_s")
@@ -340,6 +358,7 @@ class EvalConfig:
     """Also log `val/acc_greedy` (argmax decoding)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "every", "samples")
 
 
@@ -354,6 +373,7 @@ class DiagnosticsConfig:
     """Rows per chunk for entropy over the vocabulary (memory, not results)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.probe_size < 0:
             raise ConfigError(f"diagnostics.probe_size must be >= 0, got {self.probe_size!r}")
         _positive(self, "chunk_size")
@@ -375,6 +395,7 @@ class RolloutConfig:
     """vllm: share of the GPU memory vLLM may take, beside the training model."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.engine not in ROLLOUT_ENGINES:
             raise ConfigError(
                 f"rollout.engine must be one of {', '.join(ROLLOUT_ENGINES)}, got {self.engine!r}"
@@ -394,6 +415,7 @@ class DistributedConfig:
     """Process-group backend: auto (nccl with CUDA, else gloo), gloo or nccl."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"distributed.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"

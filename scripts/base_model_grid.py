@@ -54,7 +54,12 @@ def _cell(
 ) -> dict:
     tag = f"threads{threads}" + ("" if kernels == "default" else f"-{kernels}")
     cache = out / tag
-    args = [*size_overrides(size), f"pretrain.seed={seed}", f"pretrain.cache_dir={cache}", *overrides]
+    args = [
+        *size_overrides(size),
+        f"pretrain.seed={seed}",
+        f"pretrain.cache_dir={cache}",
+        *overrides,
+    ]
     log = out / "logs" / f"{tag}-s{seed}-{size}.log".replace("threads", "t")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

@@ -8,9 +8,9 @@ import yaml
 
 from entropy_rl import cli, runner
 from entropy_rl.config import (
-    ConfigError,
     SCALE_DEFAULTS,
     Config,
+    ConfigError,
     ModelConfig,
     TrainConfig,
     default_config,

@@ -353,13 +353,19 @@ class EvalConfig:
     every: int = 5
     """Evaluate every this many steps (and at step 0 and the last step)."""
     samples: int = 4
-    """k: samples per prompt at temperature 1 for `val/acc` (their mean) and `val/pass_at_k`."""
+    """k: samples per prompt for `val/acc` (their mean) and `val/pass_at_k`; n, the samples
+    per prompt of `entropy-rl eval` (pass@k for every k <= n)."""
+    temperature: float = 1.0
+    """Sampling temperature of those samples (the paper's R: temperature 1)."""
     greedy: bool = True
     """Also log `val/acc_greedy` (argmax decoding)."""
+    seed: int = 0
+    """`entropy-rl eval` only: seed of its samples (training's validation rows draw theirs
+    from train.seed and the step: `evaluation.validation_seed`)."""
 
     def __post_init__(self) -> None:
         _finite(self)
-        _positive(self, "every", "samples")
+        _positive(self, "every", "samples", "temperature")
 
 
 @dataclass(frozen=True)

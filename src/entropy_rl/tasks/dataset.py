@@ -186,8 +186,13 @@ class DatasetTask(Task):
     alphabet = ""  # any text: the model's own tokenizer
     max_prompt_tokens = 0  # not bounded here
 
-    def __init__(self, config: TaskConfig) -> None:
+    def __init__(self, config: TaskConfig, problems: list[Problem] | None = None) -> None:
+        """The rows of config.train_file (and val_file); `problems` given instead, they are
+        the validation problems, all of them, and nothing is read (`entropy-rl eval --data`)."""
         self.max_response_tokens = config.max_response_tokens
+        if problems is not None:
+            self._train = self._val = list(problems)
+            return
         train = load_problems(config.train_file, config.prompt_key, config.answer_key)
         if config.val_file:
             val = load_problems(config.val_file, config.prompt_key, config.answer_key)
@@ -214,6 +219,11 @@ class DatasetTask(Task):
         from entropy_rl.rewards import math_reward
 
         return math_reward(response, problem.answer)
+
+    def final_answer(self, response: str) -> str:
+        from entropy_rl.rewards import math_final_answer
+
+        return math_final_answer(response)
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         raise NotImplementedError("dataset tasks train a given model; there is no pretraining")

@@ -139,6 +139,7 @@ def _section_name(section: object) -> str:
         DiagnosticsConfig: "diagnostics",
         RolloutConfig: "rollout",
         DistributedConfig: "distributed",
+        LogConfig: "log",
     }.get(type(section), type(section).__name__)
 
 
@@ -432,6 +433,38 @@ class DistributedConfig:
             )
 
 
+WANDB_MODES = ("", "online", "offline")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where a run's metrics go besides metrics.jsonl (always written): TensorBoard and
+    Weights & Biases, with the same keys (a list such as entropy/by_position as one scalar per
+    element, key/i) and the row's step as their step. Written by rank 0 only under torchrun."""
+
+    tensorboard: bool = False
+    """Write TensorBoard event files to <run dir>/tensorboard (needs the `tensorboard` extra)."""
+    wandb: bool = False
+    """Log to Weights & Biases (needs the `wandb` extra); its files go to <run dir>/wandb, and a
+    resumed run continues the same W&B run."""
+    wandb_project: str = "entropy-rl"
+    """W&B project."""
+    wandb_entity: str = ""
+    """W&B entity (user or team); empty: your default entity."""
+    wandb_name: str = ""
+    """W&B run name; empty: the run directory's name."""
+    wandb_mode: str = ""
+    """online, offline (files only, uploaded later with `wandb sync`) or empty: W&B's own
+    choice (the WANDB_MODE environment variable, else online)."""
+
+    def __post_init__(self) -> None:
+        _finite(self)
+        if self.wandb_mode not in WANDB_MODES:
+            raise ConfigError(
+                f"log.wandb_mode must be online, offline or empty, got {self.wandb_mode!r}"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs. Saved resolved as config.yaml in the run directory.
@@ -448,6 +481,7 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
         if self.task.name == "dataset" and not self.model.path:

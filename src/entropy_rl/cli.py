@@ -367,8 +367,7 @@ def _shortcuts(args: argparse.Namespace) -> list[str]:
 
 def _run_train(args: argparse.Namespace) -> int:
     """Handle `entropy-rl train`."""
-    import time
-
+    from entropy_rl.api import default_run_dir
     from entropy_rl.config import ConfigError, load_config
     from entropy_rl.errors import TrainingError
 
@@ -388,8 +387,7 @@ def _run_train(args: argparse.Namespace) -> int:
         else:
             overrides = [*args.overrides, *_shortcuts(args)]
             config = load_config(args.config, overrides)  # validated before heavy imports
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = args.run_dir or Path("runs") / f"{config.loss.mode}-{stamp}"
+            run_dir = args.run_dir or default_run_dir(config)
         _quiet_libraries()
         from entropy_rl.runner import train
 

@@ -575,6 +575,22 @@ def _set_dotted(tree: dict[str, Any], key: str, value: str) -> None:
     node[leaf] = value
 
 
+def _apply_overrides(tree: dict[str, Any], overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        _set_dotted(tree, key.strip(), value.strip())
+
+
+def override(config: Config, overrides: list[str]) -> Config:
+    """A new config: `config` with `section.field=value` overrides, checked as `load_config`
+    checks them. Every field of `config` is set, so `SCALE_DEFAULTS` changes nothing here."""
+    tree = config_to_dict(config)
+    _apply_overrides(tree, list(overrides))
+    return _build(Config, tree)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Build the config from an optional YAML file, then `section.field=value` overrides."""
     tree: dict[str, Any] = {}
@@ -588,11 +604,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         tree = loaded or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like section.field=value")
-        _set_dotted(tree, key.strip(), value.strip())
+    _apply_overrides(tree, list(overrides))
     return _build(Config, _with_scale_defaults(tree))
 
 

@@ -241,9 +241,11 @@ def _print_fit(summary: dict) -> None:
 
 
 def _ceiling_text(fit: dict) -> str:
-    """'0.9189  [0.9115, 0.9264] (95% CI)' from a fit's dict."""
+    """'0.9189  [0.9115, 0.9264] (95% CI)' from a fit's dict, and why it is unreliable when
+    it is (`law.fit_caveat`)."""
     low, high = fit["ceiling_ci"]
-    return f"{fit['ceiling']:.4f}  [{low:.4f}, {high:.4f}] ({fit['ci_level']:.0%} CI)"
+    text = f"{fit['ceiling']:.4f}  [{low:.4f}, {high:.4f}] ({fit['ci_level']:.0%} CI)"
+    return text if fit["reliable"] else f"{text}, unreliable: {fit['caveat']}"
 
 
 def _forecast_table(summary: dict) -> Table | str:
@@ -611,7 +613,7 @@ def _run_report(args: argparse.Namespace) -> int:
     """Handle `entropy-rl report`."""
     from entropy_rl.config import ConfigError
     from entropy_rl.report.build import build_report
-    from entropy_rl.report.data import experiment_notes, load_inputs
+    from entropy_rl.report.data import experiment_notes, load_inputs, plural
 
     try:
         runs = load_inputs(args.inputs, args.entropy_key, args.reward_key)
@@ -619,7 +621,7 @@ def _run_report(args: argparse.Namespace) -> int:
         return _error("report", err)
     command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"
     path = build_report(runs, args.out, args.title, command, experiment_notes(args.inputs))
-    print(f"report: {path} ({len(runs)} runs)")
+    print(f"report: {path} ({plural(len(runs), 'run')})")
     return 0
 
 

@@ -256,7 +256,7 @@ class _Display:
             status += f"  val/acc {self.last_val:.3f}"
         if len(self.entropy) >= LAW_MIN_EVALS:
             with contextlib.suppress(ValueError):
-                status += f"  ceiling {fit_entropy_law(self.entropy, self.accuracy).ceiling:.3f}"
+                status += f"  ceiling {fit_entropy_law(self.entropy, self.accuracy).ceiling_text()}"
         self.progress.update(self.task, advance=1, status=status)
 
 

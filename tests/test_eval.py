@@ -97,3 +97,12 @@ def test_eval_errors_are_one_line_exit_2(tiny_hf_model, tmp_path, capsys, args, 
     assert cli.main(["eval", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_help_explains_its_options_and_every_field(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--data", "--reward", "--json", "--out", "--config", "TARGET"):
+        assert option in out
+    assert "eval.seed = 0" in out and "eval.temperature = 1.0" in out and "log.wandb" in out

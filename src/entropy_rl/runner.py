@@ -17,7 +17,7 @@ from entropy_rl import checkpoint
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
-from entropy_rl.law import fit_entropy_law
+from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
 from entropy_rl.logs import METRICS_FILE, MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
@@ -28,7 +28,7 @@ from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tracking import Trackers, check_trackers
 from entropy_rl.trainer import CONFIG_FILE, RunState, micro_batch_size, run_step
 
-LAW_MIN_EVALS = 5
+LAW_MIN_EVALS = RELIABLE_MIN_POINTS
 """Validation points needed before the progress display shows the law's ceiling."""
 
 

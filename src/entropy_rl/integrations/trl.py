@@ -70,11 +70,11 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from entropy_rl.core import PolicyLossConfig, policy_loss, token_covariance, token_covariance_pg
-from entropy_rl.law import fit_entropy_law
+from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
 
-_MIN_LAW_POINTS = 5
+_MIN_LAW_POINTS = RELIABLE_MIN_POINTS
 
 
 class EntropyGRPOTrainer(GRPOTrainer):

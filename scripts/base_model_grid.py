@@ -24,7 +24,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-DEFAULT_SIZES = "h40x4,h64x4,h96x4,h128x4"
+DEFAULT_SIZES = "h48x4,h80x4,h128x4,h160x4"
 """The sizes of experiments/paper_small.yaml."""
 SIZE_PATTERN = re.compile(r"h(\d+)x(\d+)")
 """A size is named hWxL: hidden width W and L layers, with 4 heads and an MLP of 4W."""

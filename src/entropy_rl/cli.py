@@ -527,8 +527,8 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
 
 EXPERIMENT_DESCRIPTION = """\
 Run every training run an experiment file asks for, each an ordinary run directory
-OUT/<task>/<size>/<method>/seed<seed>. Base models are made first, then the runs go
---jobs at a time in separate processes. Finished runs are skipped and interrupted ones
+OUT/<task>/<size>/<method>/seed<seed>. Jobs go --jobs at a time in separate processes:
+the missing base models first, and each run as soon as its base model is ready. Finished runs are skipped and interrupted ones
 resumed, so the same command continues an experiment after Ctrl-C or a crash. OUT gets
 experiment.json (every run's labels and status, the wall time) and logs/ (each process's
 output). See experiments/paper_small.yaml for the file format.

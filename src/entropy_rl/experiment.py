@@ -15,10 +15,10 @@ An experiment file names building blocks and the grids that combine them:
 
 Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run directory
 (`entropy-rl train --resume` works on it). A run that finished is skipped, an interrupted one
-resumed. Base models are made first, one per distinct (model, task, pretrain) config and one
-at a time on jobs x threads torch threads; a base model that has not learnt its task stops the
-runs that need it. Then the runs go `jobs` at a time, each in its own process with `threads`
-torch threads.
+resumed. Jobs go `jobs` at a time, each in its own process with `threads` torch threads: the
+missing base models first, one per distinct (model, task, pretrain) config, and each run as soon
+as its base model is ready (largest models first); a base model that has not learnt its task
+stops the runs that need it.
 """
 
 from __future__ import annotations
@@ -381,7 +381,7 @@ def _manifest(experiment: Experiment, out: Path, wall_s: float) -> dict[str, Any
 def run_experiment(
     experiment: Experiment, out: Path, *, jobs: int, threads: int, console: Console
 ) -> dict[str, Any]:
-    """Make the missing base models, then train every unfinished run; returns the manifest
+    """Make the missing base models and train every unfinished run; returns the manifest
     (also written to OUT/experiment.json, with the wall time summed over invocations)."""
     start = time.monotonic()
     previous = _previous_wall_time(out)
@@ -404,28 +404,17 @@ def run_experiment(
     )
     with Progress(*columns, console=console) as progress:
         overall = progress.add_task("[bold]experiment", total=len(base_jobs) + len(train_jobs))
-        # Base models one at a time on every thread: the supervised run's outcome depends on
-        # the thread count (float summation order), and 1-thread runs of the demo's recipe
-        # missed the carry that the 2-thread run learns.
-        pools = [
-            (_Pool(1, jobs * threads, progress, overall, console), base_jobs),
-            (_Pool(jobs, threads, progress, overall, console), train_jobs),
-        ]
-        not_started: list[_Job] = []
-        for pool, queue in pools:
-            previous_handler = signal.signal(
-                signal.SIGINT, lambda signum, frame, p=pool: p.interrupt()
-            )
-            try:
-                not_started += pool.run(queue)
-            finally:
-                signal.signal(signal.SIGINT, previous_handler)
-            if pool.interrupted:
-                break
+        # One pool: the base models first, and each run as soon as its base model is ready,
+        # so the runs of one size train while another size's base model is being made.
+        pool = _Pool(jobs, threads, progress, overall, console)
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
+        try:
+            not_started = pool.run(base_jobs + train_jobs)
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
     manifest = _manifest(experiment, out, previous + time.monotonic() - start)
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-    failed = [job for pool, _ in pools for job in pool.failed]
-    interrupted = any(pool.interrupted for pool, _ in pools)
+    failed, interrupted = pool.failed, pool.interrupted
     _explain_end(failed, interrupted, not_started, out, console)
     manifest["failed"] = [job.label for job in failed]
     manifest["interrupted"] = interrupted

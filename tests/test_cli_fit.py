@@ -68,6 +68,9 @@ def test_too_few_points_for_forecast_is_reported_not_fatal(tmp_path):
     proc = _run("fit", log, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "too few points to forecast" in proc.stdout
+    assert "unreliable: 3 points < 5" in " ".join(proc.stdout.split())
+    saved = json.loads((tmp_path / "out" / "entropy_law.json").read_text())
+    assert saved["fit"]["reliable"] is False and saved["fit"]["caveat"] == "3 points < 5"
 
 
 def test_malformed_line_is_one_line_error(tmp_path):

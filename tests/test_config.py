@@ -10,6 +10,7 @@ from entropy_rl import cli, runner
 from entropy_rl.config import (
     SCALE_DEFAULTS,
     Config,
+    ConfigError,
     ModelConfig,
     TrainConfig,
     default_config,
@@ -177,3 +178,60 @@ def test_experiment_base_defaults(tmp_path, base):
     path.write_text(yaml.safe_dump({**spec, "base": "mine.yaml"}))
     (run,) = load_experiment(path).runs
     assert run.config.train.lr == 3e-5 and run.config.loss.kl_cov_ratio == 0.2
+
+
+def _float_fields() -> list[str]:
+    """Dotted names of every float field of the config tree."""
+    return [
+        name
+        for name, _, _ in describe_fields()
+        if isinstance(_get(Config(), name) if name.count(".") == 1 else None, float)
+    ]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_every_float_field_refuses_non_finite_numbers(value):
+    names = _float_fields()
+    assert {"train.lr", "train.temperature", "train.grad_clip", "pretrain.lr"} <= set(names)
+    assert len(names) >= 20
+    for name in names:
+        with pytest.raises(ConfigError, match="finite") as info:
+            load_config(None, [f"{name}={value}"])
+        message = str(info.value)
+        assert message.startswith(f"{name} must be a finite number") and "\n" not in message
+
+
+def test_a_yaml_file_with_nan_is_refused(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text("train:\n  temperature: .nan\n")
+    with pytest.raises(ConfigError, match=r"train\.temperature must be a finite number"):
+        load_config(file)
+
+
+def test_dr_grpo_is_an_advantage_estimator():
+    assert load_config(None, ["train.advantage=dr_grpo"]).train.advantage == "dr_grpo"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["loss.mode=kl_cov", "--run-dir", "RUN", "loss.kl_cov_ratio=2e-3"],
+        ["--run-dir", "RUN", "loss.mode=kl_cov", "--quiet", "loss.kl_cov_ratio=2e-3"],
+        ["loss.mode=kl_cov", "--quiet", "--run-dir", "RUN", "loss.kl_cov_ratio=2e-3"],
+    ],
+)
+def test_overrides_may_stand_anywhere_on_the_command_line(tmp_path, monkeypatch, argv):
+    seen = []
+    monkeypatch.setattr(runner, "train", lambda config, *a, **k: seen.append((config, a)) or {})
+    argv = [str(tmp_path / "run") if a == "RUN" else a for a in argv]
+    assert cli.main(["train", *argv]) == 0
+    config, (run_dir,) = seen[0]
+    assert config.loss.mode == "kl_cov" and config.loss.kl_cov_ratio == 2e-3
+    assert run_dir == tmp_path / "run"
+
+
+def test_a_late_unknown_option_is_still_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "loss.mode=kl_cov", "--run-dir", "x", "--bogus", "a=1"])
+    assert info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err

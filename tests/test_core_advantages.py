@@ -29,6 +29,15 @@ def test_dr_grpo_has_no_std():
     )
 
 
+def test_dr_grpo_by_name_is_the_group_centred_reward():
+    """Slow reference: each reward minus its group's mean, one at a time."""
+    out = compute_advantages(REWARDS, "dr_grpo")
+    for p in range(3):
+        mean = sum(REWARDS[p].tolist()) / 4
+        for i in range(4):
+            assert out[p, i].item() == pytest.approx(REWARDS[p, i].item() - mean)
+
+
 def test_rloo_leave_one_out():
     out = rloo_advantages(REWARDS)
     for p in range(3):
@@ -43,7 +52,7 @@ def test_reinforce_pp_group_baseline_batch_scale():
     torch.testing.assert_close(out, centered / centered.std())
 
 
-@pytest.mark.parametrize("estimator", ["grpo", "rloo", "reinforce_pp"])
+@pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
 def test_equal_groups_are_exactly_zero_never_nan(estimator):
     rewards = torch.tensor([[0.1, 0.1, 0.1], [0.7, 0.7, 0.7]])
     out = compute_advantages(rewards, estimator)

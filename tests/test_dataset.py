@@ -87,3 +87,34 @@ def test_missing_file_unknown_format_and_config_checks(tmp_path):
         TaskConfig(name="dataset")
     with pytest.raises(ConfigError, match=r"task\.reward"):
         TaskConfig(reward="not_a_path")
+
+
+def test_an_empty_file_says_so(tmp_path):
+    for text in ("", "\n  \n"):
+        path = tmp_path / "empty.jsonl"
+        path.write_text(text)
+        with pytest.raises(DataError) as info:
+            _task(path)
+        assert str(info.value) == f"{path} is empty"
+
+
+def test_a_broken_line_is_one_error_naming_that_line(tmp_path, capfd):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"prompt": "1+1=", "answer": "2"}\n\n{"prompt": broken\n{"prompt": "x"}\n')
+    with pytest.raises(DataError) as info:
+        _task(path)
+    assert str(info.value).startswith(f"{path}, line 3: not valid JSON")
+    assert "\n" not in str(info.value)
+    assert capfd.readouterr().err == ""  # nothing else printed
+
+
+def test_a_json_list_of_rows(tmp_path):
+    import json
+
+    rows = [{"prompt": f"{i}+1=", "answer": str(i + 1)} for i in range(4)]
+    listed = tmp_path / "rows.json"
+    listed.write_text(json.dumps(rows, indent=2))
+    assert [p.answer for p in load_problems(listed, "prompt", "answer")] == ["1", "2", "3", "4"]
+    listed.write_text(json.dumps([rows[0], 7]))
+    with pytest.raises(DataError, match=r"row 2: expected a JSON object, got int"):
+        load_problems(listed, "prompt", "answer")

@@ -85,9 +85,11 @@ def test_torchrun_trains_a_model_dir(tmp_path, tiny_hf_model, sums_jsonl, strate
     run = tmp_path / "run"
     args = ["-m", "entropy_rl", "train", "--quiet", "--run-dir", str(run)]
     args += ["--model", str(tiny_hf_model), f"task.train_file={sums_jsonl}", *HF_TINY]
+    args += ["log.tensorboard=true"]
     _torchrun(*args, f"distributed.strategy={strategy}", done=run / "summary.json")
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1, 2]
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     assert all(len(r["entropy/by_position"]) >= 1 for r in records)
     saved = find_checkpoint(run)
     state = torch.load(saved / "trainer_state.pt", weights_only=True)

@@ -80,6 +80,7 @@ def test_miniature_grid_and_report(tmp_path, tiny_experiment):
     for heading in HEADINGS:
         assert f"<h2>{heading}" in page, heading
     assert page.count("data:image/png;base64,") >= 5
+    assert "over 16 prompts x 2 samples has a sampling std of at most 0.088" in page
     for name in ("dynamics_sum3.png", "law_sum3.png", "lemma1.png", "positions_sum3.png"):
         assert (report / name).read_bytes()[:4] == b"\x89PNG", name
     claims = [v["claim"] for v in json.loads((report / "verdicts.json").read_text())]
@@ -110,6 +111,23 @@ def test_report_reads_foreign_logs(tmp_path, capsys):
     assert "checkpoint-10" in (tmp_path / "r" / "report.html").read_text()
     page = (tmp_path / "r2" / "report.html").read_text()
     assert "no dynamics/dH_lemma1" in page and "synthetic_grpo_log" in page
+
+
+def test_report_text_describes_a_single_foreign_log(tmp_path, capsys):
+    """No sentence that fits only this project's experiments (prompt counts, seeds, "1 runs")
+    on one log from elsewhere; a ceiling from four points is flagged wherever it appears."""
+    assert main(["report", str(EXAMPLE_LOG), "--out", str(tmp_path / "r")]) == 0
+    assert "(1 run)" in capsys.readouterr().out
+    text = (tmp_path / "r" / "report.md").read_text() + (tmp_path / "r" / "report.html").read_text()
+    for wrong in ("256 prompts", "over seeds;", "mean over seeds", "1 runs", "pooled fit"):
+        assert wrong not in text, wrong
+    assert "from 1 run;" in text and "no spread" in text
+    short = tmp_path / "short.jsonl"
+    rows = [(0.9, 0.40), (0.7, 0.55), (0.5, 0.62), (0.4, 0.70)]
+    short.write_text("".join(json.dumps({"entropy": h, "reward": r}) + "\n" for h, r in rows))
+    assert main(["report", str(short), "--out", str(tmp_path / "s")]) == 0
+    markdown = (tmp_path / "s" / "report.md").read_text()
+    assert markdown.count("(unreliable: 4 points < 5)") >= 3  # law text, law table, final table
 
 
 def test_report_bad_input_is_one_line_exit_2(tmp_path, capsys):

@@ -119,7 +119,8 @@ def fixed_batch(trainer, seed=0):
 
 
 @pytest.mark.parametrize(
-    ("agg", "loss_type"), [("token_mean", "bnpo"), ("seq_mean_token_mean", "grpo")]
+    ("agg", "loss_type"),
+    [("token_mean", "bnpo"), ("seq_mean_token_mean", "grpo"), ("token_mean", "dr_grpo")],
 )
 def test_kl_cov_without_penalty_equals_trl_unclipped_loss(tiny, tmp_path, agg, loss_type):
     """KL-Cov with kl_cov_coef=0 is the unclipped surrogate -A r; TRL's bnpo / grpo loss
@@ -169,7 +170,7 @@ def test_entropy_law_callback_fits_after_five_points():
     callback = EntropyLawCallback()
     a, b = 0.8, 1.2
     entropies = [1.5, 1.2, 1.0, 0.8, 0.6, 0.5]
-    keys = {"law/ceiling", "law/a", "law/b", "law/r2"}
+    keys = {"law/ceiling", "law/a", "law/b", "law/r2", "law/reliable"}
     for i, h in enumerate(entropies):
         logs = _on_log(callback, {"entropy": h, "reward": b - a * math.exp(h), "loss": 0.1})
         if i < 4:
@@ -181,6 +182,25 @@ def test_entropy_law_callback_fits_after_five_points():
             assert logs["law/ceiling"] == pytest.approx(b - a)
             assert logs["law/r2"] == pytest.approx(1.0)
     assert len(callback.entropy) == len(entropies)
+
+
+def test_entropy_law_callback_fits_an_eval_metric_with_the_last_training_entropy():
+    """Trainer logs training metrics, then an evaluation's (eval_* keys, no `entropy`)."""
+    callback = EntropyLawCallback(reward_key="eval_reward")
+    a, b = 0.6, 1.3
+    for h in [1.4, 1.1, 0.9, 0.7, 0.6, 0.5]:
+        training = _on_log(callback, {"entropy": h, "reward": 0.0, "loss": 0.1})
+        assert not any(key.startswith("law/") for key in training)
+        evaluation = _on_log(callback, {"eval_reward": b - a * math.exp(h), "eval_loss": 0.2})
+    assert callback.entropy == [1.4, 1.1, 0.9, 0.7, 0.6, 0.5]
+    assert evaluation["law/a"] == pytest.approx(a) and evaluation["law/b"] == pytest.approx(b)
+    assert evaluation["law/reliable"] == 1.0
+
+
+def test_dr_grpo_loss_type_needs_token_mean(tiny, tmp_path):
+    cfg = PolicyLossConfig(mode="kl_cov", agg="seq_mean_token_mean")
+    with pytest.raises(ValueError, match="loss_type='dr_grpo'"):
+        make_trainer(tiny, tmp_path, cfg, loss_type="dr_grpo")
 
 
 def test_entropy_law_callback_skips_incomplete_logs_and_failed_fits():

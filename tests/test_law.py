@@ -164,3 +164,18 @@ def test_to_dict_is_json_ready():
     data = json.loads(json.dumps(fc.to_dict(), allow_nan=False))
     assert data["fit"]["n"] == fc.n_fit
     assert len(data["predicted"]) == fc.n_heldout
+
+
+def test_a_ceiling_from_few_points_or_a_poor_fit_is_flagged():
+    h = _entropy(40)
+    good = law.fit_entropy_law(h, _reward(h, sd=0.01))
+    assert good.reliable and good.caveat is None and good.ceiling_text() == f"{good.ceiling:.3f}"
+    few = law.fit_entropy_law(h[:4], _reward(h[:4], sd=0.01))
+    assert not few.reliable and few.caveat == "4 points < 5"
+    noisy = law.fit_entropy_law(h, _reward(h, sd=0.3, seed=1))
+    assert noisy.r2 < law.RELIABLE_MIN_R2 and noisy.caveat == f"R² {noisy.r2:.2f} < 0.8"
+    both = law.fit_entropy_law([1.0, 0.5, 0.2], [0.1, 0.9, 0.2])
+    assert both.caveat.startswith("3 points < 5, R² ")
+    assert both.ceiling_text().endswith(f"(unreliable: {both.caveat})")
+    assert both.to_dict()["reliable"] is False and both.to_dict()["caveat"] == both.caveat
+    assert law.fit_caveat(5, 0.8) is None

@@ -210,3 +210,27 @@ def test_trainer_state_bad_entry_names_it(tmp_path):
     path.write_text(json.dumps({"log_history": [{"step": 1}, 3]}))
     with pytest.raises(LogFormatError, match="log_history entry 2"):
         read_entropy_reward(path)
+
+
+def test_summary_table_and_progress_flag_an_unreliable_ceiling():
+    import io
+
+    from rich.console import Console
+
+    from entropy_rl.runner import _Display
+    from entropy_rl.summary import summary_table
+
+    law = {"a": 1.0, "b": 34.8, "ceiling": 33.8, "r2": 0.37, "n": 3}
+    summary = {
+        "entropy_start": 0.7, "entropy_end": 0.3, "val_acc_start": 0.4, "val_acc_end": 0.6,
+        "val_acc_greedy_start": None, "val_acc_greedy_end": None, "cov_pos_step_frac": 1.0,
+        "lemma1": None, "law": law,
+    }  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=200).print(summary_table({"run": summary}))
+    assert "33.800 (unreliable: 3 points < 5, R² 0.37 < 0.8)" in out.getvalue()
+    display = _Display(10, 0, Console(file=io.StringIO()), enabled=False)
+    for step, (h, acc) in enumerate([(1.0, 0.5), (0.9, 0.1), (0.8, 0.7), (0.7, 0.2), (0.6, 0.6)]):
+        display.update({"step": step, "reward/mean": 0.5, "entropy/mean": h, "val/acc": acc})
+    status = display.progress.tasks[0].fields["status"]
+    assert "ceiling" in status and "(unreliable: R² " in status

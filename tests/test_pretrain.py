@@ -7,7 +7,7 @@ import torch
 
 from entropy_rl.config import Config, ModelConfig, PretrainConfig, TaskConfig
 from entropy_rl.models import build_tokenizer, load_pretrained
-from entropy_rl.pretrain import base_model_dir, char_table, encode_batch, pretrain
+from entropy_rl.pretrain import base_model_dir, char_table, encode_batch, pretrain, read_record
 
 
 def small_config(tmp_path, **pretrain):
@@ -15,7 +15,11 @@ def small_config(tmp_path, **pretrain):
         model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
         task=TaskConfig(val_size=16),
         pretrain=PretrainConfig(
-            steps=30, batch_size=32, check_every=10, cache_dir=str(tmp_path), **pretrain
+            steps=30,
+            batch_size=32,
+            check_every=10,
+            cache_dir=str(tmp_path),
+            **{"max_cycles": 3, **pretrain},
         ),
     )
 
@@ -92,6 +96,26 @@ def test_base_model_dir_depends_on_config(tmp_path):
     ]
     names = {base_model_dir(c).name for c in changed} | {base_model_dir(config).name}
     assert len(names) == 5
+
+
+def test_a_cached_model_that_has_not_learnt_is_made_again_under_a_higher_cap(tmp_path):
+    def steps_taken(config):
+        steps = []
+        directory = pretrain(config, progress=lambda step, *_: steps.append(step))
+        return directory, len(steps)
+
+    capped = small_config(tmp_path, max_cycles=1)
+    directory, taken = steps_taken(capped)
+    assert taken == 30 and read_record(directory)["learnt"] is False
+    assert base_model_dir(small_config(tmp_path, max_cycles=2)) == directory  # not in the key
+    assert steps_taken(capped) == (directory, 0)  # reused: the same cap
+    assert steps_taken(small_config(tmp_path, max_cycles=2)) == (directory, 60)  # made again
+    assert read_record(directory)["cycles"] == 2
+    assert steps_taken(capped) == (directory, 0)  # made under a higher cap than asked
+    accepting = small_config(tmp_path, max_cycles=1, min_greedy=0.0)
+    directory, taken = steps_taken(accepting)
+    assert taken == 30 and read_record(directory)["learnt"] is True
+    assert steps_taken(small_config(tmp_path, max_cycles=3, min_greedy=0.0)) == (directory, 0)
 
 
 def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):

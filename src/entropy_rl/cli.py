@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     hook = sys.unraisablehook
     sys.unraisablehook = _interrupt_again(hook)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        _take_late_overrides(parser, args, extra)
         command = args.command
         return args.handler(args)
     except KeyboardInterrupt:
@@ -111,6 +113,20 @@ def _interrupt_again(hook):
         hook(unraisable)
 
     return handle
+
+
+def _take_late_overrides(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> None:
+    """Overrides may stand anywhere on a command line: argparse takes only the first run of
+    positionals (`train a=1 --run-dir X b=2` leaves `b=2` over); those left over are appended
+    to `args.overrides` in order. Anything else left over (an unknown option) is an error."""
+    late = [item for item in extra if not item.startswith("-")]
+    unknown = [item for item in extra if item.startswith("-")]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if late:
+        args.overrides = [*args.overrides, *late]
 
 
 def _quiet_libraries() -> None:
@@ -281,9 +297,11 @@ def _print_fit(summary: dict) -> None:
 
 
 def _ceiling_text(fit: dict) -> str:
-    """'0.9189  [0.9115, 0.9264] (95% CI)' from a fit's dict."""
+    """'0.9189  [0.9115, 0.9264] (95% CI)' from a fit's dict, and why it is unreliable when
+    it is (`law.fit_caveat`)."""
     low, high = fit["ceiling_ci"]
-    return f"{fit['ceiling']:.4f}  [{low:.4f}, {high:.4f}] ({fit['ci_level']:.0%} CI)"
+    text = f"{fit['ceiling']:.4f}  [{low:.4f}, {high:.4f}] ({fit['ci_level']:.0%} CI)"
+    return text if fit["reliable"] else f"{text}, unreliable: {fit['caveat']}"
 
 
 def _forecast_table(summary: dict) -> Table | str:
@@ -332,7 +350,7 @@ holds it, exit code 2). A resume starts from the newest checkpoint whose files m
 checksums (train.keep_checkpoints are kept), saying which it skipped and why; metrics rows
 it cannot trust are recomputed from an older checkpoint, or it refuses naming the line. An
 edit of the run's config.yaml is applied (and reported) for the fields listed in
-`entropy_rl.resume.APPLICABLE_EDITS` (train.steps, train.lr, ...) and refused for the others.
+`entropy_rl.resume_point.APPLICABLE_EDITS` (train.steps, train.lr, ...) and refused for the others.
 A finished run is left as it is. The first Ctrl-C stops after the current step with a
 checkpoint, a second one at once; both exit with code 130.
 """
@@ -419,8 +437,7 @@ def _shortcuts(args: argparse.Namespace) -> list[str]:
 
 def _run_train(args: argparse.Namespace) -> int:
     """Handle `entropy-rl train`."""
-    import time
-
+    from entropy_rl.api import default_run_dir
     from entropy_rl.config import ConfigError, load_config
     from entropy_rl.errors import TrainingError
 
@@ -440,8 +457,7 @@ def _run_train(args: argparse.Namespace) -> int:
         else:
             overrides = [*args.overrides, *_shortcuts(args)]
             config = load_config(args.config, overrides)  # validated before heavy imports
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = args.run_dir or Path("runs") / f"{config.loss.mode}-{stamp}"
+            run_dir = args.run_dir or default_run_dir(config)
         _quiet_libraries()
         from entropy_rl.runner import train
 
@@ -583,8 +599,8 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
 
 EXPERIMENT_DESCRIPTION = """\
 Run every training run an experiment file asks for, each an ordinary run directory
-OUT/<task>/<size>/<method>/seed<seed>. Base models are made first, then the runs go
---jobs at a time in separate processes. Finished runs are skipped and interrupted ones
+OUT/<task>/<size>/<method>/seed<seed>. Jobs go --jobs at a time in separate processes:
+the missing base models first, and each run as soon as its base model is ready. Finished runs are skipped and interrupted ones
 resumed, so the same command continues an experiment after Ctrl-C or a crash. OUT gets
 experiment.json (every run's labels and status, the wall time) and logs/ (each process's
 output). See experiments/paper_small.yaml for the file format.
@@ -675,7 +691,7 @@ def _run_report(args: argparse.Namespace) -> int:
     """Handle `entropy-rl report`."""
     from entropy_rl.config import ConfigError
     from entropy_rl.report.build import build_report
-    from entropy_rl.report.data import experiment_notes, load_inputs
+    from entropy_rl.report.data import experiment_notes, load_inputs, plural
 
     try:
         runs = load_inputs(args.inputs, args.entropy_key, args.reward_key)
@@ -683,9 +699,113 @@ def _run_report(args: argparse.Namespace) -> int:
         return _error("report", err)
     command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"
     path = build_report(runs, args.out, args.title, command, experiment_notes(args.inputs))
-    print(f"report: {path} ({len(runs)} runs)")
+    print(f"report: {path} ({plural(len(runs), 'run')})")
     return 0
 
 
-SUBCOMMANDS = (_add_demo, _add_train, _add_pretrain, _add_experiment, _add_report, _add_fit)
+EVAL_DESCRIPTION = """\
+Evaluate a saved model, or a run's last checkpoint, on a data file or on its task's
+validation prompts: eval.samples (n) samples per prompt at eval.temperature, drawn with
+eval.seed. Prints the unbiased pass@k (1 - C(n-c,k)/C(n,k), Chen et al. 2021) for k up to
+n (all of them in --json), greedy accuracy, the answer entropy (entropy of the distinct
+final answers among a prompt's samples, nats, mean over prompts) and the samples' token
+entropy. pass@1 is the mean reward of the samples: the estimator of training's val/acc.
+
+TARGET is a run directory (its task, prompts and config, plus overrides), a checkpoint
+directory, or a model directory saved with save_pretrained (defaults, --config, overrides).
+--data FILE takes every row of a .jsonl/.json/.parquet file instead (task.prompt_key,
+task.answer_key), scored by the math reward unless --reward names another.
+
+examples:
+  entropy-rl eval runs/demo/grpo eval.samples=16
+  entropy-rl eval ~/models/Qwen2.5-Math-1.5B --data test.jsonl eval.samples=8 --json
+"""
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl eval`."""
+    p = subparsers.add_parser(
+        "eval",
+        help="pass@k, greedy accuracy and answer entropy of a model or a run's checkpoint",
+        description=EVAL_DESCRIPTION,
+        epilog=_fields_epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", type=Path, metavar="TARGET", help="run, checkpoint or model dir")
+    _add_config_args(p)
+    p.add_argument("--data", type=Path, metavar="FILE", help="prompts and answers to evaluate on")
+    p.add_argument(
+        "--reward",
+        metavar="SPEC",
+        help="math, or package.module:function called as fn(prompt, response, answer) "
+        "(sets task.reward)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl eval`."""
+    from rich.console import Console
+
+    from entropy_rl.atomic import write_atomic
+    from entropy_rl.config import ConfigError
+
+    _quiet_libraries()
+    from entropy_rl.model_eval import evaluate_model
+
+    overrides = [*args.overrides] + ([] if args.reward is None else [f"task.reward={args.reward}"])
+    try:
+        result = evaluate_model(
+            args.target, args.data, config_file=args.config, overrides=overrides
+        )
+        text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+        if args.out is not None:
+            write_atomic(args.out, text)
+    except (ConfigError, OSError) as err:
+        return _error("eval", err)
+    if args.json:
+        print(text, end="")
+    else:
+        Console(highlight=False, markup=False).print(_eval_table(result))
+    return 0
+
+
+def _eval_table(result: dict) -> Table:
+    """The readable form of an `entropy-rl eval` result."""
+    from rich.table import Table
+
+    from entropy_rl.evaluation import shown_ks
+
+    table = Table(title="entropy-rl eval", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model", result["model"])
+    table.add_row("data", result["data"])
+    table.add_row(
+        "samples",
+        f"{result['prompts']} prompts x {result['samples']} at temperature "
+        f"{result['temperature']:g} (seed {result['seed']})",
+    )
+    for k in shown_ks(result["samples"]):
+        label = "pass@1 (mean reward, as val/acc)" if k == 1 else f"pass@{k}"
+        table.add_row(label, f"{result['pass_at_k'][str(k)]:.4f}")
+    greedy = result["acc_greedy"]
+    table.add_row("greedy accuracy", "-" if greedy is None else f"{greedy:.4f}")
+    table.add_row("answer entropy (nats)", f"{result['answer_entropy']:.4f}")
+    table.add_row("token entropy (nats)", f"{result['entropy']:.4f}")
+    table.add_row("failed reward calls", str(result["reward_errors"]))
+    return table
+
+
+SUBCOMMANDS = (
+    _add_demo,
+    _add_train,
+    _add_eval,
+    _add_pretrain,
+    _add_experiment,
+    _add_report,
+    _add_fit,
+)
 """Registrars of the subcommands, in --help order."""

@@ -30,6 +30,7 @@ import dataclasses
 import difflib
 import inspect
 import itertools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -113,6 +114,17 @@ def _embedded_loss() -> PolicyLossConfig:
     return PolicyLossConfig(**values)
 
 
+def _finite(section: object) -> None:
+    """ConfigError naming the first float field of `section` that is NaN or infinite: the
+    ordering checks below (`value <= 0`) let NaN through, and the run would die later."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{_section_name(section)}.{f.name} must be a finite number, got {value!r}"
+            )
+
+
 def _positive(section: object, *names: str) -> None:
     for name in names:
         value = getattr(section, name)
@@ -130,6 +142,7 @@ def _section_name(section: object) -> str:
         DiagnosticsConfig: "diagnostics",
         RolloutConfig: "rollout",
         DistributedConfig: "distributed",
+        LogConfig: "log",
     }.get(type(section), type(section).__name__)
 
 
@@ -164,6 +177,7 @@ class ModelConfig:
     mode during updates, so its dropout settings apply)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "init_std")
         if self.hidden_size % self.num_heads:
             raise ConfigError(
@@ -206,6 +220,7 @@ class TaskConfig:
     answer) -> float (`--reward`)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "val_size", "max_response_tokens")
         if not 0.0 <= self.trap_rate <= 1.0:
             raise ConfigError(f"task.trap_rate must be in [0, 1], got {self.trap_rate!r}")
@@ -248,11 +263,13 @@ class PretrainConfig:
     on this task's demonstrations, starting from that base model."""
     finetune_lr: float = 3e-4
     """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
-    max_cycles: int = 3
+    max_cycles: int = 5
     """A base model made from scratch whose held-out greedy accuracy is below `min_greedy`
     after `steps` steps trains another `steps` (a new warm-up and cosine decay from where it
     is), up to this many cycles in all: the carries are learnt in a sudden transition whose
-    timing depends on the seed, the size and the float summation order."""
+    timing depends on the seed, the size and the float summation order. Not part of the
+    cache key: a cached model that has not learnt is made again when this is higher than the
+    cap it was made with."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
     at the end); shown in the progress display and kept in pretrain.json."""
@@ -264,6 +281,7 @@ class PretrainConfig:
     """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "steps", "batch_size", "lr", "grad_clip", "finetune_steps", "finetune_lr")
         _positive(self, "check_every", "max_cycles")
         if not 0.0 < self.adam_beta2 < 1.0:
@@ -289,7 +307,9 @@ class TrainConfig:
     temperature: float = 1.0
     """Sampling temperature of the rollouts (paper: 1.0)."""
     advantage: str = "grpo"
-    """Advantage estimator: grpo, rloo or reinforce_pp."""
+    """Advantage estimator: grpo ((r - group mean) / group std), dr_grpo (Dr. GRPO: r - group
+    mean, no std; the loss aggregation stays loss.agg), rloo (leave-one-out mean) or
+    reinforce_pp (group mean, batch std)."""
     ppo_epochs: int = 1
     """Passes over each rollout batch."""
     mini_batches: int = 4
@@ -315,6 +335,7 @@ class TrainConfig:
     """Seconds a reward call may take before its response gets reward 0 (counted)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
         _positive(self, "reward_timeout_s", "keep_checkpoints")
@@ -341,12 +362,19 @@ class EvalConfig:
     every: int = 5
     """Evaluate every this many steps (and at step 0 and the last step)."""
     samples: int = 4
-    """k: samples per prompt at temperature 1 for `val/acc` (their mean) and `val/pass_at_k`."""
+    """k: samples per prompt for `val/acc` (their mean) and `val/pass_at_k`; n, the samples
+    per prompt of `entropy-rl eval` (pass@k for every k <= n)."""
+    temperature: float = 1.0
+    """Sampling temperature of those samples (the paper's R: temperature 1)."""
     greedy: bool = True
     """Also log `val/acc_greedy` (argmax decoding)."""
+    seed: int = 0
+    """`entropy-rl eval` only: seed of its samples (training's validation rows draw theirs
+    from train.seed and the step: `evaluation.validation_seed`)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "every", "samples")
+        _finite(self)
+        _positive(self, "every", "samples", "temperature")
 
 
 @dataclass(frozen=True)
@@ -360,6 +388,7 @@ class DiagnosticsConfig:
     """Rows per chunk for entropy over the vocabulary (memory, not results)."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.probe_size < 0:
             raise ConfigError(f"diagnostics.probe_size must be >= 0, got {self.probe_size!r}")
         _positive(self, "chunk_size")
@@ -381,6 +410,7 @@ class RolloutConfig:
     """vllm: share of the GPU memory vLLM may take, beside the training model."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.engine not in ROLLOUT_ENGINES:
             raise ConfigError(
                 f"rollout.engine must be one of {', '.join(ROLLOUT_ENGINES)}, got {self.engine!r}"
@@ -400,6 +430,7 @@ class DistributedConfig:
     """Process-group backend: auto (nccl with CUDA, else gloo), gloo or nccl."""
 
     def __post_init__(self) -> None:
+        _finite(self)
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"distributed.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
@@ -407,6 +438,38 @@ class DistributedConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"distributed.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+
+
+WANDB_MODES = ("", "online", "offline")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where a run's metrics go besides metrics.jsonl (always written): TensorBoard and
+    Weights & Biases, with the same keys (a list such as entropy/by_position as one scalar per
+    element, key/i) and the row's step as their step. Written by rank 0 only under torchrun."""
+
+    tensorboard: bool = False
+    """Write TensorBoard event files to <run dir>/tensorboard (needs the `tensorboard` extra)."""
+    wandb: bool = False
+    """Log to Weights & Biases (needs the `wandb` extra); its files go to <run dir>/wandb, and a
+    resumed run continues the same W&B run."""
+    wandb_project: str = "entropy-rl"
+    """W&B project."""
+    wandb_entity: str = ""
+    """W&B entity (user or team); empty: your default entity."""
+    wandb_name: str = ""
+    """W&B run name; empty: the run directory's name."""
+    wandb_mode: str = ""
+    """online, offline (files only, uploaded later with `wandb sync`) or empty: W&B's own
+    choice (the WANDB_MODE environment variable, else online)."""
+
+    def __post_init__(self) -> None:
+        _finite(self)
+        if self.wandb_mode not in WANDB_MODES:
+            raise ConfigError(
+                f"log.wandb_mode must be online, offline or empty, got {self.wandb_mode!r}"
             )
 
 
@@ -426,6 +489,7 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
         if self.task.name == "dataset" and not self.model.path:
@@ -519,6 +583,22 @@ def _set_dotted(tree: dict[str, Any], key: str, value: str) -> None:
     node[leaf] = value
 
 
+def _apply_overrides(tree: dict[str, Any], overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        _set_dotted(tree, key.strip(), value.strip())
+
+
+def override(config: Config, overrides: list[str]) -> Config:
+    """A new config: `config` with `section.field=value` overrides, checked as `load_config`
+    checks them. Every field of `config` is set, so `SCALE_DEFAULTS` changes nothing here."""
+    tree = config_to_dict(config)
+    _apply_overrides(tree, list(overrides))
+    return _build(Config, tree)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Build the config from an optional YAML file, then `section.field=value` overrides."""
     tree: dict[str, Any] = {}
@@ -532,11 +612,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         tree = loaded or {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like section.field=value")
-        _set_dotted(tree, key.strip(), value.strip())
+    _apply_overrides(tree, list(overrides))
     return _build(Config, _with_scale_defaults(tree))
 
 

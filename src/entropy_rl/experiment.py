@@ -15,11 +15,12 @@ An experiment file names building blocks and the grids that combine them:
 
 Each run lives in OUT/<task>/<size>/<method>/seed<seed> and is an ordinary run directory
 (`entropy-rl train --resume` works on it). A run that finished is skipped, an interrupted one
-resumed. Base models are made first, one per distinct (model, task, pretrain) config and one
-at a time on jobs x threads torch threads; a base model that has not learnt its task stops the
-runs that need it. Then the runs go `jobs` at a time, each in its own process with `threads`
-torch threads. The experiment directory is locked while it runs (each run directory is
-locked by its own process): a second experiment there stops at once, naming the first.
+resumed. Jobs go `jobs` at a time, each in its own process with `threads` torch threads: the
+missing base models first, one per distinct (model, task, pretrain) config, and each run as soon
+as its base model is ready (largest models first); a base model that has not learnt its task
+stops the runs that need it. The experiment directory is locked while it runs (each run
+directory is locked by its own process): a second experiment there stops at once, naming the
+first.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import METRICS_FILE
-from entropy_rl.pretrain import base_model_dir, is_learnt, is_saved, parent_config
+from entropy_rl.pretrain import base_model_dir, is_learnt, is_reusable, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 
@@ -265,7 +266,7 @@ def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
 
 def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tuple) -> None:
     target = base_model_dir(config)
-    if target in jobs or is_saved(target):
+    if target in jobs or is_reusable(target, config.pretrain):
         return
     key = f"base-{target.name}"
     settings = config.pretrain
@@ -383,7 +384,7 @@ def _manifest(experiment: Experiment, out: Path, wall_s: float) -> dict[str, Any
 def run_experiment(
     experiment: Experiment, out: Path, *, jobs: int, threads: int, console: Console
 ) -> dict[str, Any]:
-    """Make the missing base models, then train every unfinished run, holding the lock of
+    """Make the missing base models and train every unfinished run, holding the lock of
     `out`; returns the manifest (also written to OUT/experiment.json, with the wall time
     summed over invocations)."""
     with lock_dir(out, "experiment directory") as stale:
@@ -415,28 +416,17 @@ def _run_locked(experiment: Experiment, out: Path, jobs: int, threads: int, cons
     )
     with Progress(*columns, console=console) as progress:
         overall = progress.add_task("[bold]experiment", total=len(base_jobs) + len(train_jobs))
-        # Base models one at a time on every thread: the supervised run's outcome depends on
-        # the thread count (float summation order), and 1-thread runs of the demo's recipe
-        # missed the carry that the 2-thread run learns.
-        pools = [
-            (_Pool(1, jobs * threads, progress, overall, console), base_jobs),
-            (_Pool(jobs, threads, progress, overall, console), train_jobs),
-        ]
-        not_started: list[_Job] = []
-        for pool, queue in pools:
-            previous_handler = signal.signal(
-                signal.SIGINT, lambda signum, frame, p=pool: p.interrupt()
-            )
-            try:
-                not_started += pool.run(queue)
-            finally:
-                signal.signal(signal.SIGINT, previous_handler)
-            if pool.interrupted:
-                break
+        # One pool: the base models first, and each run as soon as its base model is ready,
+        # so the runs of one size train while another size's base model is being made.
+        pool = _Pool(jobs, threads, progress, overall, console)
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
+        try:
+            not_started = pool.run(base_jobs + train_jobs)
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
     manifest = _manifest(experiment, out, previous + time.monotonic() - start)
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
-    failed = [job for pool, _ in pools for job in pool.failed]
-    interrupted = any(pool.interrupted for pool, _ in pools)
+    failed, interrupted = pool.failed, pool.interrupted
     _explain_end(failed, interrupted, not_started, out, console)
     manifest["failed"] = [job.label for job in failed]
     manifest["interrupted"] = interrupted

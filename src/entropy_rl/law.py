@@ -27,8 +27,31 @@ DEFAULT_CI_LEVEL = 0.95
 """Confidence level of the ceiling's interval."""
 MIN_POINTS = 3
 """Fewest points a fit accepts: two parameters plus one degree of freedom for the CI."""
+RELIABLE_MIN_POINTS = 5
+"""A ceiling fitted on fewer points is flagged unreliable wherever it is shown: with two
+parameters, three or four noisy points can put b - a almost anywhere."""
+RELIABLE_MIN_R2 = 0.8
+"""A ceiling from a fit with a lower R² is flagged unreliable: the law does not describe the
+points well, so its extrapolation to H = 0 means little."""
 _CEIL_SLACK = 1e-9
 """Absorbs float error in fit_fraction * n (0.1 * 30 = 3.0000000000000004 must give 3)."""
+
+
+def fit_caveat(n: int, r2: float) -> str | None:
+    """Why a fit of n points with this R² gives an unreliable ceiling, or None (see
+    RELIABLE_MIN_POINTS, RELIABLE_MIN_R2)."""
+    reasons = []
+    if n < RELIABLE_MIN_POINTS:
+        reasons.append(f"{n} points < {RELIABLE_MIN_POINTS}")
+    if r2 < RELIABLE_MIN_R2:
+        reasons.append(f"R² {r2:.2f} < {RELIABLE_MIN_R2}")
+    return ", ".join(reasons) or None
+
+
+def ceiling_text(ceiling: float, n: int, r2: float, digits: int = 3) -> str:
+    """The ceiling as text, followed by "(unreliable: <why>)" when `fit_caveat` has a reason."""
+    text, caveat = f"{ceiling:.{digits}f}", fit_caveat(n, r2)
+    return text if caveat is None else f"{text} (unreliable: {caveat})"
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,8 @@ class EntropyLawFit:
     analytic (no bootstrap) and assumes independent, equal-variance Gaussian noise on R
     around the law; it says nothing about whether the law itself holds. Since H = 0 lies
     below every observed entropy, the interval is an extrapolation and widens with the gap.
+    A fit with fewer than RELIABLE_MIN_POINTS points or R² below RELIABLE_MIN_R2 is flagged
+    (`reliable`, `caveat`), and every display of its ceiling says so.
 
     Attributes:
         a: Conversion rate from entropy to performance (positive when R rises as H falls).
@@ -67,14 +92,30 @@ class EntropyLawFit:
     rmse: float
     n: int
 
+    @property
+    def caveat(self) -> str | None:
+        """Why the ceiling should not be trusted, e.g. "3 points < 5, R² 0.37 < 0.8"; None
+        when the fit has RELIABLE_MIN_POINTS points or more and R² >= RELIABLE_MIN_R2."""
+        return fit_caveat(self.n, self.r2)
+
+    @property
+    def reliable(self) -> bool:
+        """False when `caveat` has a reason."""
+        return self.caveat is None
+
+    def ceiling_text(self, digits: int = 3) -> str:
+        """The ceiling, followed by "(unreliable: <caveat>)" when it is flagged."""
+        return ceiling_text(self.ceiling, self.n, self.r2, digits)
+
     def predict(self, entropy: float | np.ndarray) -> np.ndarray:
         """R predicted by the law at `entropy` (scalar or array); returns an array."""
         return self.b - self.a * np.exp(np.asarray(entropy, dtype=float))
 
     def to_dict(self) -> dict[str, float | int | list[float]]:
-        """Plain JSON-ready values."""
+        """Plain JSON-ready values, with `reliable` and `caveat`."""
         out = asdict(self)
         out["ceiling_ci"] = list(self.ceiling_ci)
+        out["reliable"], out["caveat"] = self.reliable, self.caveat
         return out
 
 

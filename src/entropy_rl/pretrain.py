@@ -64,8 +64,10 @@ PRETRAIN_MODEL_FIELDS = (
 )
 PRETRAIN_TASK_FIELDS = ("name", "seed", "val_size", "trap_rate")
 """The model and task fields that shape the base model (the cache key covers only these)."""
-PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every")
-"""Pretrain fields that do not change the base model, left out of the cache key."""
+PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every", "max_cycles")
+"""Pretrain fields left out of the cache key. `max_cycles` only caps how long a model that has
+not learnt keeps training: a model that learnt is the same under any cap, and one that has not
+is made again when the cap is now higher than it was made with (`is_reusable`)."""
 RECIPE_VERSION = 3
 """Part of the cache key: bump it when a change here would make a different base model."""
 POSITION_SLACK = 8
@@ -109,6 +111,18 @@ def base_model_dir(config: Config) -> Path:
 def is_saved(directory: Path) -> bool:
     """True when `directory` holds a finished base model (pretrain.json is written last)."""
     return (directory / PRETRAIN_FILE).is_file()
+
+
+def is_reusable(directory: Path, settings: PretrainConfig) -> bool:
+    """True when `directory` holds a finished base model that serves `settings` (whose cache
+    key it shares): it learnt its task, or it did not and more cycles than it was allowed are
+    not asked for now (`settings.max_cycles` is no higher than its own)."""
+    if not is_saved(directory):
+        return False
+    record = read_record(directory)
+    return bool(record["learnt"]) or record["config"]["pretrain"]["max_cycles"] >= (
+        settings.max_cycles
+    )
 
 
 def read_record(directory: Path) -> dict[str, Any]:
@@ -333,10 +347,10 @@ def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
     whether or not it learnt its task (pretrain.json says which; see `require_learnt`).
     """
     directory = base_model_dir(config)
-    if is_saved(directory):
+    if is_reusable(directory, config.pretrain):
         return directory
     with locked(directory.with_name(f".{directory.name}.lock"), f"base model {directory}"):
-        if is_saved(directory):  # made by the process that held the lock
+        if is_reusable(directory, config.pretrain):  # made by the process that held the lock
             return directory
         return _make(config, directory, progress)
 
@@ -411,7 +425,7 @@ def make_base_model(config: Config, console: Console) -> Path:
     """Make (or find) the base model for `config`, showing progress, and print its
     validation metrics; returns its directory. Does not check that it learnt its task."""
     target = base_model_dir(config)
-    if is_saved(target):
+    if is_reusable(target, config.pretrain):
         console.print(f"base model: {target} (cached)")
     else:
         console.print(f"making the base model {target.name} ...")

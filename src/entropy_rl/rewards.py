@@ -89,17 +89,32 @@ def math_reward(response: str, ground_truth: str) -> float:
     use signals, which work only in the main thread, so they are off: the caller's
     per-call timeout (`score_all`, `train.reward_timeout_s`) bounds the call in any thread.
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import parse, verify
 
     _quiet_math_verify()
     gold = parse(f"${ground_truth}$", parsing_timeout=None)
     if not gold:
         gold = parse(ground_truth, parsing_timeout=None)
-    extraction = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    answer = parse(response, extraction_config=extraction, parsing_timeout=None)
+    answer = _parse_answer(response)
     if not gold or not answer:
         return 0.0
     return 1.0 if verify(gold, answer, timeout_seconds=None) else 0.0
+
+
+def _parse_answer(response: str) -> list:
+    """math-verify's parse of a response's final answer: the last \\boxed{...}, else its
+    last number or expression ([] when there is none)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    extraction = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    return parse(response, extraction_config=extraction, parsing_timeout=None)
+
+
+def math_final_answer(response: str) -> str:
+    """The final answer `math_reward` judges, as text (its parsed string), "" when none."""
+    _quiet_math_verify()
+    parsed = _parse_answer(response)
+    return str(parsed[-1]) if parsed else ""
 
 
 def _quiet_math_verify() -> None:

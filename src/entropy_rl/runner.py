@@ -19,19 +19,20 @@ from entropy_rl.atomic import write_atomic
 from entropy_rl.config import CONFIG_FILE, Config, ConfigError, dump_config, load_config
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
 from entropy_rl.errors import RunError
-from entropy_rl.law import fit_entropy_law
+from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import METRICS_FILE, MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import base_model_dir, make_base_model, require_learnt
-from entropy_rl.resume import ResumePoint, resume_point
+from entropy_rl.resume_point import ResumePoint, resume_point
 from entropy_rl.rollout import make_engine
 from entropy_rl.summary import SUMMARY_FILE, summarize_run
 from entropy_rl.tasks import make_reward, make_task
+from entropy_rl.tracking import Trackers, check_trackers
 from entropy_rl.trainer import RunState, micro_batch_size, run_step
 
-LAW_MIN_EVALS = 5
+LAW_MIN_EVALS = RELIABLE_MIN_POINTS
 """Validation points needed before the progress display shows the law's ceiling."""
 
 
@@ -275,7 +276,7 @@ class _Display:
             status += f"  val/acc {self.last_val:.3f}"
         if len(self.entropy) >= LAW_MIN_EVALS:
             with contextlib.suppress(ValueError):
-                status += f"  ceiling {fit_entropy_law(self.entropy, self.accuracy).ceiling:.3f}"
+                status += f"  ceiling {fit_entropy_law(self.entropy, self.accuracy).ceiling_text()}"
         self.progress.update(self.task, advance=1, status=status)
 
 
@@ -320,6 +321,7 @@ def finished(run_dir: Path, console: Console) -> dict:
 
 def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, dist) -> dict:
     check_world(config, dist)
+    check_trackers(config.log)
     task = make_task(config.task)  # data and reward checked before the run directory exists
     reward = make_reward(config.task, task)
     with contextlib.ExitStack() as held:
@@ -367,11 +369,13 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
         if dist.is_main
         else contextlib.nullcontext()
     )
-    with writer, _stop_on_interrupt(state, console), display.progress:
+    trackers = Trackers(config, run_dir, state.step) if dist.is_main else contextlib.nullcontext()
+    with writer, trackers, _stop_on_interrupt(state, console), display.progress:
         while state.step < total and not state.stop_requested:
             record = run_step(policy, optimizer, config, state, val_problems)
             if dist.is_main:
                 writer.write(record)
+                trackers.write(record)
                 display.update(record)
             state.step += 1
             if state.step % config.train.save_every == 0 or state.step == total:

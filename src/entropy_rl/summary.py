@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from entropy_rl.atomic import write_atomic
-from entropy_rl.law import fit_entropy_law, fit_size, forecast
+from entropy_rl.law import (
+    RELIABLE_MIN_POINTS,
+    RELIABLE_MIN_R2,
+    ceiling_text,
+    fit_entropy_law,
+    fit_size,
+    forecast,
+)
 from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records, record_columns
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
 
@@ -86,9 +93,16 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, An
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, int):
         return str(value)
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ceiling(law: dict[str, Any] | None) -> str | None:
+    """The law's ceiling, flagged when its fit is unreliable (`law.fit_caveat`)."""
+    return None if not law else ceiling_text(law["ceiling"], law["n"], law["r2"])
 
 
 SUMMARY_ROWS = (
@@ -101,7 +115,7 @@ SUMMARY_ROWS = (
     ("val/acc_greedy end", lambda s: s["val_acc_greedy_end"]),
     ("law a", lambda s: (s.get("law") or {}).get("a")),
     ("law b", lambda s: (s.get("law") or {}).get("b")),
-    ("law ceiling b - a", lambda s: (s.get("law") or {}).get("ceiling")),
+    ("law ceiling b - a", lambda s: _ceiling(s.get("law"))),
     ("law R²", lambda s: (s.get("law") or {}).get("r2")),
     ("steps with Cov > 0", lambda s: s["cov_pos_step_frac"]),
     ("Lemma-1 corr", lambda s: (s.get("lemma1") or {}).get("corr")),
@@ -111,7 +125,11 @@ SUMMARY_ROWS = (
 
 def summary_table(summaries: dict[str, dict[str, Any]]) -> Table:
     """Runs side by side, one column each: entropy and accuracy start/end, the law, Lemma 1."""
-    table = Table(title="run summary", caption="law: R = -a·exp(H) + b", box=box.SIMPLE_HEAD)
+    caption = (
+        f"law: R = -a·exp(H) + b; a ceiling is unreliable from < {RELIABLE_MIN_POINTS} "
+        f"validation points or with R² < {RELIABLE_MIN_R2}"
+    )
+    table = Table(title="run summary", caption=caption, box=box.SIMPLE_HEAD)
     table.add_column("")
     for name in summaries:
         table.add_column(name, justify="right")

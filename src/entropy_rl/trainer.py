@@ -59,7 +59,7 @@ from entropy_rl.diagnostics import (
 )
 from entropy_rl.distributed import Dist, accumulate, full_norm
 from entropy_rl.errors import TrainingError
-from entropy_rl.evaluation import evaluate
+from entropy_rl.evaluation import evaluate, validation_seed
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
@@ -334,7 +334,7 @@ def run_step(
     last = state.step == config.train.steps
     if state.step % config.eval.every == 0 or last:
         eval_gen = torch.Generator(policy.device).manual_seed(
-            config.train.seed * 1_000_003 + state.step
+            validation_seed(config.train.seed, state.step)
         )
         record |= evaluate(
             policy, val_problems, config.eval, eval_gen, config.train.reward_timeout_s

@@ -22,6 +22,7 @@ from entropy_rl.core.losses import (
     select_high_covariance_tokens,
 )
 from entropy_rl.core.masked import masked_mean, masked_sum
+from entropy_rl.core.passk import pass_at_k
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -35,6 +36,7 @@ __all__ = [
     "grpo_advantages",
     "masked_mean",
     "masked_sum",
+    "pass_at_k",
     "policy_loss",
     "reinforce_pp_advantages",
     "rloo_advantages",

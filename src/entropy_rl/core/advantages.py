@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-ADVANTAGE_ESTIMATORS = ("grpo", "rloo", "reinforce_pp")
+ADVANTAGE_ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
+"""Names `compute_advantages` accepts (`train.advantage`)."""
 DEFAULT_EPS = 1e-6
 
 
@@ -63,9 +64,12 @@ def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> 
 
 
 def compute_advantages(rewards: torch.Tensor, estimator: str, eps: float = DEFAULT_EPS):
-    """Dispatch by name: 'grpo', 'rloo' or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
+    """Dispatch by name: 'grpo', 'dr_grpo' (GRPO without the std, Liu et al. 2025), 'rloo'
+    or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
     if estimator == "grpo":
         return grpo_advantages(rewards, eps)
+    if estimator == "dr_grpo":
+        return grpo_advantages(rewards, eps, scale_by_std=False)
     if estimator == "rloo":
         return rloo_advantages(rewards)
     if estimator == "reinforce_pp":

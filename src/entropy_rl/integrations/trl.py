@@ -10,7 +10,17 @@ What this adds to TRL (tested with TRL 1.16):
   covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the selection statistics
   `clip_cov/frac` or `kl_cov/frac` and `kl_cov/abs_kl`.
 - `EntropyLawCallback`: fits R = -a exp(H) + b on the (entropy, reward) pairs TRL logs and
-  adds `law/ceiling`, `law/a`, `law/b`, `law/r2` to the logs.
+  adds `law/ceiling`, `law/a`, `law/b`, `law/r2`, `law/reliable` to the logs. By default R is
+  TRL's `reward` (the mean reward of the training batch's completions, logged every
+  `logging_steps`), not a held-out score; name an evaluation metric instead with
+  `reward_key` (e.g. "eval_reward", logged by `trainer.evaluate` when `eval_strategy` is
+  set), and each evaluation is paired with the last training entropy logged before it.
+
+Dr. GRPO. TRL's `scale_rewards="none"` gives Dr. GRPO's advantages (no std) in every mode,
+since the advantages reaching the loss are TRL's. TRL's `loss_type="dr_grpo"` (the loss
+summed and divided by the constant B * max_completion_length) is kept in the clip_cov /
+kl_cov modes too: with `entropy_config.agg="token_mean"` the loss is divided by that
+constant instead of the number of valid tokens.
 
 Hook. TRL computes the per-token log-probabilities and the loss inside one method,
 `GRPOTrainer._compute_loss(model, inputs)`, with no smaller seam between them, so the
@@ -28,8 +38,8 @@ the clip_cov / kl_cov modes: 'token_mean' (default) is TRL's 'bnpo' (mean over t
 micro-batch's valid tokens), 'seq_mean_token_mean' is TRL's 'grpo' and
 'seq_mean_token_sum' is TRL's 'luspo' aggregation. In training, the loss is divided by
 the gradient-accumulation steps, as TRL does for these types. TRL's 'dapo' (tokens
-counted over the whole generation batch) and 'dr_grpo' (a constant max-length
-denominator) have no counterpart here. The PPO clip range is `entropy_config.clip_low`
+counted over the whole generation batch) has no counterpart here, and is replaced by
+`agg`; 'dr_grpo' is kept (see above; it needs agg 'token_mean'). The PPO clip range is `entropy_config.clip_low`
 / `clip_high`, not TRL's `epsilon` / `epsilon_high` (a warning is issued when they
 differ), and the entropy bonus is `entropy_config.entropy_coef`. TRL options whose math
 lives inside its loss (beta != 0, TRL's entropy_coef / adaptive entropy,
@@ -60,11 +70,11 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from entropy_rl.core import PolicyLossConfig, policy_loss, token_covariance, token_covariance_pg
-from entropy_rl.law import fit_entropy_law
+from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
 
-_MIN_LAW_POINTS = 5
+_MIN_LAW_POINTS = RELIABLE_MIN_POINTS
 
 
 class EntropyGRPOTrainer(GRPOTrainer):
@@ -101,6 +111,9 @@ class EntropyGRPOTrainer(GRPOTrainer):
             ),
             "a MoE router aux loss": self.aux_loss_enabled,
             "delta": args.delta is not None,
+            "loss_type='dr_grpo' with entropy_config.agg other than 'token_mean'": (
+                self.loss_type == "dr_grpo" and self.entropy_config.agg != "token_mean"
+            ),
         }
         bad = [name for name, present in unsupported.items() if present]
         if bad:
@@ -161,6 +174,9 @@ class EntropyGRPOTrainer(GRPOTrainer):
         if old_log_probs is None:  # fully on-policy: TRL skips them, they equal the current ones
             old_log_probs = log_probs.detach()
         advantages = inputs["advantages"]  # (B,) or (B, T)
+        num_tokens = None  # token_mean: this micro-batch's valid tokens
+        if self.loss_type == "dr_grpo":  # Dr. GRPO's constant denominator, as TRL's
+            num_tokens = completion_ids.size(0) * self.max_completion_length
 
         loss, metrics = policy_loss(
             log_probs,
@@ -170,6 +186,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
             self.entropy_config,
             self._generator(log_probs.device),
             entropy=entropies,
+            num_tokens=num_tokens,
         )
         mode = "train" if self.model.training else "eval"
         if mode == "train":
@@ -202,12 +219,17 @@ def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 class EntropyLawCallback(TrainerCallback):
     """Fits the entropy-performance law R = -a exp(H) + b on the logged (entropy, reward).
 
-    Each `on_log` whose logs hold both `entropy_key` and `reward_key` (finite numbers)
-    adds a point; from `min_points` (>= 5) points on, the law is fitted on all points so
-    far and `law/ceiling`, `law/a`, `law/b`, `law/r2` are added to the logs dict and to
-    the entry `Trainer.log` has just appended to `state.log_history`. Callbacks that run
-    after this one see them; the reporting callbacks (`report_to`) run before user
-    callbacks, so to report the law keys put this one first:
+    R is `reward_key`: by default TRL's `reward`, the mean reward of the *training* batch's
+    completions (the paper's R is a validation score); pass an evaluation metric such as
+    "eval_reward" to fit on that. H is `entropy_key` (TRL's `entropy`, the mean token
+    entropy of the training completions). Each `on_log` whose logs hold a finite R adds a
+    point, with H from the same logs or, when they lack it (an evaluation's logs), from the
+    last logs that had it. From `min_points` (>= 5) points on, the law is fitted on all
+    points so far and `law/ceiling`, `law/a`, `law/b`, `law/r2` and `law/reliable` (1.0, or
+    0.0 when R² < `law.RELIABLE_MIN_R2`) are added to the logs dict and to the entry
+    `Trainer.log` has just appended to `state.log_history`. Callbacks that run after this
+    one see them; the reporting callbacks (`report_to`) run before user callbacks, so to
+    report the law keys put this one first:
     `trainer.callback_handler.callbacks.insert(0, EntropyLawCallback())`. A fit that fails
     (e.g. constant entropy) adds nothing.
     """
@@ -222,11 +244,16 @@ class EntropyLawCallback(TrainerCallback):
         self.min_points = min_points
         self.entropy: list[float] = []
         self.reward: list[float] = []
+        self.last_entropy: float | None = None
 
     def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
         if logs is None:
             return
         h, r = logs.get(self.entropy_key), logs.get(self.reward_key)
+        if _is_finite_number(h):
+            self.last_entropy = float(h)
+        elif h is None:
+            h = self.last_entropy
         if not (_is_finite_number(h) and _is_finite_number(r)):
             return
         self.entropy.append(float(h))
@@ -238,10 +265,11 @@ class EntropyLawCallback(TrainerCallback):
         except ValueError:
             return
         law = {"law/ceiling": fit.ceiling, "law/a": fit.a, "law/b": fit.b, "law/r2": fit.r2}
+        law["law/reliable"] = float(fit.reliable)
         logs.update(law)
         # Trainer.log appends a copy of `logs` to state.log_history before the callbacks run.
         history = getattr(state, "log_history", None)
-        if history and history[-1].get(self.entropy_key) == h:
+        if history and history[-1].get(self.reward_key) == r:
             history[-1].update(law)
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from entropy_rl.atomic import write_atomic
-from entropy_rl.report.data import RunData
+from entropy_rl.report.data import RunData, plural
 from entropy_rl.report.sections import SECTIONS, Section, Verdict
 
 REPORT_FILE = "report.html"
@@ -92,7 +92,8 @@ def _inputs(runs: list[RunData]) -> str:
         for r in runs
     )
     return (
-        "<details><summary>Inputs: " + f"{len(runs)} runs</summary><table><tr><th>task</th>"
+        "<details><summary>Inputs: "
+        + f"{plural(len(runs), 'run')}</summary><table><tr><th>task</th>"
         "<th>size</th><th>method</th><th>seed</th><th>records</th><th>source</th></tr>"
         f"{rows}</table></details>"
     )
@@ -124,7 +125,8 @@ def build_report(
     markdown = "\n\n".join(
         [
             f"# {title}",
-            f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}, from {len(runs)} runs; "
+            f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}, from "
+            f"{plural(len(runs), 'run')}; "
             f"the same content with embedded figures: [{REPORT_FILE}]({REPORT_FILE}).",
             *notes,
             "## The paper's claims at this scale",

@@ -38,6 +38,10 @@ class RunData:
     seed: int | None
     params: int | None
     records: tuple[dict[str, Any], ...]
+    val_prompts: int | None = None
+    """Held-out prompts behind each val/acc, when known (a run directory of a generated task)."""
+    val_samples: int | None = None
+    """Samples per prompt behind each val/acc (eval.samples), when known."""
 
     def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of the records holding a number under `key`."""
@@ -94,6 +98,8 @@ def load_run_dir(run_dir: Path, labels: dict[str, Any] | None = None) -> RunData
         seed=int(labels.get("seed", config.train.seed)),
         params=_num_parameters(config),
         records=tuple(records),
+        val_prompts=None if config.task.name == "dataset" else config.task.val_size,
+        val_samples=config.eval.samples,
     )
 
 
@@ -169,6 +175,11 @@ def experiment_notes(paths: list[Path]) -> list[str]:
                 f"{manifest['wall_time_s'] / 60:.1f} min (`entropy-rl experiment` in {path})."
             )
     return notes
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 run', '2 runs'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def group_runs(runs: list[RunData], *keys: str) -> dict[tuple, list[RunData]]:

@@ -31,6 +31,25 @@ def fmt(values: Sequence[float | None], digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def fmt_ceilings(fits: Sequence[EntropyLawFit]) -> str:
+    """`fmt` of the fits' ceilings, flagged when some come from unreliable fits
+    (`EntropyLawFit.caveat`): one fit gets its reason, several a count."""
+    text = fmt([f.ceiling for f in fits])
+    flagged = [f for f in fits if not f.reliable]
+    if len(fits) == 1 and flagged:
+        return fits[0].ceiling_text()
+    if flagged:
+        return f"{text} ({len(flagged)} of {len(fits)} unreliable)"
+    return text
+
+
+def spread_note(sizes: Sequence[int]) -> str:
+    """How the values over a method's runs are summarised, given each group's run count."""
+    if all(n == 1 for n in sizes):
+        return "one run per method, so no spread over seeds"
+    return "mean ± std over the runs (seeds) of each method"
+
+
 def diff_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """mean(a) - mean(b) and its standard error (Welch); the error is NaN unless both have
     2+ values, the difference NaN when either is empty."""

@@ -54,6 +54,11 @@ class Task(abc.ABC):
     def reward(self, problem: Problem, response: str) -> float:
         """1.0 for a correct response, 0.0 otherwise (a malformed response is wrong)."""
 
+    def final_answer(self, response: str) -> str:
+        """The part of a response its reward judges, to count distinct answers (`entropy-rl
+        eval`'s answer entropy); by default the whole response, stripped."""
+        return response.strip()
+
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         """A correct response whose digits are each replaced, with probability `noise`, by a
         uniformly random digit (which may equal the original). Other characters are kept."""

@@ -1,7 +1,8 @@
 """Prompts and ground-truth answers read from local files; responses graded by math-verify.
 
-Rows come from a JSON-lines (.jsonl / .json) or Parquet (.parquet) file, read with the
-`datasets` library. `task.prompt_key` names the prompt: a non-empty string, or a non-empty
+Rows come from a JSON-lines (.jsonl / .json) file or a JSON list of objects (read with the
+standard library, so errors name the line), or a Parquet (.parquet) file (read with the
+`datasets` library). `task.prompt_key` names the prompt: a non-empty string, or a non-empty
 list of chat messages `{"role": ..., "content": ...}` (verl's layout). `task.answer_key`
 names the ground truth (a string or a number); dots reach into nested fields, so verl's
 `reward_model.ground_truth` works as it is. Every row is checked when the task is made,
@@ -10,6 +11,7 @@ before any training: the first bad one stops loading with an error naming file a
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from entropy_rl.config import ConfigError, TaskConfig
 from entropy_rl.tasks.base import Problem, Task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-"""File suffix -> `datasets` builder."""
+"""File suffix -> format (JSON: the standard library; Parquet: `datasets`)."""
 
 
 class DataError(ConfigError):
@@ -28,9 +30,12 @@ class DataError(ConfigError):
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Every row of a .jsonl/.json/.parquet file as a dict (DataError if it cannot be read)."""
-    import datasets
+    """Every row of a .jsonl/.json/.parquet file as a dict (DataError if it cannot be read).
 
+    JSON is parsed with the standard library, so an error names the file's physical line (a
+    file of JSON lines) or the entry of a top-level list; Parquet is read with `datasets`.
+    An empty file is an error of its own.
+    """
     path = Path(path)
     builder = FORMATS.get(path.suffix.lower())
     if builder is None:
@@ -38,12 +43,60 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: unknown data format {path.suffix!r} (use one of {known})")
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty")
+    return _json_rows(path) if builder == "json" else _parquet_rows(path)
+
+
+def _json_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file, or of one JSON document: a list of objects, or one object."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read as text ({err})") from None
+    if not text.strip():
+        raise DataError(f"{path} is empty")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return _json_lines(path, text)
+    if isinstance(document, list):
+        for number, row in enumerate(document, start=1):
+            if not isinstance(row, dict):
+                kind = type(row).__name__
+                raise DataError(f"{path}, row {number}: expected a JSON object, got {kind}")
+        return document
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: expected JSON objects, got a {type(document).__name__}")
+    return [document]
+
+
+def _json_lines(path: Path, text: str) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; an error names the physical line (1-based)."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            kind = type(row).__name__
+            raise DataError(f"{path}, line {number}: expected a JSON object, got {kind}")
+        rows.append(row)
+    return rows
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import datasets
+
     datasets.disable_progress_bars()
     try:
-        table = datasets.load_dataset(builder, data_files=str(path), split="train")
+        table = datasets.load_dataset("parquet", data_files=str(path), split="train")
     except Exception as err:  # pyarrow and datasets raise many types for malformed files
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DataError(f"{path}: cannot be read as {builder}: {first}") from None
+        raise DataError(f"{path}: cannot be read as parquet: {first}") from None
     return list(table)
 
 
@@ -133,8 +186,13 @@ class DatasetTask(Task):
     alphabet = ""  # any text: the model's own tokenizer
     max_prompt_tokens = 0  # not bounded here
 
-    def __init__(self, config: TaskConfig) -> None:
+    def __init__(self, config: TaskConfig, problems: list[Problem] | None = None) -> None:
+        """The rows of config.train_file (and val_file); `problems` given instead, they are
+        the validation problems, all of them, and nothing is read (`entropy-rl eval --data`)."""
         self.max_response_tokens = config.max_response_tokens
+        if problems is not None:
+            self._train = self._val = list(problems)
+            return
         train = load_problems(config.train_file, config.prompt_key, config.answer_key)
         if config.val_file:
             val = load_problems(config.val_file, config.prompt_key, config.answer_key)
@@ -161,6 +219,11 @@ class DatasetTask(Task):
         from entropy_rl.rewards import math_reward
 
         return math_reward(response, problem.answer)
+
+    def final_answer(self, response: str) -> str:
+        from entropy_rl.rewards import math_final_answer
+
+        return math_final_answer(response)
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         raise NotImplementedError("dataset tasks train a given model; there is no pretraining")

@@ -61,6 +61,10 @@ class Sum3Task(Task):
             held_out = np.isin(indices, self._val_indices)
         return [_index_to_problem(i) for i in indices]
 
+    def final_answer(self, response: str) -> str:
+        """The total (after the comma) of a well-formed response; else the whole response."""
+        return response.partition(",")[2] if _RESPONSE.fullmatch(response) else response
+
     def reward(self, problem: Problem, response: str) -> float:
         """`response` excludes eos. 1.0 iff it is `ddd,ddd` and its last three digits are
         the zero-padded total; the partial sum before the comma is not checked."""

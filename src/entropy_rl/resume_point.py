@@ -42,11 +42,18 @@ APPLICABLE_EDITS = (
     "rollout.gpu_memory_utilization",
     "distributed.backend",
     "distributed.strategy",
+    "log.tensorboard",
+    "log.wandb",
+    "log.wandb_project",
+    "log.wandb_entity",
+    "log.wandb_name",
+    "log.wandb_mode",
 )
 """config.yaml fields whose edit a resume applies from the checkpoint's step on: the length
 and saving of the run, the optimizer's hyperparameters (set on the restored optimizer),
-fault limits, and settings of memory and speed that leave the update unchanged. An edit of
-any other field would mix two experiments in one run, and is refused."""
+fault limits, settings of memory and speed that leave the update unchanged, and where the
+metrics are logged besides metrics.jsonl. An edit of any other field would mix two
+experiments in one run, and is refused."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""The Python API, exported by the package (`entropy_rl.train`, ...) and imported only when
+first used, so `import entropy_rl` loads neither torch nor transformers.
+
+    import entropy_rl
+    config = entropy_rl.load_config(overrides=["loss.mode=kl_cov", "train.steps=50"])
+    summary = entropy_rl.train(config, "runs/klcov")      # the run directory's summary.json
+    records = entropy_rl.read_metrics("runs/klcov")       # metrics.jsonl as a list of dicts
+    fit = entropy_rl.fit_log("runs/klcov")                # R = -a exp(H) + b on val/acc
+    result = entropy_rl.evaluate("runs/klcov", overrides=["eval.samples=16"])
+
+Errors a user can fix (a bad field, a missing file) raise `ConfigError` with one line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from entropy_rl.config import Config, load_config, override
+from entropy_rl.law import DEFAULT_CI_LEVEL, EntropyLawFit, fit_entropy_law
+from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records
+
+
+def default_run_dir(config: Config) -> Path:
+    """runs/<loss.mode>-<timestamp>: where a run goes when no directory is named."""
+    return Path("runs") / f"{config.loss.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(
+    config: Config | str | Path | None = None,
+    run_dir: str | Path | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train (as `entropy-rl train`) and return the end-of-run summary (summary.json's content).
+
+    Args:
+        config: a `Config`, a YAML file's path, or None for the defaults.
+        run_dir: a new run directory (default: runs/<loss.mode>-<timestamp>).
+        overrides: `section.field=value` strings applied on top of `config`.
+        show_progress: the progress display (on stderr) and the final summary table.
+    A run stopped by Ctrl-C returns {"stopped_at": step}; continue it with `resume`.
+    """
+    from entropy_rl import runner  # torch and transformers from here on
+
+    if isinstance(config, Config):
+        config = override(config, list(overrides))
+    else:
+        config = load_config(config, list(overrides))
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    return runner.train(config, run_dir, show_progress=show_progress)
+
+
+def resume(run_dir: str | Path, *, show_progress: bool = True) -> dict[str, Any]:
+    """Continue the run in `run_dir` from its newest checkpoint that verifies, with its saved
+    config (see `entropy_rl.resume_point`); a finished run is left as it is."""
+    from entropy_rl import runner
+
+    return runner.train(None, Path(run_dir), resume=True, show_progress=show_progress)
+
+
+def evaluate(
+    target: str | Path,
+    data: str | Path | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    config: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's last checkpoint, a checkpoint or a model directory (as `entropy-rl
+    eval`): pass@k for every k <= eval.samples, greedy accuracy, answer and token entropy.
+    `config` is a YAML file for a model directory (a run uses its own)."""
+    from entropy_rl.model_eval import evaluate_model
+
+    return evaluate_model(target, data, config_file=config, overrides=list(overrides))
+
+
+def _metrics_path(source: str | Path) -> Path:
+    source = Path(source)
+    return source / METRICS_FILE if source.is_dir() else source
+
+
+def read_metrics(source: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl (a run directory or the file), in step order."""
+    return read_records(_metrics_path(source))
+
+
+def fit_log(
+    source: str | Path,
+    entropy_key: str | None = None,
+    reward_key: str | None = None,
+    *,
+    ci_level: float = DEFAULT_CI_LEVEL,
+) -> EntropyLawFit:
+    """The entropy-performance law fitted on a run directory or a log (`entropy-rl fit`'s
+    formats: JSONL, CSV, TRL's trainer_state.json). Keys default as in `entropy-rl fit`; a
+    run directory is fitted on entropy/mean and val/acc."""
+    path = _metrics_path(source)
+    if Path(source).is_dir():
+        entropy_key = entropy_key or "entropy/mean"
+        reward_key = reward_key or "val/acc"
+    series = read_entropy_reward(path, entropy_key, reward_key)
+    return fit_entropy_law(series.entropy, series.reward, ci_level=ci_level)

@@ -1,0 +1,110 @@
+"""`entropy-rl eval`: pass@k, greedy accuracy and answer entropy of a run's checkpoint or a
+saved model, on the task's validation prompts or a data file."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from entropy_rl import cli, runner
+from entropy_rl.checkpoint import find_checkpoint
+from entropy_rl.evaluation import answer_entropy, shown_ks, validation_seed
+from entropy_rl.logs import read_records
+from entropy_rl.model_eval import evaluate_model
+
+
+def test_answer_entropy_against_a_hand_computation():
+    assert answer_entropy(["7"] * 5) == 0.0
+    expected = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
+    assert answer_entropy(["a", "a", "b", "c"]) == pytest.approx(expected)
+    assert answer_entropy(list("abcd")) == pytest.approx(math.log(4))
+    assert shown_ks(16) == [1, 2, 4, 8, 16] and shown_ks(6) == [1, 2, 4, 6] and shown_ks(1) == [1]
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_config, easy_reward):
+    """A finished tiny run (6 steps, validation every 2 on 16 prompts x 2 samples)."""
+    run = tmp_path / "run"
+    runner.train(tiny_config(), run, show_progress=False)
+    return run, read_records(run / "metrics.jsonl")[-1]
+
+
+def test_eval_of_a_runs_checkpoint_reproduces_its_final_validation(finished_run):
+    """With the seed of the final validation row, eval draws the very same samples from the
+    checkpoint: pass@1 is val/acc, pass@2 (n = k = 2) val/pass_at_k, greedy the same."""
+    run, last = finished_run
+    result = evaluate_model(run, overrides=[f"eval.seed={validation_seed(0, last['step'])}"])
+    assert result["prompts"] == 16 and result["samples"] == 2 and result["run"] == str(run)
+    assert result["pass_at_k"]["1"] == pytest.approx(last["val/acc"], abs=1e-12)
+    assert result["pass_at_k"]["2"] == pytest.approx(last["val/pass_at_k"], abs=1e-12)
+    assert result["acc_greedy"] == pytest.approx(last["val/acc_greedy"], abs=1e-12)
+
+
+def test_eval_pass_at_1_agrees_with_val_acc_within_sampling_error(finished_run):
+    run, last = finished_run
+    result = evaluate_model(run, overrides=["eval.samples=24", "eval.seed=7"])
+    ks = [result["pass_at_k"][str(k)] for k in range(1, 25)]
+    assert len(ks) == 24 and ks == sorted(ks)  # pass@k grows with k
+    p, n_run, n_eval = result["pass_at_k"]["1"], 16 * 2, 16 * 24
+    se = math.sqrt(p * (1 - p) / n_run + p * (1 - p) / n_eval)
+    assert abs(p - last["val/acc"]) <= 4 * se + 1e-9
+    assert 0 <= result["answer_entropy"] <= math.log(24) and result["entropy"] > 0
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "entropy_rl", "eval", *args], capture_output=True, text=True
+    )
+
+
+def test_eval_cli_prints_a_table_and_json(finished_run, tmp_path, capsys):
+    run, _ = finished_run
+    out = tmp_path / "eval.json"
+    result = _cli(str(run), "eval.samples=4", "--out", str(out), "eval.greedy=false")
+    assert result.returncode == 0, result.stderr
+    for label in ("pass@1 (mean reward, as val/acc)", "pass@2", "pass@4", "answer entropy"):
+        assert label in result.stdout
+    saved = json.loads(out.read_text())
+    assert list(saved["pass_at_k"]) == ["1", "2", "3", "4"] and saved["acc_greedy"] is None
+    newest = find_checkpoint(run)
+    argv = ["eval", str(newest), "--json", "eval.samples=4", "eval.greedy=false"]
+    assert cli.main(argv) == 0
+    in_process = json.loads(capsys.readouterr().out)  # here sum3's reward is easy_reward
+    assert in_process.keys() == saved.keys() and in_process["model"] == saved["model"]
+
+
+def test_eval_of_a_model_directory_on_a_data_file(tiny_hf_model, sums_jsonl):
+    result = evaluate_model(
+        tiny_hf_model, sums_jsonl, overrides=["eval.samples=3", "task.max_response_tokens=3"]
+    )
+    assert result["prompts"] == 12 and result["data"] == str(sums_jsonl)  # every row
+    assert set(result["pass_at_k"]) == {"1", "2", "3"} and result["run"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["NOWHERE"], "not a run directory (config.yaml), a checkpoint (model/) or a saved model"),
+        (["MODEL", "--data", "NOWHERE.jsonl"], "no such data file"),
+        (["MODEL", "eval.samples=0"], "eval.samples must be > 0"),
+    ],
+)
+def test_eval_errors_are_one_line_exit_2(tiny_hf_model, tmp_path, capsys, args, message):
+    args = [
+        str(tiny_hf_model) if a == "MODEL" else str(tmp_path / a) if "NOWHERE" in a else a
+        for a in args
+    ]
+    assert cli.main(["eval", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_help_explains_its_options_and_every_field(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--data", "--reward", "--json", "--out", "--config", "TARGET"):
+        assert option in out
+    assert "eval.seed = 0" in out and "eval.temperature = 1.0" in out and "log.wandb" in out

@@ -581,7 +581,8 @@ SIZE_MIN_R2 = 0.8
 """Claim 5b holds when the log-linear fits of a and b against size both reach this R²..."""
 SIZE_MAX_ERROR = 0.05
 """...and, with a held-out size, its forecast ceiling is within this of the measured mean
-(accuracy units; about the spread of a ceiling over seeds in docs/results/paper_small)."""
+(accuracy units; 3-8 times the seed std of a size's ceiling, 0.006-0.015, in
+docs/results/size_law)."""
 
 
 def _size_analysis(runs: list[RunData], section: Section) -> Verdict:

@@ -2,9 +2,10 @@
 
     python scripts/trap_split.py MODEL_DIR [--samples 16]
 
-MODEL_DIR is a base model (runs/base_models/sum3_trap-*) or a run's checkpoint/model. Prints,
-for the 256 validation prompts split by whether a+b carries into the tens, greedy accuracy,
-the mean accuracy of k samples at temperature 1, and pass@8 / pass@k.
+MODEL_DIR is a base model (runs/base_models/sum3_trap-*) or a run's checkpoint-<step>/model
+(an older run's checkpoint/model). Prints, for the 256 validation prompts split by whether a+b
+carries into the tens, greedy accuracy, the mean accuracy of k samples at temperature 1, and
+pass@8 / pass@k.
 """
 
 from __future__ import annotations

@@ -297,7 +297,9 @@ def train(
     config = load_run_config(run_dir) if resume else config
     dist = init_distributed(config.distributed)
     try:
-        return _train(config, run_dir, resume, console, show_progress, dist)
+        result = _train(config, run_dir, resume, console, show_progress, dist)
+        dist.barrier()  # no rank exits (and has torchrun stop the others) before rank 0 wrote
+        return result
     finally:
         shutdown(dist)
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from entropy_rl.config import Config, load_config, override
 from entropy_rl.law import DEFAULT_CI_LEVEL, EntropyLawFit, fit_entropy_law
-from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records
+from entropy_rl.layout import METRICS_FILE
+from entropy_rl.logs import read_entropy_reward, read_records
 
 
 def default_run_dir(config: Config) -> Path:

@@ -37,19 +37,22 @@ from typing import Any
 
 import torch
 
-from entropy_rl.config import CONFIG_FILE
 from entropy_rl.errors import RunError, os_errors_of
+from entropy_rl.layout import (
+    CHECKPOINT_MANIFEST_FILE,
+    CHECKPOINT_MODEL_DIR,
+    CHECKPOINT_PREFIX,
+    CHECKPOINT_STATE_FILE,
+    CONFIG_FILE,
+    checkpoint_dir,
+)
 
-PREFIX = "checkpoint-"
-MODEL_DIR = "model"
-STATE_FILE = "trainer_state.pt"
-MANIFEST_FILE = "manifest.json"
 TMP_SUFFIX = ".tmp"
 LEGACY_NAMES = ("checkpoint", "checkpoint.old")
 """An older version's single checkpoint, and its copy kept during a swap."""
 MANIFEST_FORMAT = 1
-_FINAL = re.compile(rf"{PREFIX}(\d+)")
-_TEMPORARY = re.compile(rf"\.{PREFIX}(\d+)\.[0-9a-f]+{re.escape(TMP_SUFFIX)}")
+_FINAL = re.compile(rf"{CHECKPOINT_PREFIX}(\d+)")
+_TEMPORARY = re.compile(rf"\.{CHECKPOINT_PREFIX}(\d+)\.[0-9a-f]+{re.escape(TMP_SUFFIX)}")
 
 
 class CheckpointError(RunError):
@@ -71,7 +74,7 @@ class Checkpoint:
 
     @property
     def model_dir(self) -> Path:
-        return self.path / MODEL_DIR
+        return self.path / CHECKPOINT_MODEL_DIR
 
 
 # ---- writing ----------------------------------------------------------------------------
@@ -172,16 +175,16 @@ def save_checkpoint(
     On any failure the partial directory is removed (quietly: the original error is the one
     raised) and the earlier checkpoints are left as they were.
     """
-    final = run_dir / f"{PREFIX}{step:06d}"
+    final = checkpoint_dir(run_dir, step)
     tmp = run_dir / f".{final.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
     try:
-        with os_errors_of(tmp / MODEL_DIR):
-            model.save_pretrained(tmp / MODEL_DIR, state_dict=state_dict)
-            tokenizer.save_pretrained(tmp / MODEL_DIR)
-        write_state(tmp / STATE_FILE, state)
+        with os_errors_of(tmp / CHECKPOINT_MODEL_DIR):
+            model.save_pretrained(tmp / CHECKPOINT_MODEL_DIR, state_dict=state_dict)
+            tokenizer.save_pretrained(tmp / CHECKPOINT_MODEL_DIR)
+        write_state(tmp / CHECKPOINT_STATE_FILE, state)
         write_file(tmp / CONFIG_FILE, config_text.encode())
         manifest = json.dumps(_manifest(tmp, step), indent=1) + "\n"
-        write_file(tmp / MANIFEST_FILE, manifest.encode())
+        write_file(tmp / CHECKPOINT_MANIFEST_FILE, manifest.encode())
         _rename_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -197,7 +200,10 @@ def _prune(run_dir: Path, step: int, keep: int) -> None:
     finals = [c for c in list_checkpoints(run_dir) if _FINAL.fullmatch(c.path.name)]
     kept = [c for c in finals if c.step <= step][:keep]
     doomed = [c.path for c in finals if c not in kept]
-    doomed += [*run_dir.glob(f".{PREFIX}*{TMP_SUFFIX}"), *(run_dir / n for n in LEGACY_NAMES)]
+    doomed += [
+        *run_dir.glob(f".{CHECKPOINT_PREFIX}*{TMP_SUFFIX}"),
+        *(run_dir / n for n in LEGACY_NAMES),
+    ]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -214,12 +220,14 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
         return found
     for path in run_dir.iterdir():
         match = _FINAL.fullmatch(path.name) or _TEMPORARY.fullmatch(path.name)
-        if match and (match.re is _FINAL or (path / MANIFEST_FILE).is_file()):
+        if match and (match.re is _FINAL or (path / CHECKPOINT_MANIFEST_FILE).is_file()):
             found.append((int(match.group(1)), match.re is _FINAL, path))
     found.sort(key=lambda item: (item[0], item[1], item[2].name), reverse=True)
     checkpoints = [Checkpoint(path, step) for step, _, path in found]
     legacy = [run_dir / name for name in LEGACY_NAMES]
-    return checkpoints + [Checkpoint(p, None) for p in legacy if (p / STATE_FILE).is_file()]
+    return checkpoints + [
+        Checkpoint(p, None) for p in legacy if (p / CHECKPOINT_STATE_FILE).is_file()
+    ]
 
 
 def load_verified(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -233,7 +241,7 @@ def load_verified(checkpoint: Checkpoint) -> dict[str, Any]:
     saved_step = state["run_state"].get("step")
     if not checkpoint.legacy and saved_step != checkpoint.step:
         raise CheckpointError(
-            f"{checkpoint.path / STATE_FILE}: holds step {saved_step}, its directory says "
+            f"{checkpoint.path / CHECKPOINT_STATE_FILE}: holds step {saved_step}, its directory says "
             f"{checkpoint.step}"
         )
     return state
@@ -244,7 +252,7 @@ def _problem(path: Path, what: str) -> CheckpointError:
 
 
 def _read_manifest(checkpoint: Checkpoint) -> dict[str, Any]:
-    path = checkpoint.path / MANIFEST_FILE
+    path = checkpoint.path / CHECKPOINT_MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
@@ -259,9 +267,9 @@ def _read_manifest(checkpoint: Checkpoint) -> dict[str, Any]:
 
 def _check_manifest(checkpoint: Checkpoint) -> None:
     files = _read_manifest(checkpoint)
-    for required in (STATE_FILE, CONFIG_FILE, f"{MODEL_DIR}/config.json"):
+    for required in (CHECKPOINT_STATE_FILE, CONFIG_FILE, f"{CHECKPOINT_MODEL_DIR}/config.json"):
         if required not in files:
-            raise _problem(checkpoint.path / MANIFEST_FILE, f"lists no {required}")
+            raise _problem(checkpoint.path / CHECKPOINT_MANIFEST_FILE, f"lists no {required}")
     for name, entry in files.items():
         _check_file(checkpoint.path, name, entry)
 
@@ -269,10 +277,12 @@ def _check_manifest(checkpoint: Checkpoint) -> None:
 def _check_file(root: Path, name: str, entry: Any) -> None:
     relative = PurePosixPath(name)
     if relative.is_absolute() or ".." in relative.parts:
-        raise _problem(root / MANIFEST_FILE, f"names a file outside the checkpoint: {name}")
+        raise _problem(
+            root / CHECKPOINT_MANIFEST_FILE, f"names a file outside the checkpoint: {name}"
+        )
     path = root / relative
     if not isinstance(entry, dict) or not isinstance(entry.get("size"), int):
-        raise _problem(root / MANIFEST_FILE, f"bad entry for {name}")
+        raise _problem(root / CHECKPOINT_MANIFEST_FILE, f"bad entry for {name}")
     try:
         size = path.stat().st_size
         if size != entry["size"]:
@@ -302,7 +312,7 @@ def read_state(checkpoint: Checkpoint) -> dict[str, Any]:
     """The trainer state, unpickled with `weights_only=True`: tensors and plain containers
     only, so a file crafted to run code when unpickled is refused; CheckpointError if it
     cannot be read so or is not a trainer state."""
-    path = checkpoint.path / STATE_FILE
+    path = checkpoint.path / CHECKPOINT_STATE_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from entropy_rl import __version__
 from entropy_rl.errors import INTERRUPTED, RunError, os_error_line
+from entropy_rl.layout import LAW_PLOT, LAW_RESULT
 
 if TYPE_CHECKING:  # the rest is imported where used, so that Ctrl-C finds `main` running
     from rich.table import Table
@@ -29,8 +30,6 @@ if TYPE_CHECKING:  # the rest is imported where used, so that Ctrl-C finds `main
 
 USAGE_ERROR = 2
 """Exit code of a user error, as argparse uses for its own."""
-FIGURE_NAME = "entropy_law.png"
-RESULT_NAME = "entropy_law.json"
 
 FIT_DESCRIPTION = """\
 Fit the entropy-performance law R = -a*exp(H) + b (Cui et al. 2025) to a training log,
@@ -202,7 +201,7 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         metavar="DIR",
-        help=f"folder for {FIGURE_NAME} and {RESULT_NAME} (default: <log stem>_fit/ next to LOG)",
+        help=f"folder for {LAW_PLOT} and {LAW_RESULT} (default: <log stem>_fit/ next to LOG)",
     )
     p.add_argument(
         "--json", action="store_true", help="print the JSON summary to stdout instead of tables"
@@ -227,10 +226,10 @@ def _run_fit(args: argparse.Namespace) -> int:
                 series.entropy, series.reward, args.fit_fraction, ci_level=args.ci_level
             )
         out = args.out if args.out is not None else args.log.with_name(f"{args.log.stem}_fit")
-        figure = plot_entropy_law(series, fit, forecast, out / FIGURE_NAME)
+        figure = plot_entropy_law(series, fit, forecast, out / LAW_PLOT)
         summary = _fit_summary(args.log, series, fit, forecast, n_fit)
-        summary["outputs"] = {"figure": str(figure), "json": str(out / RESULT_NAME)}
-        write_atomic(out / RESULT_NAME, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        summary["outputs"] = {"figure": str(figure), "json": str(out / LAW_RESULT)}
+        write_atomic(out / LAW_RESULT, json.dumps(summary, indent=2, allow_nan=False) + "\n")
     except (ValueError, OSError) as err:
         return _error("fit", err)
     if args.json:

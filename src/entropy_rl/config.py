@@ -39,14 +39,9 @@ from typing import Any
 
 import yaml
 
-from entropy_rl.core import ADVANTAGE_ESTIMATORS, PolicyLossConfig
-
-CONFIG_FILE = "config.yaml"
-"""The resolved config of a run directory (and of each of its checkpoints)."""
-
-
-class ConfigError(ValueError):
-    """A user's configuration mistake; the message names the field."""
+from entropy_rl.core.loss_config import PolicyLossConfig
+from entropy_rl.errors import ConfigError
+from entropy_rl.rollout.registry import DEFAULT_ENGINE, ROLLOUT_ENGINES
 
 
 @dataclass(frozen=True)
@@ -339,6 +334,8 @@ class TrainConfig:
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
         _positive(self, "reward_timeout_s", "keep_checkpoints")
+        from entropy_rl.core.advantages import ADVANTAGE_ESTIMATORS  # the registry: torch
+
         if self.advantage not in ADVANTAGE_ESTIMATORS:
             raise ConfigError(
                 f"train.advantage must be one of {', '.join(ADVANTAGE_ESTIMATORS)}, got {self.advantage!r}"
@@ -394,7 +391,6 @@ class DiagnosticsConfig:
         _positive(self, "chunk_size")
 
 
-ROLLOUT_ENGINES = ("transformers", "vllm")
 STRATEGIES = ("ddp", "fsdp")
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -403,9 +399,10 @@ BACKENDS = ("auto", "gloo", "nccl")
 class RolloutConfig:
     """The engine that samples responses; the trainer's weights are synced to it every step."""
 
-    engine: str = "transformers"
+    engine: str = DEFAULT_ENGINE
     """transformers (our KV-cache sampler on the training model) or vllm (GPU; the `vllm`
-    extra, imported only when chosen; not run in this project's CI)."""
+    extra, imported only when chosen; not run in this project's CI); or an engine registered
+    with `entropy_rl.rollout.registry.register_engine`."""
     gpu_memory_utilization: float = 0.3
     """vllm: share of the GPU memory vLLM may take, beside the training model."""
 

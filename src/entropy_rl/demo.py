@@ -16,10 +16,11 @@ from pathlib import Path
 from rich.console import Console
 
 from entropy_rl.config import Config, load_config
+from entropy_rl.layout import SUMMARY_FILE
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.pretrain import make_base_model, require_learnt
 from entropy_rl.runner import discard_unsaved, run_status, train
-from entropy_rl.summary import SUMMARY_FILE, summary_table
+from entropy_rl.summary import summary_table
 
 
 def method_config(method: str, overrides: list[str]) -> Config:

@@ -11,6 +11,10 @@ INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report a process SIGINT ended."""
 
 
+class ConfigError(ValueError):
+    """A user's configuration mistake; the message names the field (`entropy_rl.config`)."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. repeated non-finite losses); the message says why."""
 

@@ -43,17 +43,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from entropy_rl.atomic import write_atomic
+from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
+from entropy_rl.layout import LOG_DIR, MANIFEST_FILE, METRICS_FILE
 from entropy_rl.lock import lock_dir, stale_note
-from entropy_rl.logs import METRICS_FILE
-from entropy_rl.pretrain import base_model_dir, is_learnt, is_reusable, parent_config
+from entropy_rl.pretrain import is_learnt, is_reusable, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 
-MANIFEST_FILE = "experiment.json"
-"""Written in the experiment directory: every run's labels and directory, and the wall time."""
-LOG_DIR = "logs"
-"""Subdirectory of the experiment directory holding each process's output."""
 AXES = ("tasks", "methods", "sizes")
 """The named axes of a grid; seeds are the fourth."""
 _POLL_S = 1.0

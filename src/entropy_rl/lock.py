@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from entropy_rl.errors import RunError
+from entropy_rl.layout import LOCK_FILE
 
-LOCK_FILE = ".lock"
-"""The lock file of a run, demo or experiment directory."""
 _READ_TRIES = 20
 """A holder writes its details right after locking: wait up to 20 x 50 ms to read them."""
 

@@ -355,9 +355,6 @@ def _finite_or_nan(number: float, path: Path, line: int, key: str) -> float:
 
 # ---- writing ---------------------------------------------------------------------------
 
-METRICS_FILE = "metrics.jsonl"
-"""The per-step log of a run directory."""
-
 
 def _json_safe(value: Any) -> Any:
     """NaN/inf become null (JSON has neither); lists are converted element-wise."""

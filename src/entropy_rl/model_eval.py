@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from entropy_rl import checkpoint
-from entropy_rl.config import CONFIG_FILE, Config, ConfigError, load_config
+from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.evaluation import accuracy, pass_at_k_table, sample_statistics
+from entropy_rl.layout import CONFIG_FILE
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.tasks import Problem, Task, make_reward, make_task

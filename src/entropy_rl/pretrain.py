@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -39,9 +38,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import PreTrainedTokenizerFast
 
+from entropy_rl.base_model_cache import RECIPE_VERSION, base_model_dir
 from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig
 from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import accuracy, evaluate
+from entropy_rl.layout import PRETRAIN_FILE, base_model_lock
 from entropy_rl.lock import locked
 from entropy_rl.models import (
     build_model,
@@ -54,27 +55,9 @@ from entropy_rl.policy import Policy
 from entropy_rl.rollout import response_logits
 from entropy_rl.tasks import Problem, Task, make_task
 
-PRETRAIN_MODEL_FIELDS = (
-    "hidden_size",
-    "num_layers",
-    "num_heads",
-    "intermediate_size",
-    "init_std",
-    "dtype",
-)
-PRETRAIN_TASK_FIELDS = ("name", "seed", "val_size", "trap_rate")
-"""The model and task fields that shape the base model (the cache key covers only these)."""
-PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every", "max_cycles")
-"""Pretrain fields left out of the cache key. `max_cycles` only caps how long a model that has
-not learnt keeps training: a model that learnt is the same under any cap, and one that has not
-is made again when the cap is now higher than it was made with (`is_reusable`)."""
-RECIPE_VERSION = 3
-"""Part of the cache key: bump it when a change here would make a different base model."""
 POSITION_SLACK = 8
 """Positions the model supports beyond bos + longest prompt + response + eos."""
 _PAD_CHAR = "\0"
-PRETRAIN_FILE = "pretrain.json"
-"""Written last into a base model's directory: its config, losses, checks and metrics."""
 REWARD_TIMEOUT_S = 5.0
 """Seconds a reward call of the held-out checks may take (the task's own verifier)."""
 
@@ -85,27 +68,6 @@ total); `greedy` is the held-out greedy accuracy on check steps, else None."""
 
 class BaseModelError(ConfigError):
     """The base model has not learnt its task: RL from it would study another regime."""
-
-
-def config_fingerprint(config: Config) -> str:
-    """10 hex characters identifying the model, task and pretrain settings (but
-    `PRETRAIN_UNKEYED_FIELDS`) and the recipe version."""
-    pretrain = dataclasses.asdict(config.pretrain)
-    for name in PRETRAIN_UNKEYED_FIELDS:
-        pretrain.pop(name)
-    payload = {
-        "recipe": RECIPE_VERSION,
-        "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
-        "task": {name: getattr(config.task, name) for name in PRETRAIN_TASK_FIELDS},
-        "pretrain": pretrain,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
-
-
-def base_model_dir(config: Config) -> Path:
-    """Where the base model for `config` is (or will be) saved."""
-    return Path(config.pretrain.cache_dir) / f"{config.task.name}-{config_fingerprint(config)}"
 
 
 def is_saved(directory: Path) -> bool:
@@ -349,7 +311,7 @@ def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
     directory = base_model_dir(config)
     if is_reusable(directory, config.pretrain):
         return directory
-    with locked(directory.with_name(f".{directory.name}.lock"), f"base model {directory}"):
+    with locked(base_model_lock(directory), f"base model {directory}"):
         if is_reusable(directory, config.pretrain):  # made by the process that held the lock
             return directory
         return _make(config, directory, progress)

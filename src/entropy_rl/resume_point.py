@@ -26,7 +26,8 @@ from entropy_rl.checkpoint import (
 )
 from entropy_rl.config import Config, load_config
 from entropy_rl.errors import RunError
-from entropy_rl.logs import METRICS_FILE, whole_rows
+from entropy_rl.layout import METRICS_FILE
+from entropy_rl.logs import whole_rows
 
 APPLICABLE_EDITS = (
     "train.steps",

@@ -16,18 +16,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from entropy_rl import checkpoint
 from entropy_rl.atomic import write_atomic
-from entropy_rl.config import CONFIG_FILE, Config, ConfigError, dump_config, load_config
+from entropy_rl.base_model_cache import base_model_dir
+from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
 from entropy_rl.errors import RunError
 from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
+from entropy_rl.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from entropy_rl.lock import lock_dir, stale_note
-from entropy_rl.logs import METRICS_FILE, MetricsWriter
+from entropy_rl.logs import MetricsWriter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.pretrain import base_model_dir, make_base_model, require_learnt
+from entropy_rl.pretrain import make_base_model, require_learnt
 from entropy_rl.resume_point import ResumePoint, resume_point
 from entropy_rl.rollout import make_engine
-from entropy_rl.summary import SUMMARY_FILE, summarize_run
+from entropy_rl.summary import summarize_run
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tracking import Trackers, check_trackers
 from entropy_rl.trainer import RunState, micro_batch_size, run_step

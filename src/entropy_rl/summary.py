@@ -20,25 +20,10 @@ from entropy_rl.law import (
     fit_size,
     forecast,
 )
-from entropy_rl.logs import METRICS_FILE, read_entropy_reward, read_records, record_columns
+from entropy_rl.layout import DYNAMICS_PLOT, LAW_PLOT, METRICS_FILE, SUMMARY_FILE
+from entropy_rl.logs import read_entropy_reward, read_records
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
-
-SUMMARY_FILE = "summary.json"
-
-
-def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
-    """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
-    fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
-    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
-    if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
-        return None
-    actual, predicted = pairs.T
-    ss_tot = float(((actual - actual.mean()) ** 2).sum())
-    return {
-        "corr": float(np.corrcoef(actual, predicted)[0, 1]),
-        "var_explained": 1.0 - float(((actual - predicted) ** 2).sum()) / ss_tot,
-        "n": len(pairs),
-    }
+from entropy_rl.report.stats import lemma1_agreement
 
 
 def _law(metrics_path: Path) -> dict[str, Any] | None:
@@ -79,13 +64,11 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, An
     records = read_records(metrics_path)
     summary = summarize(records)
     law = _law(metrics_path)
-    plot_run_dynamics(records, run_dir / "dynamics.png", title=str(run_dir))
+    plot_run_dynamics(records, run_dir / DYNAMICS_PLOT, title=str(run_dir))
     if law is not None:
         summary["law"] = law["fit"]
         summary["forecast"] = law.get("forecast")
-        plot_entropy_law(
-            law["series"], law["fit_obj"], law.get("forecast_obj"), run_dir / "entropy_law.png"
-        )
+        plot_entropy_law(law["series"], law["fit_obj"], law.get("forecast_obj"), run_dir / LAW_PLOT)
     write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     if console is not None:
         console.print(summary_table({run_dir.name: summary}))

@@ -21,11 +21,8 @@ from typing import Any
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, LogConfig, config_to_dict
+from entropy_rl.layout import TENSORBOARD_DIR, WANDB_ID_FILE
 
-TENSORBOARD_DIR = "tensorboard"
-"""TensorBoard's folder in a run directory."""
-WANDB_ID_FILE = "wandb_id.txt"
-"""The W&B run id of a run directory, so a resumed run continues the same W&B run."""
 EXTRAS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """log.<field> -> the package it needs (also the name of the extra that installs it)."""
 

@@ -1,4 +1,5 @@
-"""The RL loop: GRPO-style training on verifiable rewards with the paper's diagnostics.
+"""One RL step: GRPO-style training on verifiable rewards with the paper's diagnostics (the
+run around the steps, from config to summary, is `entropy_rl.runner`).
 
 One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  1. evaluate on held-out prompts when due (the law's R is `val/acc`);
@@ -6,7 +7,7 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  3. score them (a raising or hanging reward gives 0 and is counted);
  4. advantages per prompt group (GRPO by default);
  5. one no-grad pass: old log-probs, token entropy (the policy entropy H), covariances;
- 6. Clip-Cov / KL-Cov token selection over the whole rollout batch;
+ 6. the loss mode's token selection (Clip-Cov, KL-Cov) over the whole rollout batch;
  7. `ppo_epochs` x `mini_batches` AdamW updates with `core.policy_loss`;
  8. the entropy change over the updates on probe states, exact and by Lemma 1.
 Row `step` of metrics.jsonl describes the policy after `step` updates; the last row (step =
@@ -45,6 +46,7 @@ from entropy_rl.core import (
     PolicyLossConfig,
     centering_sums,
     compute_advantages,
+    loss_mode,
     policy_loss,
     select_high_covariance_tokens,
     token_covariance,
@@ -117,7 +119,7 @@ class Batch:
     advantages: torch.Tensor  # (B,)
     old_log_probs: torch.Tensor  # (B, T)
     probe_logits: torch.Tensor  # (N, T, V) old logits of the probe responses
-    selection: torch.Tensor | None  # (B, T) bool, clip_cov / kl_cov only
+    selection: torch.Tensor | None  # (B, T) bool, for a loss mode that selects tokens
 
     @property
     def mask(self) -> torch.Tensor:
@@ -155,7 +157,7 @@ def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, 
 
 
 def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
-    """Clip-Cov / KL-Cov selection over the global batch (every rank's rows, gathered);
+    """The loss mode's token selection over the global batch (every rank's rows, gathered);
     returns this rank's rows (B, T) of it."""
     rows, width = mask.shape
     chosen = select_high_covariance_tokens(
@@ -193,7 +195,7 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     sums = dist.sum(centering_sums(old_log_probs, advantages, mask))  # (4,) global
     cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
     selection = None
-    if config.loss.mode != "ppo":
+    if loss_mode(config.loss.mode).selects_tokens:
         selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
     metrics = {

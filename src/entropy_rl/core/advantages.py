@@ -3,15 +3,20 @@
 Rewards come as (P, G): P prompts, G sampled responses each. Every estimator returns (P, G),
 and a group whose rewards are all equal gets advantage exactly 0 (never NaN): such a group
 carries no learning signal. The trainer copies each response's advantage to its tokens.
+Estimators are registered by name in `ADVANTAGE_ESTIMATORS` (`train.advantage`); add one with
+`register_advantage`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
 import torch
 
-ADVANTAGE_ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
-"""Names `compute_advantages` accepts (`train.advantage`)."""
 DEFAULT_EPS = 1e-6
+AdvantageFn = Callable[[torch.Tensor, float], torch.Tensor]
+"""(rewards (P, G), eps) -> advantages (P, G); a group with equal rewards gets exactly 0."""
 
 
 def _check_groups(rewards: torch.Tensor, min_group: int = 1) -> torch.Tensor:
@@ -63,17 +68,39 @@ def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> 
     return centered / (scale + eps)
 
 
+_ESTIMATORS: dict[str, AdvantageFn] = {}
+ADVANTAGE_ESTIMATORS: Mapping[str, AdvantageFn] = MappingProxyType(_ESTIMATORS)
+"""The estimators `compute_advantages` accepts by name (`train.advantage`), read-only."""
+
+
+def register_advantage(name: str, fn: AdvantageFn) -> AdvantageFn:
+    """Add the estimator `fn` under `name` (ValueError if the name is taken); returns it."""
+    if name in _ESTIMATORS:
+        raise ValueError(f"advantage estimator {name!r} is already registered")
+    _ESTIMATORS[name] = fn
+    return fn
+
+
+def unregister_advantage(name: str) -> None:
+    """Remove an estimator added with `register_advantage` (tests)."""
+    _ESTIMATORS.pop(name, None)
+
+
+register_advantage("grpo", grpo_advantages)
+register_advantage(
+    "dr_grpo", lambda rewards, eps: grpo_advantages(rewards, eps, scale_by_std=False)
+)
+register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards))
+register_advantage("reinforce_pp", reinforce_pp_advantages)
+
+
 def compute_advantages(rewards: torch.Tensor, estimator: str, eps: float = DEFAULT_EPS):
-    """Dispatch by name: 'grpo', 'dr_grpo' (GRPO without the std, Liu et al. 2025), 'rloo'
-    or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
-    if estimator == "grpo":
-        return grpo_advantages(rewards, eps)
-    if estimator == "dr_grpo":
-        return grpo_advantages(rewards, eps, scale_by_std=False)
-    if estimator == "rloo":
-        return rloo_advantages(rewards)
-    if estimator == "reinforce_pp":
-        return reinforce_pp_advantages(rewards, eps)
-    raise ValueError(
-        f"estimator must be one of {', '.join(ADVANTAGE_ESTIMATORS)}; got {estimator!r}"
-    )
+    """The registered estimator `estimator`: 'grpo', 'dr_grpo' (GRPO without the std, Liu et
+    al. 2025), 'rloo' or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
+    try:
+        fn = _ESTIMATORS[estimator]
+    except KeyError:
+        raise ValueError(
+            f"estimator must be one of {', '.join(_ESTIMATORS)}; got {estimator!r}"
+        ) from None
+    return fn(rewards, eps)

@@ -20,69 +20,108 @@ Departures from the paper and its reference code:
 2. The KL-Cov penalty is zero at the first update of a rollout batch (logp = old_logp); it
    acts from the second mini-batch update on.
 3. Optional `entropy_coef` adds the entropy-bonus baseline the paper compares against.
+
+Each mode is a `LossMode` in the registry `LOSS_MODES`: its per-token loss, its token
+selection (None for a mode that selects no tokens) and the metrics it logs. `policy_loss`,
+the trainer and the TRL adapter ask the registry; a new mode is one `register_loss_mode`
+call, from any module (docs/architecture.md shows one).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 
 from entropy_rl.core.covariance import token_covariance
+from entropy_rl.core.loss_config import AGG_MODES, PolicyLossConfig
 from entropy_rl.core.masked import as_float, as_token_advantages, masked_mean
 
-LOSS_MODES = ("ppo", "clip_cov", "kl_cov")
-AGG_MODES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
-
-
-def _require_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+LOSS_KEY = "loss/policy"
+"""The metric of the loss itself, logged by every mode."""
+PPO_METRICS = ("ppo/clip_frac", "ppo/approx_kl")
+"""The ratio's metrics, logged by every mode (the share PPO's clip is active on, and the KL
+estimate), over the valid tokens."""
 
 
 @dataclass(frozen=True)
-class PolicyLossConfig:
-    """The policy loss and its entropy-control options. Validated on construction."""
+class TokenTerms:
+    """What a mode's per-token loss is built from, for one batch. Every tensor is (B, T)."""
 
-    mode: str = "ppo"
-    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov) or 'kl_cov' (KL-Cov)."""
-    clip_low: float = 0.2
-    """PPO clip range below 1: the ratio is clipped at 1 - clip_low."""
-    clip_high: float = 0.2
-    """PPO clip range above 1: the ratio is clipped at 1 + clip_high (> clip_low is clip-higher)."""
-    clip_cov_ratio: float = 2e-4
-    """Clip-Cov: fraction of valid tokens whose gradient is detached (paper: 2e-4)."""
-    clip_cov_lb: float = 1.0
-    """Clip-Cov: lower bound of the covariance window for candidates (exclusive)."""
-    clip_cov_ub: float = 5.0
-    """Clip-Cov: upper bound of the covariance window for candidates (exclusive)."""
-    kl_cov_ratio: float = 2e-3
-    """KL-Cov: fraction of valid tokens, those of largest covariance, that get the KL penalty."""
-    kl_cov_coef: float = 1.0
-    """KL-Cov: coefficient of the |logp - old_logp| penalty on the selected tokens."""
-    agg: str = "token_mean"
-    """Aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum'."""
-    entropy_coef: float = 0.0
-    """Entropy bonus coefficient (a baseline in the paper; 0 disables it)."""
+    advantages: torch.Tensor  # (B, T) A, float
+    log_ratio: torch.Tensor  # (B, T) logp - old_logp
+    ratio: torch.Tensor  # (B, T) r = exp(log_ratio)
+    surrogate: torch.Tensor  # (B, T) -A r
+    clipped_surrogate: torch.Tensor  # (B, T) -A clip(r, 1 - clip_low, 1 + clip_high)
+    clipped: torch.Tensor  # (B, T) bool: PPO's clip is active on a valid token
+    mask: torch.Tensor  # (B, T) float: 1 on valid tokens
 
-    def __post_init__(self) -> None:
-        if self.mode not in LOSS_MODES:
-            raise ValueError(f"mode must be one of {', '.join(LOSS_MODES)}; got {self.mode!r}")
-        if self.agg not in AGG_MODES:
-            raise ValueError(f"agg must be one of {', '.join(AGG_MODES)}; got {self.agg!r}")
-        for name in ("clip_low", "clip_high", "kl_cov_coef", "entropy_coef"):
-            if _require_number(name, getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("clip_cov_ratio", "kl_cov_ratio"):
-            if not 0.0 <= _require_number(name, getattr(self, name)) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        lb = _require_number("clip_cov_lb", self.clip_cov_lb)
-        if lb >= _require_number("clip_cov_ub", self.clip_cov_ub):
-            raise ValueError(
-                f"clip_cov_lb must be < clip_cov_ub, got {self.clip_cov_lb!r} >= {self.clip_cov_ub!r}"
-            )
+
+PerTokenLoss = Callable[
+    [TokenTerms, "torch.Tensor | None", PolicyLossConfig],
+    tuple[torch.Tensor, dict[str, torch.Tensor]],
+]
+"""(terms, selection, config) -> the per-token loss (B, T) and the mode's metrics. `selection`
+is the float mask (B, T) of the selected valid tokens, or None for a mode without selection."""
+TokenSelection = Callable[
+    [torch.Tensor, torch.Tensor, PolicyLossConfig, "torch.Generator | None", "torch.Tensor | None"],
+    torch.Tensor,
+]
+"""(cov, valid, config, generator, eligible) -> the selected tokens, bool (B, T). cov (B, T)
+from `token_covariance`; valid (B, T) bool, with at least one valid token; eligible (B, T)
+bool or None: the tokens PPO did not clip, when known (`policy_loss` passes them)."""
+
+
+@dataclass(frozen=True)
+class LossMode:
+    """One policy loss: its math, whether it selects tokens, and the metrics it logs."""
+
+    name: str
+    """`loss.mode` / `PolicyLossConfig.mode`."""
+    per_token: PerTokenLoss
+    """The per-token loss and the mode's metrics (detached or not: `policy_loss` detaches)."""
+    select: TokenSelection | None = None
+    """The tokens the mode acts on, chosen once per batch (the trainer: over the whole rollout
+    batch, from the old log-probs); None: the mode selects no tokens."""
+    metrics: Mapping[str, str | None] = field(default_factory=dict)
+    """The metrics `per_token` returns, each mapped to what its mean is over: None for the
+    valid tokens, or the key of a share of them (a selection's `<mode>/frac`)."""
+
+    @property
+    def selects_tokens(self) -> bool:
+        return self.select is not None
+
+
+_MODES: dict[str, LossMode] = {}
+LOSS_MODES: Mapping[str, LossMode] = MappingProxyType(_MODES)
+"""The loss modes by name (read-only); add one with `register_loss_mode`."""
+
+
+def register_loss_mode(mode: LossMode) -> LossMode:
+    """Add `mode` to `LOSS_MODES` (ValueError if its name is taken); returns it."""
+    if mode.name in _MODES:
+        raise ValueError(f"loss mode {mode.name!r} is already registered")
+    _MODES[mode.name] = mode
+    return mode
+
+
+def unregister_loss_mode(name: str) -> None:
+    """Remove a mode added with `register_loss_mode` (tests; a built-in one stays removable)."""
+    _MODES.pop(name, None)
+
+
+def loss_mode(name: str) -> LossMode:
+    """The registered mode `name`; ValueError listing the modes otherwise."""
+    try:
+        return _MODES[name]
+    except KeyError:
+        raise ValueError(f"mode must be one of {', '.join(_MODES)}; got {name!r}") from None
+
+
+# ---- the paper's modes ------------------------------------------------------------------
 
 
 def _random_subset(candidates: torch.Tensor, n: int, generator: torch.Generator | None):
@@ -93,6 +132,63 @@ def _random_subset(candidates: torch.Tensor, n: int, generator: torch.Generator 
     return idx[perm[:n].to(idx.device)]
 
 
+def _ppo_loss(terms: TokenTerms, selection, config: PolicyLossConfig):
+    """PPO's clipped surrogate max(-A r, -A clip(r))."""
+    return torch.maximum(terms.surrogate, terms.clipped_surrogate), {}
+
+
+def _clip_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) -> torch.Tensor:
+    """n = min(max(floor(ratio N), 1), #candidates) tokens drawn uniformly among the valid,
+    eligible tokens with clip_cov_lb < cov_t < clip_cov_ub."""
+    chosen = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
+    candidates = valid & (cov > config.clip_cov_lb) & (cov < config.clip_cov_ub)
+    if eligible is not None:
+        candidates &= eligible.bool()
+    n = min(max(math.floor(config.clip_cov_ratio * int(valid.sum())), 1), int(candidates.sum()))
+    chosen[_random_subset(candidates, n, generator)] = True
+    return chosen.view_as(valid)
+
+
+def _clip_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
+    """The PPO loss with the selected tokens' loss multiplied by 0 (they stay in the mean)."""
+    per_token = torch.maximum(terms.surrogate, terms.clipped_surrogate) * (1 - selection)
+    return per_token, {"clip_cov/frac": masked_mean(selection, terms.mask)}
+
+
+def _kl_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) -> torch.Tensor:
+    """The k = max(1, floor(ratio N)) valid tokens of largest cov_t (deterministic up to ties)."""
+    chosen = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
+    k = max(1, math.floor(config.kl_cov_ratio * int(valid.sum())))
+    scores = cov.masked_fill(~valid, float("-inf")).flatten()  # (B*T,)
+    chosen[torch.topk(scores, k).indices] = True
+    return chosen.view_as(valid)
+
+
+def _kl_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
+    """-A r on every token (no clip), + kl_cov_coef |logp - old_logp| on the selected ones."""
+    per_token = terms.surrogate + config.kl_cov_coef * terms.log_ratio.abs() * selection
+    metrics = {
+        "kl_cov/frac": masked_mean(selection, terms.mask),
+        "kl_cov/abs_kl": masked_mean(terms.log_ratio.abs(), selection),
+    }
+    return per_token, metrics
+
+
+register_loss_mode(LossMode("ppo", _ppo_loss))
+register_loss_mode(LossMode("clip_cov", _clip_cov_loss, _clip_cov_select, {"clip_cov/frac": None}))
+register_loss_mode(
+    LossMode(
+        "kl_cov",
+        _kl_cov_loss,
+        _kl_cov_select,
+        {"kl_cov/frac": None, "kl_cov/abs_kl": "kl_cov/frac"},
+    )
+)
+
+
+# ---- the loss -----------------------------------------------------------------------------
+
+
 def select_high_covariance_tokens(
     cov: torch.Tensor,
     mask: torch.Tensor,
@@ -100,30 +196,21 @@ def select_high_covariance_tokens(
     generator: torch.Generator | None = None,
     eligible: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The tokens Clip-Cov detaches or KL-Cov penalises, as a bool mask (B, T).
+    """The tokens `config.mode` acts on (Clip-Cov detaches, KL-Cov penalises), bool (B, T).
 
     cov: (B, T) from `token_covariance`; mask: (B, T). `eligible` (B, T) further restricts
     Clip-Cov's candidates (policy_loss passes the tokens PPO did not clip). Clip-Cov draws
-    with `generator`; KL-Cov's top-k is deterministic up to ties.
+    with `generator`; KL-Cov's top-k is deterministic up to ties. ValueError for a mode that
+    selects no tokens.
     """
+    mode = loss_mode(config.mode)
+    if mode.select is None:
+        selecting = ", ".join(repr(m.name) for m in _MODES.values() if m.selects_tokens)
+        raise ValueError(f"token selection needs mode {selecting}, got {config.mode!r}")
     valid = mask.bool()
-    n_valid = int(valid.sum())
-    chosen = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
-    if n_valid == 0:
-        return chosen.view_as(valid)
-    if config.mode == "clip_cov":
-        candidates = valid & (cov > config.clip_cov_lb) & (cov < config.clip_cov_ub)
-        if eligible is not None:
-            candidates &= eligible.bool()
-        n = min(max(math.floor(config.clip_cov_ratio * n_valid), 1), int(candidates.sum()))
-        chosen[_random_subset(candidates, n, generator)] = True
-    elif config.mode == "kl_cov":
-        k = max(1, math.floor(config.kl_cov_ratio * n_valid))
-        scores = cov.masked_fill(~valid, float("-inf")).flatten()  # (B*T,)
-        chosen[torch.topk(scores, k).indices] = True
-    else:
-        raise ValueError(f"token selection needs mode 'clip_cov' or 'kl_cov', got {config.mode!r}")
-    return chosen.view_as(valid)
+    if int(valid.sum()) == 0:
+        return torch.zeros_like(valid)
+    return mode.select(cov, valid, config, generator, eligible)
 
 
 def aggregate_loss(
@@ -157,6 +244,17 @@ def aggregate_loss(
     return (seq_values * present).sum() / denom
 
 
+def _token_terms(log_probs, old_log_probs, advantages, mask, config: PolicyLossConfig):
+    m = mask.to(as_float(log_probs).dtype)  # (B, T)
+    adv = as_token_advantages(advantages, mask).to(m.dtype)  # (B, T)
+    log_ratio = as_float(log_probs) - as_float(old_log_probs)  # (B, T)
+    ratio = log_ratio.exp()
+    surrogate = -adv * ratio  # (B, T)
+    clipped_surrogate = -adv * ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
+    clipped = (clipped_surrogate > surrogate) & mask.bool()
+    return TokenTerms(adv, log_ratio, ratio, surrogate, clipped_surrogate, clipped, m)
+
+
 def policy_loss(
     log_probs: torch.Tensor,
     old_log_probs: torch.Tensor,
@@ -174,43 +272,29 @@ def policy_loss(
 
     log_probs, old_log_probs, mask: (B, T); advantages: (B,) or (B, T).
     selection: optional precomputed bool mask (B, T) from `select_high_covariance_tokens`
-        (clip_cov / kl_cov only); without it, tokens are selected over this batch.
+        (modes that select tokens only); without it, tokens are selected over this batch.
     entropy: per-token entropy (B, T), required when config.entropy_coef > 0.
     num_tokens, num_seqs: global denominators for the aggregation (see `aggregate_loss`).
-    Metrics are means over this batch's valid tokens.
+    Metrics are means over this batch's valid tokens: `ppo/clip_frac`, `ppo/approx_kl`, the
+    mode's own (`LossMode.metrics`) and `loss/policy`.
     """
-    valid = mask.bool()
-    m = mask.to(as_float(log_probs).dtype)  # (B, T)
-    adv = as_token_advantages(advantages, mask).to(m.dtype)  # (B, T)
-    log_ratio = as_float(log_probs) - as_float(old_log_probs)  # (B, T)
-    ratio = log_ratio.exp()
-    surrogate = -adv * ratio  # (B, T)
-    clipped_surrogate = -adv * ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
-    clipped = (clipped_surrogate > surrogate) & valid
-    per_token = (
-        surrogate if config.mode == "kl_cov" else torch.maximum(surrogate, clipped_surrogate)
-    )
-
+    mode = loss_mode(config.mode)
+    terms = _token_terms(log_probs, old_log_probs, advantages, mask, config)
+    m = terms.mask
     metrics = {
-        "ppo/clip_frac": masked_mean(clipped.to(m.dtype), m).detach(),
-        "ppo/approx_kl": masked_mean(ratio - 1 - log_ratio, m).detach(),
+        "ppo/clip_frac": masked_mean(terms.clipped.to(m.dtype), m).detach(),
+        "ppo/approx_kl": masked_mean(terms.ratio - 1 - terms.log_ratio, m).detach(),
     }
-    if config.mode == "ppo":
+    if not mode.selects_tokens:
         if selection is not None:
-            raise ValueError("a token selection was given but config.mode is 'ppo'")
+            raise ValueError(f"a token selection was given but mode {config.mode!r} selects none")
     else:
         if selection is None:
-            cov = token_covariance(log_probs, adv, mask)  # (B, T)
-            eligible = ~clipped if config.mode == "clip_cov" else None
-            selection = select_high_covariance_tokens(cov, mask, config, generator, eligible)
-        selection = selection.bool() & valid
-        sel = selection.to(m.dtype)
-        metrics[f"{config.mode}/frac"] = masked_mean(sel, m).detach()
-        if config.mode == "clip_cov":
-            per_token = per_token * (1 - sel)
-        else:
-            per_token = per_token + config.kl_cov_coef * log_ratio.abs() * sel
-            metrics["kl_cov/abs_kl"] = masked_mean(log_ratio.abs(), sel).detach()
+            cov = token_covariance(log_probs, terms.advantages, mask)  # (B, T)
+            selection = select_high_covariance_tokens(cov, mask, config, generator, ~terms.clipped)
+        selection = (selection.bool() & mask.bool()).to(m.dtype)  # (B, T)
+    per_token, own = mode.per_token(terms, selection, config)
+    metrics |= {key: value.detach() for key, value in own.items()}
 
     loss = aggregate_loss(per_token, mask, config.agg, num_tokens, num_seqs)
     if config.entropy_coef > 0:
@@ -219,5 +303,22 @@ def policy_loss(
         loss = loss - config.entropy_coef * aggregate_loss(
             entropy, mask, config.agg, num_tokens, num_seqs
         )
-    metrics["loss/policy"] = loss.detach()
+    metrics[LOSS_KEY] = loss.detach()
     return loss, metrics
+
+
+__all__ = [
+    "AGG_MODES",
+    "LOSS_KEY",
+    "LOSS_MODES",
+    "PPO_METRICS",
+    "LossMode",
+    "PolicyLossConfig",
+    "TokenTerms",
+    "aggregate_loss",
+    "loss_mode",
+    "policy_loss",
+    "register_loss_mode",
+    "select_high_covariance_tokens",
+    "unregister_loss_mode",
+]

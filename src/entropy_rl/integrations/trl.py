@@ -7,8 +7,9 @@ What this adds to TRL (tested with TRL 1.16):
   default) TRL's own loss runs untouched. It logs, next to TRL's `entropy` metric:
   `cov/logp_adv` (mean per-token Cov(log pi, A), Theorem 2), `cov/logp_pi_adv`
   (Cov(log pi, pi A), Theorem 1), `cov/pos_frac` (share of valid tokens whose per-token
-  covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the selection statistics
-  `clip_cov/frac` or `kl_cov/frac` and `kl_cov/abs_kl`.
+  covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the loss mode's own metrics
+  (`LossMode.metrics`: `clip_cov/frac`, or `kl_cov/frac` and `kl_cov/abs_kl`). Any mode in
+  the registry `entropy_rl.core.LOSS_MODES` runs, one registered by the user included.
 - `EntropyLawCallback`: fits R = -a exp(H) + b on the (entropy, reward) pairs TRL logs and
   adds `law/ceiling`, `law/a`, `law/b`, `law/r2`, `law/reliable` to the logs. By default R is
   TRL's `reward` (the mean reward of the training batch's completions, logged every
@@ -69,12 +70,18 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from entropy_rl.core import PolicyLossConfig, policy_loss, token_covariance, token_covariance_pg
+from entropy_rl.core import PolicyLossConfig, loss_mode, policy_loss
+from entropy_rl.core.losses import LOSS_KEY
+from entropy_rl.diagnostics import rollout_statistics
 from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
+from entropy_rl.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
 
 _MIN_LAW_POINTS = RELIABLE_MIN_POINTS
+TRL_OWN_MODE = "ppo"
+"""The loss mode TRL computes itself (its clipped surrogate): with it TRL's loss runs untouched;
+every other registered mode runs through `policy_loss`."""
 
 
 class EntropyGRPOTrainer(GRPOTrainer):
@@ -92,7 +99,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
             )
         super().__init__(*args, **kwargs)
         self._entropy_generator: torch.Generator | None = None
-        if self.entropy_config.mode != "ppo":
+        if self.entropy_config.mode != TRL_OWN_MODE:
             self._check_supported()
 
     def _check_supported(self) -> None:
@@ -143,7 +150,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
         return (totals[0] / totals[1].clamp(min=1.0)).item()
 
     def _compute_loss(self, model, inputs):
-        if self.entropy_config.mode == "ppo":
+        if self.entropy_config.mode == TRL_OWN_MODE:
             return super()._compute_loss(model, inputs)
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
@@ -192,28 +199,25 @@ class EntropyGRPOTrainer(GRPOTrainer):
         if mode == "train":
             loss = loss / self.current_gradient_accumulation_steps
 
-        valid = mask.bool()
-        n_valid = valid.sum()
-        record = self._metrics[mode]
-        record["entropy"].append(self._global_mean(_masked_mean(entropies, valid), n_valid))
-        cov = token_covariance(log_probs, advantages, mask)
-        cov_pg = token_covariance_pg(log_probs, advantages, mask)
-        record["cov/logp_adv"].append(self._global_mean(_masked_mean(cov, valid), n_valid))
-        record["cov/logp_pi_adv"].append(self._global_mean(_masked_mean(cov_pg, valid), n_valid))
-        record["cov/pos_frac"].append(
-            self._global_mean(_masked_mean((cov > 0).float(), valid), n_valid)
-        )
-        for key in ("ppo/clip_frac", "loss/policy", f"{self.entropy_config.mode}/frac"):
-            record[key].append(self._global_mean(metrics[key], n_valid))
-        if "kl_cov/abs_kl" in metrics:
-            n_selected = metrics["kl_cov/frac"] * n_valid
-            record["kl_cov/abs_kl"].append(self._global_mean(metrics["kl_cov/abs_kl"], n_selected))
+        self._log_metrics(mode, metrics, entropies, log_probs, advantages, mask)
         return loss
 
-
-def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    v = values.detach().float()
-    return (v * valid).sum() / valid.sum().clamp(min=1)
+    def _log_metrics(self, split: str, metrics, entropies, log_probs, advantages, mask) -> None:
+        """The covariance statistics and the loss mode's metrics, each a mean over every
+        rank's valid tokens (or, as the mode declares, its selected tokens)."""
+        n_valid = mask.bool().sum()
+        record = self._metrics[split]  # 'train' or 'eval'
+        stats = rollout_statistics(
+            entropies.detach().float(), log_probs.detach().float(), advantages, mask
+        )
+        record["entropy"].append(self._global_mean(stats[ENTROPY_MEAN], n_valid))
+        for key in (COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC):
+            record[key].append(self._global_mean(stats[key], n_valid))
+        for key in ("ppo/clip_frac", LOSS_KEY):
+            record[key].append(self._global_mean(metrics[key], n_valid))
+        for key, share in loss_mode(self.entropy_config.mode).metrics.items():
+            tokens = n_valid if share is None else metrics[share] * n_valid
+            record[key].append(self._global_mean(metrics[key], tokens))
 
 
 class EntropyLawCallback(TrainerCallback):

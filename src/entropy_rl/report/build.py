@@ -10,12 +10,9 @@ import time
 from pathlib import Path
 
 from entropy_rl.atomic import write_atomic
+from entropy_rl.layout import MARKDOWN_FILE, REPORT_FILE, VERDICTS_FILE
 from entropy_rl.report.data import RunData, plural
 from entropy_rl.report.sections import SECTIONS, Section, Verdict
-
-REPORT_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-VERDICTS_FILE = "verdicts.json"
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}

@@ -11,17 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from entropy_rl.config import CONFIG_FILE, Config, ConfigError, load_config
+from entropy_rl.base_model_cache import base_model_dir
+from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.core import PolicyLossConfig
-from entropy_rl.experiment import MANIFEST_FILE
-from entropy_rl.logs import (
-    METRICS_FILE,
-    LogFormatError,
-    read_entropy_reward,
-    read_records,
-    record_columns,
-)
-from entropy_rl.pretrain import base_model_dir
+from entropy_rl.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRETRAIN_FILE
+from entropy_rl.logs import LogFormatError, read_entropy_reward, read_records, record_columns
 
 REFERENCE_METHOD = "grpo"
 """The method whose runs the law is fitted on, and the others compared with."""
@@ -77,7 +71,7 @@ def _num_parameters(config: Config) -> int | None:
     if config.model.path:
         return None
     try:
-        info = json.loads((base_model_dir(config) / "pretrain.json").read_text())
+        info = json.loads((base_model_dir(config) / PRETRAIN_FILE).read_text())
         return int(info["num_parameters"])
     except (OSError, ValueError, KeyError):
         return None

@@ -27,11 +27,11 @@ from entropy_rl.report.stats import (
     fmt,
     fmt_ceilings,
     law_points,
+    lemma1_agreement,
     loglinear,
     smoothed_at,
     spread_note,
 )
-from entropy_rl.summary import lemma1_agreement
 
 UNLEARNT_GREEDY = PretrainConfig().min_greedy
 """Mean step-0 greedy accuracy below which a size's runs started from a base model that had

@@ -120,3 +120,18 @@ def loglinear(params: np.ndarray, values: np.ndarray) -> tuple[float, float, flo
     total = ((values - values.mean()) ** 2).sum()
     r2 = 1.0 - float((residual**2).sum() / total) if total > 0 else 1.0
     return float(slope), float(intercept), r2
+
+
+def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
+    """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
+    fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
+    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
+    if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
+        return None
+    actual, predicted = pairs.T
+    ss_tot = float(((actual - actual.mean()) ** 2).sum())
+    return {
+        "corr": float(np.corrcoef(actual, predicted)[0, 1]),
+        "var_explained": 1.0 - float(((actual - predicted) ** 2).sum()) / ss_tot,
+        "n": len(pairs),
+    }

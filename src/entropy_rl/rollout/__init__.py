@@ -1,22 +1,38 @@
 """Rollouts: the batch of sampled responses, the engines that sample them, and the
-teacher-forced pass that scores them again."""
+teacher-forced pass that scores them again.
 
-from entropy_rl.rollout.engine import RolloutEngine, TransformersEngine, make_engine
-from entropy_rl.rollout.sampler import (
-    Rollout,
-    float32_output_embeddings,
-    left_pad,
-    response_logits,
-    sample,
-)
+Each name below is imported from its module on first use, so that the engine registry
+(`entropy_rl.rollout.registry`, which the run config checks `rollout.engine` against) is
+read without importing transformers.
+"""
 
-__all__ = [
-    "Rollout",
-    "RolloutEngine",
-    "TransformersEngine",
-    "float32_output_embeddings",
-    "left_pad",
-    "make_engine",
-    "response_logits",
-    "sample",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RolloutEngine": "engine",
+    "TransformersEngine": "engine",
+    "ROLLOUT_ENGINES": "registry",
+    "make_engine": "registry",
+    "register_engine": "registry",
+    "Rollout": "sampler",
+    "float32_output_embeddings": "sampler",
+    "left_pad": "sampler",
+    "response_logits": "sampler",
+    "sample": "sampler",
+}
+"""Public name -> the module of `entropy_rl.rollout` that defines it."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'entropy_rl.rollout' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"entropy_rl.rollout.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -6,13 +6,13 @@
 - `VLLMEngine` (`rollout.engine=vllm`, module `entropy_rl.rollout.vllm`): a vLLM engine
   beside the training model on the same GPU, imported only when chosen; the trainer's
   weights are loaded into it after every step.
+The engines are built by name from `entropy_rl.rollout.registry`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -73,12 +73,3 @@ class TransformersEngine:
 
     def sync_weights(self, module: torch.nn.Module, dist) -> None:
         return None
-
-
-def make_engine(config, policy, model_dir: Path, dist) -> RolloutEngine:
-    """The engine `config.rollout.engine` names, for `policy` loaded from `model_dir`."""
-    if config.rollout.engine == "vllm":
-        from entropy_rl.rollout.vllm import VLLMEngine  # vLLM only when chosen
-
-        return VLLMEngine(model_dir, config, dist)
-    return TransformersEngine(policy.model, policy.forward_context, policy.all_done)

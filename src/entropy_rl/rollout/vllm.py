@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from entropy_rl.config import Config, ConfigError
+from entropy_rl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from entropy_rl.config import Config
 from entropy_rl.rollout.sampler import Rollout, left_pad
 
 SEED_HIGH = 2**31 - 1

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from entropy_rl.config import ConfigError, TaskConfig
 from entropy_rl.rewards import MATH_REWARD, import_reward, math_reward
-from entropy_rl.tasks.base import Problem, Task
+from entropy_rl.tasks.base import EmbeddedTask, Problem, Task
 from entropy_rl.tasks.dataset import DataError, DatasetTask
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.tasks.sum3_trap import Sum3TrapTask
@@ -44,6 +44,19 @@ def base_task_of(config: TaskConfig) -> str | None:
     return getattr(_task_class(config), "base_task", None)
 
 
+def base_model_fields(config: TaskConfig) -> tuple[str, ...]:
+    """The task fields that shape the base model of the task named `config.name`, as the task
+    declares them (`EmbeddedTask.base_model_fields`), without building the task. ConfigError
+    for an unknown name or a task that the embedded model is not pretrained on."""
+    cls = _task_class(config)
+    if not (isinstance(cls, type) and issubclass(cls, EmbeddedTask)):
+        raise ConfigError(
+            f"task.name={config.name} has no embedded base model: give a model of your own "
+            "(--model / model.path)"
+        )
+    return cls.base_model_fields
+
+
 def _math(problem: Problem, response: str) -> float:
     return math_reward(response, problem.answer)
 
@@ -68,9 +81,11 @@ def make_reward(config: TaskConfig, task: Task) -> RewardFn:
 __all__ = [
     "TASKS",
     "DataError",
+    "EmbeddedTask",
     "Problem",
     "RewardFn",
     "Task",
+    "base_model_fields",
     "base_task_of",
     "make_reward",
     "make_task",

@@ -24,23 +24,17 @@ class Problem:
 
 
 class Task(abc.ABC):
-    """A verifiable task.
+    """A verifiable task: what every task has.
 
-    Responses are strings over `alphabet` without the end-of-sequence token: the caller
-    decodes the generated tokens and strips eos (and anything after it) before `reward`.
+    The caller decodes the generated tokens and strips eos (and anything after it) before
+    `reward`. A task the embedded model is pretrained on is an `EmbeddedTask`.
     """
 
     name: str
     """Registry name of the task."""
-    alphabet: str
-    """Every character that can appear in a prompt or a response, in tokenizer order."""
-    max_prompt_tokens: int
-    """Length of the longest prompt in tokens (one per character; bos excluded)."""
     max_response_tokens: int
-    """Length of a correct response in tokens, eos excluded."""
-    base_task: str | None = None
-    """Registry name of the task whose base model this task's base model is fine-tuned from,
-    on this task's demonstrations (`pretrain.finetune_steps`); None: trained from scratch."""
+    """Most tokens a response may take, eos excluded (a generated task: a correct response's
+    length)."""
 
     @abc.abstractmethod
     def validation_problems(self) -> list[Problem]:
@@ -58,6 +52,26 @@ class Task(abc.ABC):
         """The part of a response its reward judges, to count distinct answers (`entropy-rl
         eval`'s answer entropy); by default the whole response, stripped."""
         return response.strip()
+
+
+class EmbeddedTask(Task):
+    """A task the embedded model learns from scratch (its base model, `entropy_rl.pretrain`):
+    a character alphabet for its tokenizer, a bound on prompt length, demonstrations, and the
+    task fields that shape its base model (part of the base model's cache key).
+
+    Responses are strings over `alphabet` without the end-of-sequence token.
+    """
+
+    alphabet: str
+    """Every character that can appear in a prompt or a response, in tokenizer order."""
+    max_prompt_tokens: int
+    """Length of the longest prompt in tokens (one per character; bos excluded)."""
+    base_task: str | None = None
+    """Registry name of the task whose base model this task's base model is fine-tuned from,
+    on this task's demonstrations (`pretrain.finetune_steps`); None: trained from scratch."""
+    base_model_fields: tuple[str, ...] = ("seed", "val_size")
+    """The `TaskConfig` fields that shape the base model, besides `name`: the base-model
+    cache key (`entropy_rl.base_model_cache`) covers them and no other task field."""
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         """A correct response whose digits are each replaced, with probability `noise`, by a

@@ -183,8 +183,6 @@ class DatasetTask(Task):
     """Math prompts from files; reward 1.0 iff math-verify finds the final answer correct."""
 
     name = "dataset"
-    alphabet = ""  # any text: the model's own tokenizer
-    max_prompt_tokens = 0  # not bounded here
 
     def __init__(self, config: TaskConfig, problems: list[Problem] | None = None) -> None:
         """The rows of config.train_file (and val_file); `problems` given instead, they are

@@ -1,0 +1,59 @@
+"""Where a base model is cached: `<pretrain.cache_dir>/<task>-<key>/`, and its cache key.
+
+The key hashes what shapes a base model: the recipe version, the model fields below, the
+fields the task declares (`EmbeddedTask.base_model_fields`, with its name) and the pretrain
+fields but `PRETRAIN_UNKEYED_FIELDS`. No torch: the report finds a run's base model (its
+pretrain.json) without the training stack. Making a base model is `entropy_rl.pretrain`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from entropy_rl.config import Config
+from entropy_rl.layout import base_model_name
+from entropy_rl.tasks import base_model_fields
+
+PRETRAIN_MODEL_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "intermediate_size",
+    "init_std",
+    "dtype",
+)
+"""The model fields that shape the base model."""
+PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every", "max_cycles")
+"""Pretrain fields left out of the cache key. `max_cycles` only caps how long a model that has
+not learnt keeps training: a model that learnt is the same under any cap, and one that has not
+is made again when the cap is now higher than it was made with (`pretrain.is_reusable`)."""
+RECIPE_VERSION = 3
+"""Part of the cache key: bump it when a change to `entropy_rl.pretrain` would make a
+different base model."""
+
+
+def config_fingerprint(config: Config) -> str:
+    """10 hex characters identifying the model, task and pretrain settings (but
+    `PRETRAIN_UNKEYED_FIELDS`) and the recipe version. ConfigError for a task without an
+    embedded base model."""
+    pretrain = dataclasses.asdict(config.pretrain)
+    for name in PRETRAIN_UNKEYED_FIELDS:
+        pretrain.pop(name)
+    task_fields = ("name", *base_model_fields(config.task))
+    payload = {
+        "recipe": RECIPE_VERSION,
+        "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
+        "task": {name: getattr(config.task, name) for name in task_fields},
+        "pretrain": pretrain,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+def base_model_dir(config: Config) -> Path:
+    """Where the base model for `config` is (or will be) saved."""
+    name = base_model_name(config.task.name, config_fingerprint(config))
+    return Path(config.pretrain.cache_dir) / name

@@ -1,0 +1,65 @@
+"""The policy loss's settings, `PolicyLossConfig`: a frozen dataclass validated on construction.
+
+Imports nothing heavy, so that the run config (`entropy_rl.config`) and whatever reads it
+stay free of torch until a config is built: validating `mode` imports the loss-mode registry
+(`entropy_rl.core.losses`, torch) then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+AGG_MODES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
+
+
+def _require_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PolicyLossConfig:
+    """The policy loss and its entropy-control options. Validated on construction."""
+
+    mode: str = "ppo"
+    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov) or 'kl_cov' (KL-Cov); or a mode
+    registered with `entropy_rl.core.register_loss_mode`."""
+    clip_low: float = 0.2
+    """PPO clip range below 1: the ratio is clipped at 1 - clip_low."""
+    clip_high: float = 0.2
+    """PPO clip range above 1: the ratio is clipped at 1 + clip_high (> clip_low is clip-higher)."""
+    clip_cov_ratio: float = 2e-4
+    """Clip-Cov: fraction of valid tokens whose gradient is detached (paper: 2e-4)."""
+    clip_cov_lb: float = 1.0
+    """Clip-Cov: lower bound of the covariance window for candidates (exclusive)."""
+    clip_cov_ub: float = 5.0
+    """Clip-Cov: upper bound of the covariance window for candidates (exclusive)."""
+    kl_cov_ratio: float = 2e-3
+    """KL-Cov: fraction of valid tokens, those of largest covariance, that get the KL penalty."""
+    kl_cov_coef: float = 1.0
+    """KL-Cov: coefficient of the |logp - old_logp| penalty on the selected tokens."""
+    agg: str = "token_mean"
+    """Aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum'."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient (a baseline in the paper; 0 disables it)."""
+
+    def __post_init__(self) -> None:
+        from entropy_rl.core.losses import LOSS_MODES  # the registry holds the math: torch
+
+        if self.mode not in LOSS_MODES:
+            raise ValueError(f"mode must be one of {', '.join(LOSS_MODES)}; got {self.mode!r}")
+        if self.agg not in AGG_MODES:
+            raise ValueError(f"agg must be one of {', '.join(AGG_MODES)}; got {self.agg!r}")
+        for name in ("clip_low", "clip_high", "kl_cov_coef", "entropy_coef"):
+            if _require_number(name, getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("clip_cov_ratio", "kl_cov_ratio"):
+            if not 0.0 <= _require_number(name, getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        lb = _require_number("clip_cov_lb", self.clip_cov_lb)
+        if lb >= _require_number("clip_cov_ub", self.clip_cov_ub):
+            raise ValueError(
+                f"clip_cov_lb must be < clip_cov_ub, got {self.clip_cov_lb!r} >= {self.clip_cov_ub!r}"
+            )

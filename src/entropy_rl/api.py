@@ -22,6 +22,7 @@ from entropy_rl.config import Config, load_config, override
 from entropy_rl.law import DEFAULT_CI_LEVEL, EntropyLawFit, fit_entropy_law
 from entropy_rl.layout import METRICS_FILE
 from entropy_rl.logs import read_entropy_reward, read_records
+from entropy_rl.metric_keys import ENTROPY_MEAN, VAL_ACC
 
 
 def default_run_dir(config: Config) -> Path:
@@ -100,7 +101,7 @@ def fit_log(
     run directory is fitted on entropy/mean and val/acc."""
     path = _metrics_path(source)
     if Path(source).is_dir():
-        entropy_key = entropy_key or "entropy/mean"
-        reward_key = reward_key or "val/acc"
+        entropy_key = entropy_key or ENTROPY_MEAN
+        reward_key = reward_key or VAL_ACC
     series = read_entropy_reward(path, entropy_key, reward_key)
     return fit_entropy_law(series.entropy, series.reward, ci_level=ci_level)

@@ -19,6 +19,14 @@ from entropy_rl.core import (
     token_covariance_pg,
     token_entropy,
 )
+from entropy_rl.metric_keys import (
+    COV_LOGP_ADV,
+    COV_LOGP_PI_ADV,
+    COV_POS_FRAC,
+    DH_ACTUAL,
+    DH_LEMMA1,
+    ENTROPY_MEAN,
+)
 
 
 def position_totals(values: torch.Tensor, mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -59,10 +67,10 @@ def rollout_statistics(
         cov = token_covariance(log_probs, advantages, mask, sums)  # (B, T)
     cov_pg = token_covariance_pg(log_probs, advantages, mask, sums)  # (B, T)
     return {
-        "entropy/mean": masked_mean(entropy, m),
-        "cov/logp_adv": masked_mean(cov, m),
-        "cov/logp_pi_adv": masked_mean(cov_pg, m),
-        "cov/pos_frac": masked_mean((cov > 0).to(m.dtype), m),
+        ENTROPY_MEAN: masked_mean(entropy, m),
+        COV_LOGP_ADV: masked_mean(cov, m),
+        COV_LOGP_PI_ADV: masked_mean(cov_pg, m),
+        COV_POS_FRAC: masked_mean((cov > 0).to(m.dtype), m),
     }
 
 
@@ -77,6 +85,6 @@ def probe_statistics(
     actual = token_entropy(logits_after, chunk_size) - token_entropy(logits_before, chunk_size)
     predicted = entropy_change_first_order(logits_before, logits_after, chunk_size)
     return {
-        "dynamics/dH_actual": masked_mean(actual, m),
-        "dynamics/dH_lemma1": masked_mean(predicted, m),
+        DH_ACTUAL: masked_mean(actual, m),
+        DH_LEMMA1: masked_mean(predicted, m),
     }

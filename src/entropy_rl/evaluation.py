@@ -13,6 +13,7 @@ import torch
 
 from entropy_rl.config import EvalConfig
 from entropy_rl.core import masked_sum, pass_at_k, token_entropy
+from entropy_rl.metric_keys import VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K, VAL_REWARD_ERRORS
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
@@ -97,12 +98,12 @@ def evaluate(
         totals[4] += greedy_errors
     totals = dist.sum(torch.tensor(totals, dtype=torch.float64)).numpy()  # (5 or 6,)
     metrics = {
-        "val/acc": float(totals[0] / totals[2]),
-        "val/pass_at_k": float(totals[1] / totals[3]),
+        VAL_ACC: float(totals[0] / totals[2]),
+        VAL_PASS_AT_K: float(totals[1] / totals[3]),
     }
     if config.greedy:
-        metrics["val/acc_greedy"] = float(totals[5] / totals[3])
-    metrics["faults/val_reward_errors"] = int(totals[4])
+        metrics[VAL_ACC_GREEDY] = float(totals[5] / totals[3])
+    metrics[VAL_REWARD_ERRORS] = int(totals[4])
     return metrics
 
 

@@ -33,10 +33,11 @@ import numpy as np
 from entropy_rl.atomic import write_atomic
 from entropy_rl.errors import RunError, os_errors_of
 from entropy_rl.law import MIN_POINTS
+from entropy_rl.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
 
-ENTROPY_KEYS = ("entropy", "entropy/mean", "actor/entropy")
+ENTROPY_KEYS = ("entropy", ENTROPY_MEAN, "actor/entropy")
 """Keys tried in order for the policy entropy H when none is named."""
-REWARD_KEYS = ("reward", "val/acc")
+REWARD_KEYS = ("reward", VAL_ACC)
 """Keys tried in order for the performance R when none is named."""
 STEP_KEYS = ("step", "Step", "_step", "global_step")
 """Keys tried in order for the training step; the record index is used when none is present."""
@@ -379,7 +380,7 @@ def whole_rows(path: Path) -> tuple[list[str], str | None]:
             record = json.loads(line)
         except json.JSONDecodeError:
             return rows, f"line {line_no} is not a whole JSON row"
-        step = record.get("step") if isinstance(record, dict) else None
+        step = record.get(STEP) if isinstance(record, dict) else None
         if step != len(rows):
             return rows, f"line {line_no} holds step {step!r} where step {len(rows)} belongs"
         rows.append(line)

@@ -24,6 +24,7 @@ from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
 from entropy_rl.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import MetricsWriter
+from entropy_rl.metric_keys import ENTROPY_MEAN, VAL_ACC
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import make_base_model, require_learnt
@@ -269,10 +270,10 @@ class _Display:
         self.last_val: float | None = None
 
     def update(self, record: dict) -> None:
-        if "val/acc" in record:
-            self.entropy.append(record["entropy/mean"])
-            self.accuracy.append(record["val/acc"])
-            self.last_val = record["val/acc"]
+        if VAL_ACC in record:
+            self.entropy.append(record[ENTROPY_MEAN])
+            self.accuracy.append(record[VAL_ACC])
+            self.last_val = record[VAL_ACC]
         status = f"reward {record['reward/mean']:.3f}  H {record['entropy/mean']:.3f}"
         if self.last_val is not None:
             status += f"  val/acc {self.last_val:.3f}"

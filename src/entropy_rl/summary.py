@@ -22,13 +22,21 @@ from entropy_rl.law import (
 )
 from entropy_rl.layout import DYNAMICS_PLOT, LAW_PLOT, METRICS_FILE, SUMMARY_FILE
 from entropy_rl.logs import read_entropy_reward, read_records
+from entropy_rl.metric_keys import (
+    COV_LOGP_ADV,
+    ENTROPY_MEAN,
+    STEP,
+    TIME_STEP_S,
+    VAL_ACC,
+    VAL_ACC_GREEDY,
+)
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
 from entropy_rl.report.stats import lemma1_agreement
 
 
 def _law(metrics_path: Path) -> dict[str, Any] | None:
     try:
-        series = read_entropy_reward(metrics_path, "entropy/mean", "val/acc")
+        series = read_entropy_reward(metrics_path, ENTROPY_MEAN, VAL_ACC)
         fit = fit_entropy_law(series.entropy, series.reward)
     except ValueError:
         return None
@@ -41,20 +49,20 @@ def _law(metrics_path: Path) -> dict[str, Any] | None:
 
 def summarize(records: list[dict]) -> dict[str, Any]:
     """Start/end numbers of a run from its metrics records; `rows`: how many it used."""
-    evals = [r for r in records if r.get("val/acc") is not None]
+    evals = [r for r in records if r.get(VAL_ACC) is not None]
     first, last = records[0], records[-1]
     return {
-        "steps": last["step"],
+        "steps": last[STEP],
         "rows": len(records),
-        "entropy_start": first["entropy/mean"],
-        "entropy_end": last["entropy/mean"],
-        "val_acc_start": evals[0]["val/acc"] if evals else None,
-        "val_acc_end": evals[-1]["val/acc"] if evals else None,
-        "val_acc_greedy_start": evals[0].get("val/acc_greedy") if evals else None,
-        "val_acc_greedy_end": evals[-1].get("val/acc_greedy") if evals else None,
-        "cov_pos_step_frac": float(np.mean([r["cov/logp_adv"] > 0 for r in records])),
+        "entropy_start": first[ENTROPY_MEAN],
+        "entropy_end": last[ENTROPY_MEAN],
+        "val_acc_start": evals[0][VAL_ACC] if evals else None,
+        "val_acc_end": evals[-1][VAL_ACC] if evals else None,
+        "val_acc_greedy_start": evals[0].get(VAL_ACC_GREEDY) if evals else None,
+        "val_acc_greedy_end": evals[-1].get(VAL_ACC_GREEDY) if evals else None,
+        "cov_pos_step_frac": float(np.mean([r[COV_LOGP_ADV] > 0 for r in records])),
         "lemma1": lemma1_agreement(records),
-        "train_time_s": float(sum(r.get("time/step_s", 0.0) for r in records)),
+        "train_time_s": float(sum(r.get(TIME_STEP_S, 0.0) for r in records)),
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from entropy_rl.atomic import write_atomic
 from entropy_rl.config import Config, ConfigError, LogConfig, config_to_dict
 from entropy_rl.layout import TENSORBOARD_DIR, WANDB_ID_FILE
+from entropy_rl.metric_keys import STEP
 
 EXTRAS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """log.<field> -> the package it needs (also the name of the extra that installs it)."""
@@ -32,7 +33,7 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     no missing (None) or non-finite values."""
     out: dict[str, float] = {}
     for key, value in record.items():
-        if key == "step":
+        if key == STEP:
             continue
         items = enumerate(value) if isinstance(value, list | tuple) else [(None, value)]
         for index, item in items:
@@ -109,7 +110,7 @@ class Trackers:
     def write(self, record: dict[str, Any]) -> None:
         values = scalars(record)
         for tracker in self._open:
-            tracker.log(values, int(record["step"]))
+            tracker.log(values, int(record[STEP]))
 
     def close(self, failed: bool = False) -> None:
         for tracker in self._open:

@@ -62,6 +62,18 @@ from entropy_rl.diagnostics import (
 from entropy_rl.distributed import Dist, accumulate, full_norm
 from entropy_rl.errors import TrainingError
 from entropy_rl.evaluation import evaluate, validation_seed
+from entropy_rl.metric_keys import (
+    ENTROPY_BY_POSITION,
+    GRAD_NORM,
+    LOSS_POLICY,
+    RESPONSE_LEN_MEAN,
+    REWARD_ERRORS,
+    REWARD_MEAN,
+    SKIPPED_STEPS,
+    STEP,
+    TIME_STEP_S,
+    TIME_TOKENS_PER_S,
+)
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
 from entropy_rl.rollout import Rollout, response_logits
@@ -199,7 +211,7 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
         selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
     metrics = {
-        "reward/mean": float(rewards.mean()),
+        REWARD_MEAN: float(rewards.mean()),
         **_rollout_metrics(entropy, mask, scored.errors, dist),
         **_token_means(stats, mask.sum(), dist),
     }
@@ -213,9 +225,9 @@ def _rollout_metrics(entropy, mask, reward_errors: int, dist: Dist) -> dict[str,
     mean_len = float(mask.sum(-1).float().mean())
     counts = dist.sum(torch.tensor([mean_len, reward_errors], dtype=torch.float64))
     return {
-        "response/len_mean": float(counts[0]) / dist.world_size,
-        "faults/reward_errors": int(counts[1]),
-        "entropy/by_position": position_means(positions),
+        RESPONSE_LEN_MEAN: float(counts[0]) / dist.world_size,
+        REWARD_ERRORS: int(counts[1]),
+        ENTROPY_BY_POSITION: position_means(positions),
     }
 
 
@@ -276,7 +288,7 @@ def optimizer_step(
             (loss * dist.loss_scale).backward()
         loss_value += float(loss.detach())
         weight = float(batch.mask[micro].sum() / totals[0])  # metrics are micro means
-        metrics.pop("loss/policy")  # already scaled by the mini-batch denominators
+        metrics.pop(LOSS_POLICY)  # already scaled by the mini-batch denominators
         for key, value in metrics.items():
             sums[key] = sums.get(key, 0.0) + weight * float(value)
     reduced = dist.sum(torch.tensor([loss_value, *sums.values()], dtype=torch.float64))
@@ -289,7 +301,7 @@ def optimizer_step(
     else:
         optimizer.zero_grad(set_to_none=True)
     out = {key: float(reduced[i + 1]) for i, key in enumerate(sums)}
-    return {**out, "loss/policy": loss_value, "grad/norm": grad_norm, "applied": applied}
+    return {**out, LOSS_POLICY: loss_value, GRAD_NORM: grad_norm, "applied": applied}
 
 
 def update(
@@ -322,7 +334,7 @@ def update(
     finally:
         policy.model.eval()
     metrics = {key: value / n_updates for key, value in sums.items()}
-    metrics["faults/skipped_steps"] = skipped
+    metrics[SKIPPED_STEPS] = skipped
     return metrics
 
 
@@ -332,7 +344,7 @@ def run_step(
     """One row of metrics.jsonl: evaluate if due, collect, update (not on the last row), probe."""
     dist = policy.dist
     start = time.perf_counter()
-    record: dict[str, Any] = {"step": state.step}
+    record: dict[str, Any] = {STEP: state.step}
     last = state.step == config.train.steps
     if state.step % config.eval.every == 0 or last:
         eval_gen = torch.Generator(policy.device).manual_seed(
@@ -349,8 +361,8 @@ def run_step(
         if policy.engine is not None:
             policy.engine.sync_weights(policy.module, dist)
     elapsed = time.perf_counter() - start
-    record["time/step_s"] = elapsed
-    record["time/tokens_per_s"] = float(dist.sum(batch.mask.sum())) / elapsed
+    record[TIME_STEP_S] = elapsed
+    record[TIME_TOKENS_PER_S] = float(dist.sum(batch.mask.sum())) / elapsed
     return record
 
 

@@ -16,6 +16,7 @@ from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.core import PolicyLossConfig
 from entropy_rl.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRETRAIN_FILE
 from entropy_rl.logs import LogFormatError, read_entropy_reward, read_records, record_columns
+from entropy_rl.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
 
 REFERENCE_METHOD = "grpo"
 """The method whose runs the law is fitted on, and the others compared with."""
@@ -39,7 +40,7 @@ class RunData:
 
     def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of the records holding a number under `key`."""
-        steps, values = record_columns(self.records, "step", key).T
+        steps, values = record_columns(self.records, STEP, key).T
         return steps, values
 
     def first(self, key: str) -> Any:
@@ -102,7 +103,7 @@ def load_log(path: Path, entropy_key: str | None = None, reward_key: str | None 
     performance only (keys as `entropy-rl fit` finds them), labelled by the file name."""
     series = read_entropy_reward(path, entropy_key, reward_key)
     records = [
-        {"step": float(s), "entropy/mean": float(h), "val/acc": float(r)}
+        {STEP: float(s), ENTROPY_MEAN: float(h), VAL_ACC: float(r)}
         for s, h, r in zip(series.steps, series.entropy, series.reward, strict=True)
     ]
     name = path.parent.name if path.name == "trainer_state.json" else path.stem

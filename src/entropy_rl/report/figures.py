@@ -16,6 +16,17 @@ from matplotlib.figure import Figure
 from entropy_rl.atomic import write_atomic
 from entropy_rl.law import EntropyLawFit, EntropyLawForecast
 from entropy_rl.logs import LogSeries, record_columns
+from entropy_rl.metric_keys import (
+    COV_LOGP_ADV,
+    DH_ACTUAL,
+    DH_LEMMA1,
+    ENTROPY_MEAN,
+    REWARD_MEAN,
+    STEP,
+    VAL_ACC,
+    VAL_ACC_GREEDY,
+    VAL_PASS_AT_K,
+)
 
 FIGSIZE = (15.0, 4.6)
 """Inches, width by height, of the three-panel figure."""
@@ -130,7 +141,7 @@ def _mark_fit_end(ax: Axes, series: LogSeries, forecast: EntropyLawForecast) -> 
 
 
 def _column(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    steps, values = record_columns(records, "step", key).T
+    steps, values = record_columns(records, STEP, key).T
     return steps, values
 
 
@@ -143,23 +154,23 @@ def plot_run_dynamics(records: list[dict], path: str | Path, title: str = "") ->
     """
     fig = Figure(figsize=(18.0, 4.4))
     ax_acc, ax_h, ax_cov, ax_lemma = fig.subplots(1, 4)
-    for key in ("val/acc", "val/acc_greedy", "val/pass_at_k", "reward/mean"):
+    for key in (VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K, REWARD_MEAN):
         steps, values = _column(records, key)
         ax_acc.plot(
             steps,
             values,
-            marker="." if key != "reward/mean" else None,
+            marker="." if key != REWARD_MEAN else None,
             label=key,
-            alpha=1.0 if key != "reward/mean" else 0.4,
+            alpha=1.0 if key != REWARD_MEAN else 0.4,
         )
     ax_acc.set(xlabel="step", ylabel="accuracy", title="(a) accuracy")
     ax_acc.legend(fontsize=8)
-    ax_h.plot(*_column(records, "entropy/mean"))
+    ax_h.plot(*_column(records, ENTROPY_MEAN))
     ax_h.set(xlabel="step", ylabel="entropy/mean (nats)", title="(b) policy entropy")
-    steps, cov = _column(records, "cov/logp_adv")
+    steps, cov = _column(records, COV_LOGP_ADV)
     ax_cov.plot(steps, cov, lw=0.8)
     ax_cov.axhline(0.0, color="grey", lw=0.8)
-    ax_cov.set(xlabel="step", ylabel="cov/logp_adv", title="(c) Cov(log pi, A) per step")
+    ax_cov.set(xlabel="step", ylabel=COV_LOGP_ADV, title="(c) Cov(log pi, A) per step")
     _draw_lemma1(ax_lemma, records)
     if title:
         fig.suptitle(title)
@@ -170,7 +181,7 @@ def plot_run_dynamics(records: list[dict], path: str | Path, title: str = "") ->
 
 
 def _draw_lemma1(ax: Axes, records: list[dict]) -> None:
-    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
+    pairs = record_columns(records, DH_ACTUAL, DH_LEMMA1)
     ax.set(xlabel="actual dH on probe states", ylabel="Lemma-1 dH", title="(d) Lemma 1")
     if len(pairs) == 0:
         return

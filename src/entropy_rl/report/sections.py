@@ -16,6 +16,17 @@ from matplotlib.figure import Figure
 
 from entropy_rl.config import PretrainConfig
 from entropy_rl.law import RELIABLE_MIN_POINTS, RELIABLE_MIN_R2, fit_size, forecast
+from entropy_rl.metric_keys import (
+    COV_LOGP_ADV,
+    COV_POS_FRAC,
+    DH_ACTUAL,
+    DH_LEMMA1,
+    ENTROPY_BY_POSITION,
+    ENTROPY_MEAN,
+    VAL_ACC,
+    VAL_ACC_GREEDY,
+    VAL_PASS_AT_K,
+)
 from entropy_rl.report.data import REFERENCE_METHOD, RunData, group_runs, main_size, plural
 from entropy_rl.report.stats import (
     END_EVALS,
@@ -125,12 +136,12 @@ def section_dynamics(runs: list[RunData]) -> Section:
         axes = fig.subplots(1, 2)
         for color, method in enumerate(_methods(task_runs)):
             group = [r for r in task_runs if r.method == method]
-            for ax, key in zip(axes, ("entropy/mean", "val/acc"), strict=True):
+            for ax, key in zip(axes, (ENTROPY_MEAN, VAL_ACC), strict=True):
                 steps, mean, low, high = _mean_curve(group, key)
                 ax.plot(steps, mean, color=f"C{color}", label=f"{method} (n={len(group)})")
                 ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
         axes[0].set(xlabel="step", ylabel="entropy/mean (nats)", title=f"{task}: policy entropy")
-        axes[1].set(xlabel="step", ylabel="val/acc", title=f"{task}: validation accuracy (sampled)")
+        axes[1].set(xlabel="step", ylabel=VAL_ACC, title=f"{task}: validation accuracy (sampled)")
         axes[1].legend(fontsize="small")
         section.figure(f"dynamics_{task}.png", fig)
     sizes = [len(g) for g in group_runs(runs, "task", "size", "method").values()]
@@ -149,8 +160,8 @@ def _claim1(runs: list[RunData], section: Section) -> Verdict:
         reference = _reference(_main_runs(runs, task))
         early, late = [], []
         for run in reference:
-            h0, hq, h1 = (smoothed_at(run, "entropy/mean", f) for f in (0.0, EARLY, 1.0))
-            r0, rm, r1 = (smoothed_at(run, "val/acc", f, 3) for f in (0.0, SATURATION, 1.0))
+            h0, hq, h1 = (smoothed_at(run, ENTROPY_MEAN, f) for f in (0.0, EARLY, 1.0))
+            r0, rm, r1 = (smoothed_at(run, VAL_ACC, f, 3) for f in (0.0, SATURATION, 1.0))
             if None in (h0, hq, h1, r0, rm, r1) or h0 == h1 or r0 == r1:
                 continue
             early.append((h0 - hq) / (h0 - h1))
@@ -301,7 +312,7 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float]:
 def section_lemma1(runs: list[RunData]) -> Section:
     """Predicted against actual entropy change on the probe states; covariance against dH."""
     section = Section("3. Lemma 1: the covariance drives the entropy change")
-    with_probe = [r for r in runs if r.column("dynamics/dH_lemma1")[1].size]
+    with_probe = [r for r in runs if r.column(DH_LEMMA1)[1].size]
     if not with_probe:
         section.text(
             "These logs hold no dynamics/dH_lemma1 or dynamics/dH_actual: no Lemma-1 check."
@@ -377,10 +388,10 @@ def _lemma_columns(runs: list[RunData]) -> tuple[np.ndarray, ...]:
     """Per step: actual and Lemma-1 entropy change on the probe states, and the rollout
     batch's covariance (the same step's records)."""
     rows = [
-        (r["dynamics/dH_actual"], r["dynamics/dH_lemma1"], r.get("cov/logp_adv", np.nan))
+        (r[DH_ACTUAL], r[DH_LEMMA1], r.get(COV_LOGP_ADV, np.nan))
         for run in runs
         for r in run.records
-        if r.get("dynamics/dH_lemma1") is not None and r.get("dynamics/dH_actual") is not None
+        if r.get(DH_LEMMA1) is not None and r.get(DH_ACTUAL) is not None
     ]
     actual, predicted, cov = np.asarray(rows, dtype=float).reshape(-1, 3).T
     return actual, predicted, cov
@@ -393,13 +404,11 @@ def section_positive_cov(runs: list[RunData]) -> Section:
     section = Section("4. How often the covariance is positive")
     rows, fracs = [], []
     for (task, size, method), group in group_runs(
-        _with(runs, "cov/logp_adv"), "task", "size", "method"
+        _with(runs, COV_LOGP_ADV), "task", "size", "method"
     ).items():
-        per_run = [float((r.column("cov/logp_adv")[1] > 0).mean()) for r in group]
+        per_run = [float((r.column(COV_LOGP_ADV)[1] > 0).mean()) for r in group]
         token = [
-            float(r.column("cov/pos_frac")[1].mean())
-            for r in group
-            if r.column("cov/pos_frac")[1].size
+            float(r.column(COV_POS_FRAC)[1].mean()) for r in group if r.column(COV_POS_FRAC)[1].size
         ]
         fracs += per_run
         rows.append(
@@ -409,7 +418,7 @@ def section_positive_cov(runs: list[RunData]) -> Section:
                 method,
                 len(group),
                 fmt(per_run, 3),
-                fmt([float(r.column("cov/logp_adv")[1].mean()) for r in group], 3),
+                fmt([float(r.column(COV_LOGP_ADV)[1].mean()) for r in group], 3),
                 fmt(token, 3),
             )
         )
@@ -473,7 +482,7 @@ def section_interventions(runs: list[RunData]) -> Section:
                 color=f"C{color}",
                 label=method,
             )
-            ends = [end_value(r, "val/acc") for r in group]
+            ends = [end_value(r, VAL_ACC) for r in group]
             residual = [
                 float(np.mean(p[1][len(p[1]) // 2 :] - law.predict(p[0][len(p[0]) // 2 :])))
                 for p in points
@@ -604,7 +613,7 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
                 (
                     f"{p:,}",
                     len(fits[p]),
-                    fmt([r.first("val/acc_greedy") for r in by_size[(p,)]]),
+                    fmt([r.first(VAL_ACC_GREEDY) for r in by_size[(p,)]]),
                     fmt([f.a for f in fits[p]]),
                     fmt([f.b for f in fits[p]]),
                     fmt_ceilings(fits[p]),
@@ -627,7 +636,7 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
 
 
 def _base_learnt(runs: list[RunData]) -> bool:
-    greedy = [r.first("val/acc_greedy") for r in runs if r.first("val/acc_greedy") is not None]
+    greedy = [r.first(VAL_ACC_GREEDY) for r in runs if r.first(VAL_ACC_GREEDY) is not None]
     return not greedy or float(np.mean(greedy)) >= UNLEARNT_GREEDY
 
 
@@ -692,7 +701,7 @@ def _size_figure(section: Section, task: str, params, a, b, n, line_a, line_b) -
 
 # ---- 7. final table --------------------------------------------------------------------------
 
-FINAL_KEYS = (("val/acc", "sampled"), ("val/acc_greedy", "greedy"), ("val/pass_at_k", "pass@k"))
+FINAL_KEYS = ((VAL_ACC, "sampled"), (VAL_ACC_GREEDY, "greedy"), (VAL_PASS_AT_K, "pass@k"))
 
 
 def section_final(runs: list[RunData]) -> Section:
@@ -747,7 +756,7 @@ def _claim4(runs: list[RunData]) -> Verdict:
                 if np.isfinite(diff):
                     spread = f" ± {se:.3f}" if np.isfinite(se) else " (one seed: no error)"
                     parts.append(f"{label} {diff:+.3f}{spread}")
-                    wins += key == "val/acc" and diff > 2 * se
+                    wins += key == VAL_ACC and diff > 2 * se
             held += wins > 0
             bits.append(f"{task} {method} - GRPO: " + ", ".join(parts))
     detail = (
@@ -765,7 +774,7 @@ def _claim4(runs: list[RunData]) -> Verdict:
 
 def section_positions(runs: list[RunData]) -> Section:
     section = Section("8. Where the entropy sits: entropy by response position")
-    with_positions = [r for r in runs if r.first("entropy/by_position")]
+    with_positions = [r for r in runs if r.first(ENTROPY_BY_POSITION)]
     if not with_positions:
         section.text("These logs hold no entropy/by_position.")
         return section
@@ -776,8 +785,8 @@ def section_positions(runs: list[RunData]) -> Section:
         rows, reference_end = [], None
         for color, method in enumerate(_methods(task_runs)):
             group = [r for r in task_runs if r.method == method]
-            start = np.mean([r.first("entropy/by_position") for r in group], axis=0)
-            end = np.mean([r.last("entropy/by_position") for r in group], axis=0)
+            start = np.mean([r.first(ENTROPY_BY_POSITION) for r in group], axis=0)
+            end = np.mean([r.last(ENTROPY_BY_POSITION) for r in group], axis=0)
             reference_end = end if reference_end is None else reference_end
             positions = np.arange(len(start))
             ax.plot(positions, start, ls=":", color=f"C{color}")

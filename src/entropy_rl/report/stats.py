@@ -8,6 +8,7 @@ import numpy as np
 
 from entropy_rl.law import EntropyLawFit, fit_entropy_law
 from entropy_rl.logs import record_columns
+from entropy_rl.metric_keys import DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
 from entropy_rl.report.data import RunData
 
 END_EVALS = 3
@@ -64,7 +65,7 @@ def diff_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
 
 def law_points(run: RunData) -> tuple[np.ndarray, np.ndarray]:
     """(H, R) at the run's validation steps: `entropy/mean` and `val/acc` of the same record."""
-    h, acc = record_columns(run.records, "entropy/mean", "val/acc").T
+    h, acc = record_columns(run.records, ENTROPY_MEAN, VAL_ACC).T
     return h, acc
 
 
@@ -125,7 +126,7 @@ def loglinear(params: np.ndarray, values: np.ndarray) -> tuple[float, float, flo
 def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
     """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
     fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
-    pairs = record_columns(records, "dynamics/dH_actual", "dynamics/dH_lemma1")
+    pairs = record_columns(records, DH_ACTUAL, DH_LEMMA1)
     if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
         return None
     actual, predicted = pairs.T

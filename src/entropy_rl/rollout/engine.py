@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -73,3 +74,8 @@ class TransformersEngine:
 
     def sync_weights(self, module: torch.nn.Module, dist) -> None:
         return None
+
+
+def transformers_engine(config, policy, model_dir: Path, dist) -> TransformersEngine:
+    """The `transformers` engine of the registry: our sampler on `policy`'s own model."""
+    return TransformersEngine(policy.model, policy.forward_context, policy.all_done)

@@ -1,12 +1,14 @@
 """The rollout engines by name (`rollout.engine`): each a factory that builds the engine.
 
-Imports nothing heavy (an engine's module is imported by its factory, when chosen), so that
-the run config can check `rollout.engine` against this registry without importing
-transformers or vLLM. Add an engine with `register_engine`.
+A built-in engine is named by its factory's import path ("module:function"), imported only
+when the engine is built, so that the run config checks `rollout.engine` against this
+registry without importing torch, transformers or vLLM, and this module imports nothing of
+the project. Add an engine with `register_engine` (a factory or its import path).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,30 +18,19 @@ EngineFactory = Callable[[Any, Any, Path, Any], Any]
 """(config, policy, model_dir, dist) -> a `RolloutEngine` for `policy`, loaded from
 `model_dir` (the policy's weights), on the ranks of `dist`."""
 
-
-def _transformers(config, policy, model_dir: Path, dist):
-    """Our KV-cache sampler on the training model itself (no weights to sync)."""
-    from entropy_rl.rollout.engine import TransformersEngine
-
-    return TransformersEngine(policy.model, policy.forward_context, policy.all_done)
-
-
-def _vllm(config, policy, model_dir: Path, dist):
-    """A vLLM engine beside the training model (the `vllm` extra, imported only here)."""
-    from entropy_rl.rollout.vllm import VLLMEngine
-
-    return VLLMEngine(model_dir, config, dist)
-
-
-_ENGINES: dict[str, EngineFactory] = {"transformers": _transformers, "vllm": _vllm}
-ROLLOUT_ENGINES: Mapping[str, EngineFactory] = MappingProxyType(_ENGINES)
-"""Engine factories by name (read-only); add one with `register_engine`."""
+_ENGINES: dict[str, EngineFactory | str] = {
+    "transformers": "entropy_rl.rollout.engine:transformers_engine",
+    "vllm": "entropy_rl.rollout.vllm:vllm_engine",
+}
+ROLLOUT_ENGINES: Mapping[str, EngineFactory | str] = MappingProxyType(_ENGINES)
+"""Engine factories (or their import paths) by name, read-only; add one with `register_engine`."""
 DEFAULT_ENGINE = "transformers"
-"""`rollout.engine`'s default, and the engine of a policy built without one."""
+"""`rollout.engine`'s default."""
 
 
-def register_engine(name: str, factory: EngineFactory) -> EngineFactory:
-    """Add the engine `factory` under `name` (ValueError if the name is taken); returns it."""
+def register_engine(name: str, factory: EngineFactory | str) -> EngineFactory | str:
+    """Add the engine `factory` (or its "module:function" path) under `name` (ValueError if
+    the name is taken); returns it."""
     if name in _ENGINES:
         raise ValueError(f"rollout engine {name!r} is already registered")
     _ENGINES[name] = factory
@@ -51,6 +42,13 @@ def unregister_engine(name: str) -> None:
     _ENGINES.pop(name, None)
 
 
+def _factory(spec: EngineFactory | str) -> EngineFactory:
+    if not isinstance(spec, str):
+        return spec
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def make_engine(config, policy, model_dir: Path, dist):
     """The engine `config.rollout.engine` names, for `policy` loaded from `model_dir`."""
-    return _ENGINES[config.rollout.engine](config, policy, model_dir, dist)
+    return _factory(_ENGINES[config.rollout.engine])(config, policy, model_dir, dist)

@@ -127,3 +127,8 @@ def _rollout(prompts, responses, lengths, pad_id: int, device) -> Rollout:
         response_ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
     response_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()  # (B, T)
     return Rollout(*(t.to(device) for t in (prompt_ids, prompt_mask, response_ids, response_mask)))
+
+
+def vllm_engine(config: Config, policy, model_dir: Path, dist) -> VLLMEngine:
+    """The `vllm` engine of the registry: a vLLM engine loaded from `model_dir`."""
+    return VLLMEngine(model_dir, config, dist)

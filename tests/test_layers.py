@@ -1,0 +1,225 @@
+"""The package's layers: which module may import which, what stays free of torch, and the
+names (files, metric keys, the base-model cache key) that have one home."""
+
+import ast
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import entropy_rl
+from entropy_rl import metric_keys
+from entropy_rl.base_model_cache import (
+    PRETRAIN_MODEL_FIELDS,
+    PRETRAIN_UNKEYED_FIELDS,
+    RECIPE_VERSION,
+    base_model_dir,
+    config_fingerprint,
+)
+from entropy_rl.config import load_config
+from entropy_rl.core import LOSS_MODES
+from entropy_rl.core.losses import LOSS_KEY, PPO_METRICS
+from entropy_rl.errors import ConfigError
+
+PACKAGE = Path(entropy_rl.__file__).parent
+ROOT = PACKAGE.parents[1]
+
+LAYERS = (
+    # 0: no project imports beyond this layer
+    ("layout", "metric_keys", "errors", "atomic", "law", "rewards", "core"),
+    # 1: settings and the files a run writes
+    ("config", "lock", "logs", "rollout.registry"),
+    # 2: tasks, and where their base models are cached
+    ("tasks", "base_model_cache"),
+    # 3: reading runs: the report (never the training stack)
+    ("report",),
+    # 4: the end-of-run summary: the report's figures and statistics of one run
+    ("summary",),
+    # 5: models, rollouts, ranks, diagnostics, checkpoints
+    ("models", "rollout", "distributed", "diagnostics", "tracking", "checkpoint", "resume_point"),
+    # 6: the policy and its evaluation
+    ("policy", "evaluation"),
+    # 7: pretraining and the RL step
+    ("pretrain", "trainer"),
+    # 8: a run, an evaluation of a model
+    ("runner", "model_eval"),
+    # 9: the commands, the Python API and the adapters for other trainers
+    ("demo", "experiment", "api", "cli", "__main__", "integrations"),
+)
+"""Layers from the bottom: a module imports only from its own layer and the ones below. A
+name is a module or a folder (then every module in it but those named on their own)."""
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def _layer(module: str) -> int:
+    best = None
+    for depth, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or module.startswith(name + "."):
+                if best is None or len(name) > len(best[1]):
+                    best = (depth, name)
+    assert best is not None, f"{module} has no layer: add it to LAYERS"
+    return best[0]
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The project modules `path` imports (at module level or in a function), those under
+    `if TYPE_CHECKING:` aside; `from entropy_rl.x import y` names x.y when y is a module."""
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for child in node.body
+        for n in ast.walk(child)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("entropy_rl.")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("entropy_rl"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                is_module = (ROOT / "src" / Path(*full.split("."))).with_suffix(".py").is_file()
+                found.add(full if is_module else node.module)
+    return {m.removeprefix("entropy_rl").lstrip(".") for m in found} - {""}
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(p): _runtime_imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def test_every_import_goes_down_the_layers():
+    upward = [
+        f"{module} (layer {_layer(module)}) imports {target} (layer {_layer(target)})"
+        for module, targets in _graph().items()
+        if module
+        for target in targets
+        if _layer(target) > _layer(module)
+    ]
+    assert not upward
+
+
+def _folder(module: str) -> str:
+    head = module.split(".")[0]
+    return head if (PACKAGE / head).is_dir() else module
+
+
+def test_no_cycle_between_folders():
+    """Folders (core, tasks, rollout, report, integrations) and the top-level modules, as
+    nodes: the graph of their imports has no cycle."""
+    edges: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        for target in targets:
+            if _folder(module) != _folder(target):
+                edges.setdefault(_folder(module), set()).add(_folder(target))
+    done: set[str] = set()
+
+    def visit(node, path):
+        assert node not in path, "import cycle: " + " -> ".join([*path, node])
+        if node in done:
+            return
+        for nxt in edges.get(node, ()):
+            visit(nxt, [*path, node])
+        done.add(node)
+
+    for node in list(edges):
+        visit(node, [])
+
+
+def test_core_imports_torch_and_itself_only():
+    allowed = {"torch", "math", "dataclasses", "collections", "types", "typing", "__future__"}
+    allowed |= {"importlib"}
+    for path in (PACKAGE / "core").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top in allowed or name.startswith("entropy_rl.core"), (path.name, name)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "entropy_rl.report",
+        "entropy_rl.report.build",
+        "entropy_rl.report.sections",
+        "entropy_rl.summary",
+        "entropy_rl.config",
+        "entropy_rl.base_model_cache",
+        "entropy_rl.layout",
+    ],
+)
+def test_reading_runs_imports_no_torch(module):
+    code = (
+        f"import sys, {module}\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docs_catalogue_every_metric_key():
+    catalogue = (ROOT / "docs" / "metrics.md").read_text()
+    mode_keys = {key for mode in LOSS_MODES.values() for key in mode.metrics}
+    keys = {*metric_keys.RUN_KEYS, *PPO_METRICS, LOSS_KEY, *mode_keys}
+    assert LOSS_KEY == metric_keys.LOSS_POLICY
+    missing = sorted(key for key in keys if f"| `{key}` |" not in catalogue)
+    assert not missing
+
+
+def _fingerprint_before_tasks_declared(config) -> str:
+    """The cache key as it was computed before the tasks declared their fields: the slow,
+    obvious reference whose keys every cached base model carries."""
+    pretrain = dataclasses.asdict(config.pretrain)
+    for name in PRETRAIN_UNKEYED_FIELDS:
+        pretrain.pop(name)
+    payload = {
+        "recipe": RECIPE_VERSION,
+        "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
+        "task": {
+            name: getattr(config.task, name) for name in ("name", "seed", "val_size", "trap_rate")
+        },
+        "pretrain": pretrain,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["task.name=sum3_trap"],
+        ["task.name=sum3_trap", "task.trap_rate=0.5"],
+        ["model.hidden_size=48", "pretrain.seed=2", "task.val_size=64"],
+        ["pretrain.max_cycles=1", "pretrain.cache_dir=elsewhere"],
+    ],
+)
+def test_base_model_key_is_unchanged_for_the_existing_tasks(overrides):
+    config = load_config(None, overrides)
+    assert config_fingerprint(config) == _fingerprint_before_tasks_declared(config)
+    assert base_model_dir(config).name == f"{config.task.name}-{config_fingerprint(config)}"
+
+
+def test_a_task_without_an_embedded_base_model_has_no_key(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"prompt": "1+1=", "answer": "2"}\n')
+    config = load_config(None, ["task.name=dataset", f"task.train_file={data}", "model.path=m"])
+    with pytest.raises(ConfigError, match="no embedded base model"):
+        base_model_dir(config)

@@ -1,10 +1,15 @@
-"""The report's claim-5b rule on synthetic law fits: log-linear coefficients, a held-out size."""
+"""The report's verdict rules (`report.verdicts`), each claim on numbers that make it hold and
+not hold; and claim 5b end to end on synthetic law fits (log-linear coefficients, a held-out
+size)."""
 
+import math
 import re
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from entropy_rl.report import verdicts as v
 from entropy_rl.report.sections import Section, _loglinear_verdict
 
 
@@ -43,3 +48,66 @@ def test_a_forecast_that_misses_the_held_out_size_does_not_hold():
     fits[params[-1]][0].ceiling += 0.2  # the largest size saturates higher than forecast
     verdict = _loglinear_verdict("5b", Section("6"), "sum3", params, fits)
     assert verdict.status == "did not hold" and "off by +0.200" in verdict.detail
+
+
+# ---- each claim's rule on numbers that make it hold and not hold (report.verdicts) ----------
+
+
+@pytest.mark.parametrize(
+    ("held", "total", "status"),
+    [(2, 2, "held"), (1, 2, "partly held"), (0, 2, "did not hold"), (0, 0, "no data")],
+)
+def test_status_counts_the_cases_that_held(held, total, status):
+    assert v.status(held, total) == status
+
+
+def test_claim1_collapse_shares_and_rule():
+    # entropy 1.0 -> 0.4 at 25% -> 0.2 at the end: 75% of the drop early;
+    # accuracy 0.2 -> 0.7 at 50% -> 0.8: a sixth of the gain late.
+    early, late = v.collapse_shares((1.0, 0.4, 0.2), (0.2, 0.7, 0.8))
+    assert early == pytest.approx(0.75) and late == pytest.approx(1 / 6)
+    assert v.collapse_holds([early], [late])
+    assert not v.collapse_holds([0.3], [late])  # entropy falls late
+    assert not v.collapse_holds([early], [0.5])  # accuracy still rising after mid-run
+    assert v.collapse_holds([0.5], [1 / 3])  # both bounds inclusive
+    assert v.collapse_shares((1.0, 0.5, 1.0), (0.2, 0.5, 0.8)) is None  # entropy did not move
+    assert v.collapse_shares((1.0, None, 0.2), (0.2, 0.5, 0.8)) is None
+
+
+def test_claim2_law_rule():
+    assert v.law_status([0.9, 0.95], [0.02, 0.04]) == "held"
+    assert v.law_status([0.9, 0.95], [0.04, 0.08]) == "did not hold"  # mean RMSE 0.06
+    assert v.law_status([0.5, 0.6], [0.01, 0.01]) == "did not hold"  # the law fits poorly
+    assert v.law_status([0.9, math.nan], [0.02, math.nan]) == "held"  # NaN runs ignored
+    assert v.law_status([], []) == "no data"
+
+
+def test_claim3_lemma1_and_positive_covariance_rules():
+    assert v.lemma1_status([0.9, 0.4]) == "held"  # mean 0.65
+    assert v.lemma1_status([0.3, 0.5]) == "did not hold"
+    assert v.lemma1_status([]) == "no data"
+    assert v.positive_cov_status([1.0, 0.2]) == "held"
+    assert v.positive_cov_status([0.5, 0.5]) == "did not hold"  # half is not "mostly"
+
+
+def test_claim4_gain_rule():
+    assert v.gain_holds(0.05, 0.02)  # 2.5 SE
+    assert not v.gain_holds(0.03, 0.02)  # 1.5 SE
+    assert not v.gain_holds(-0.05, 0.02)
+    assert not v.gain_holds(0.3, math.nan)  # one seed: no error, no claim
+
+
+def test_claim5a_algorithm_rule():
+    held = v.algorithm_verdict([("sum3", 0.05, 0.03), ("trap", 0.1, 0.14)])
+    assert held.status == "held" and "under 15%" in held.detail
+    partly = v.algorithm_verdict([("sum3", 0.05, 0.03), ("trap", 0.2, 0.01)])
+    assert partly.status == "partly held"
+    assert v.algorithm_verdict([]).status == "no data"
+
+
+def test_claim5b_size_rule():
+    assert v.size_law_holds(0.9, 0.85, error=0.01)
+    assert v.size_law_holds(0.9, 0.85, error=None)  # three sizes: nothing held out
+    assert not v.size_law_holds(0.9, 0.5, error=0.0)  # b is not log-linear
+    assert not v.size_law_holds(0.9, 0.9, error=-0.06)  # the forecast misses
+    assert "held-out" in v.size_law_rule(True) and "held-out" not in v.size_law_rule(False)

@@ -1,7 +1,8 @@
 """The eight sections of the report, each computed from runs: numbers, figures, verdicts.
 
 Each `section_*` returns a `Section`: its heading, its text, tables and figures in order (PNG
-bytes by file name) and, where it tests one of the paper's claims, a `Verdict`.
+bytes by file name) and, where it tests one of the paper's claims, a `Verdict`. The numbers
+come from `report.stats`, the rules that turn them into verdicts from `report.verdicts`.
 A section without the data it needs says so instead of drawing anything.
 """
 
@@ -39,9 +40,31 @@ from entropy_rl.report.stats import (
     fmt_ceilings,
     law_points,
     lemma1_agreement,
-    loglinear,
+    size_law,
     smoothed_at,
     spread_note,
+)
+from entropy_rl.report.verdicts import (
+    EARLY,
+    HELD,
+    LAW_MAX_RMSE,
+    LAW_MIN_R2,
+    LEMMA1_MIN_CORR,
+    MIN_GAIN_SE,
+    NO_DATA,
+    NOT_HELD,
+    SATURATION,
+    Verdict,
+    algorithm_verdict,
+    collapse_holds,
+    collapse_shares,
+    gain_holds,
+    law_status,
+    lemma1_status,
+    positive_cov_status,
+    size_law_holds,
+    size_law_rule,
+    status,
 )
 
 UNLEARNT_GREEDY = PretrainConfig().min_greedy
@@ -50,15 +73,6 @@ not learnt the task (`pretrain.min_greedy`; such runs start only with min_greedy
 DPI = 110
 INTERVENTIONS = ("clip_cov", "kl_cov")
 """The paper's two remedies, compared with GRPO in claim 4 and the reviewers' question."""
-EARLY, SATURATION = 0.25, 0.5
-"""Claim 1: share of the entropy drop by 25% of the steps; accuracy gain after 50%."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    claim: str
-    status: str  # "held", "partly held", "did not hold" or "no data"
-    detail: str
 
 
 @dataclass
@@ -103,12 +117,6 @@ def _reference(runs: list[RunData]) -> list[RunData]:
     """GRPO runs when there are any, else every run (logs from elsewhere)."""
     grpo = [run for run in runs if run.method == REFERENCE_METHOD]
     return grpo or runs
-
-
-def _status(held: int, total: int) -> str:
-    if total == 0:
-        return "no data"
-    return "held" if held == total else "partly held" if held else "did not hold"
 
 
 def _mean_curve(
@@ -160,16 +168,18 @@ def _claim1(runs: list[RunData], section: Section) -> Verdict:
         reference = _reference(_main_runs(runs, task))
         early, late = [], []
         for run in reference:
-            h0, hq, h1 = (smoothed_at(run, ENTROPY_MEAN, f) for f in (0.0, EARLY, 1.0))
-            r0, rm, r1 = (smoothed_at(run, VAL_ACC, f, 3) for f in (0.0, SATURATION, 1.0))
-            if None in (h0, hq, h1, r0, rm, r1) or h0 == h1 or r0 == r1:
+            shares = collapse_shares(
+                tuple(smoothed_at(run, ENTROPY_MEAN, f) for f in (0.0, EARLY, 1.0)),
+                tuple(smoothed_at(run, VAL_ACC, f, 3) for f in (0.0, SATURATION, 1.0)),
+            )
+            if shares is None:
                 continue
-            early.append((h0 - hq) / (h0 - h1))
-            late.append((r1 - rm) / (r1 - r0))
+            early.append(shares[0])
+            late.append(shares[1])
         if not early:
             continue
         total += 1
-        ok = np.mean(early) >= 0.5 and np.mean(late) <= 1 / 3
+        ok = collapse_holds(early, late)
         held += ok
         rows.append((task, fmt(early, 2), fmt(late, 2), "yes" if ok else "no"))
     section.table(
@@ -188,7 +198,7 @@ def _claim1(runs: list[RunData], section: Section) -> Verdict:
     )
     detail = "; ".join(f"{t}: early drop {e}, late gain {g}" for t, e, g, _ in rows)
     return Verdict(
-        "1. Entropy collapses early and performance saturates", _status(held, total), detail
+        "1. Entropy collapses early and performance saturates", status(held, total), detail
     )
 
 
@@ -249,17 +259,18 @@ def section_law(runs: list[RunData]) -> Section:
         + f"A ceiling is marked unreliable when its fit has fewer than {RELIABLE_MIN_POINTS} "
         f"points or R² below {RELIABLE_MIN_R2}."
     )
-    status = (
-        _status(int(np.nanmean(r2s) >= 0.7 and np.nanmean(rmses) <= 0.05), 1) if r2s else "no data"
-    )
     detail = (
         f"mean R² {np.nanmean(r2s):.3f}, mean early-fit RMSE {np.nanmean(rmses):.3f} over "
-        f"{plural(len(r2s), 'run')} (held when R² >= 0.7 and RMSE <= 0.05)"
+        f"{plural(len(r2s), 'run')} (held when R² >= {LAW_MIN_R2} and RMSE <= {LAW_MAX_RMSE})"
         if r2s
         else "no run with 3+ validation points"
     )
     section.verdicts.append(
-        Verdict("2. R = -a exp(H) + b fits, and predicts from an early fit", status, detail)
+        Verdict(
+            "2. R = -a exp(H) + b fits, and predicts from an early fit",
+            law_status(r2s, rmses),
+            detail,
+        )
     )
     return section
 
@@ -319,7 +330,7 @@ def section_lemma1(runs: list[RunData]) -> Section:
         )
         section.verdicts.append(
             Verdict(
-                "3. Covariance drives entropy change (Lemma 1)", "no data", "no probe-state metrics"
+                "3. Covariance drives entropy change (Lemma 1)", NO_DATA, "no probe-state metrics"
             )
         )
         return section
@@ -373,12 +384,12 @@ def section_lemma1(runs: list[RunData]) -> Section:
         "before and after each step's updates (several Adam steps, so not an infinitesimal "
         "step). The second panel uses the sampled-token batch covariance, a noisy estimate."
     )
-    status = _status(int(np.mean(corrs) >= 0.5), 1) if corrs else "no data"
     section.verdicts.append(
         Verdict(
             "3. Covariance drives entropy change (Lemma 1)",
-            status,
-            f"mean per-run correlation of Lemma 1 with the actual change {np.mean(corrs):.2f} over {plural(len(corrs), 'run')} (held when >= 0.5)",
+            lemma1_status(corrs),
+            f"mean per-run correlation of Lemma 1 with the actual change {np.mean(corrs):.2f} "
+            f"over {plural(len(corrs), 'run')} (held when >= {LEMMA1_MIN_CORR})",
         )
     )
     return section
@@ -440,7 +451,7 @@ def section_positive_cov(runs: list[RunData]) -> Section:
     section.verdicts.append(
         Verdict(
             "3b. The covariance stays mostly positive",
-            _status(int(np.mean(fracs) > 0.5), 1),
+            positive_cov_status(fracs),
             f"{np.mean(fracs):.1%} of steps positive on average over {plural(len(fracs), 'run')}",
         )
     )
@@ -564,34 +575,10 @@ def section_coefficients(runs: list[RunData]) -> Section:
                 )
             )
     section.table(["task", "method", "runs", "a", "b", "ceiling b-a"], rows)
-    verdict = _algorithm_verdict(spreads)
+    verdict = algorithm_verdict(spreads)
     size_verdict = _size_analysis(runs, section)
     section.verdicts += [verdict, size_verdict]
     return section
-
-
-def _algorithm_verdict(spreads: list[tuple[str, float, float]]) -> Verdict:
-    if not spreads:
-        return Verdict(
-            "5a. a and b do not depend on the RL algorithm", "no data", "one method only"
-        )
-    held = sum(a < 0.15 and b < 0.15 for _, a, b in spreads)
-    detail = "; ".join(
-        f"{t}: spread of method means / mean = {a:.0%} for a, {b:.0%} for b" for t, a, b in spreads
-    )
-    return Verdict(
-        "5a. a and b do not depend on the RL algorithm",
-        _status(held, len(spreads)),
-        detail + " (held when both are under 15%)",
-    )
-
-
-SIZE_MIN_R2 = 0.8
-"""Claim 5b holds when the log-linear fits of a and b against size both reach this R²..."""
-SIZE_MAX_ERROR = 0.05
-"""...and, with a held-out size, its forecast ceiling is within this of the measured mean
-(accuracy units; 3-8 times the seed std of a size's ceiling, 0.006-0.015, in
-docs/results/size_law)."""
 
 
 def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
@@ -629,10 +616,10 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
                 "improve, so their a and b say nothing about size. No log-linear fit."
             )
             section.text(text)
-            return Verdict(name, "no data", text)
+            return Verdict(name, NO_DATA, text)
         return _loglinear_verdict(name, section, task, usable, fits)
     section.text("The size analysis needs GRPO runs at 3 or more model sizes on one task.")
-    return Verdict(name, "no data", "fewer than 3 model sizes")
+    return Verdict(name, NO_DATA, "fewer than 3 model sizes")
 
 
 def _base_learnt(runs: list[RunData]) -> bool:
@@ -641,33 +628,24 @@ def _base_learnt(runs: list[RunData]) -> bool:
 
 
 def _loglinear_verdict(name, section, task, params, fits) -> Verdict:
-    a = np.array([np.mean([f.a for f in fits[p]]) for p in params])
-    b = np.array([np.mean([f.b for f in fits[p]]) for p in params])
-    held_out, error = len(params) >= 4, 0.0
-    n = len(params) - 1 if held_out else len(params)
-    sa, ia, r2a = loglinear(params[:n], a[:n])
-    sb, ib, r2b = loglinear(params[:n], b[:n])
-    _size_figure(section, task, params, a, b, n, (sa, ia), (sb, ib))
-    x_next = np.log10(params[-1]) if held_out else 2 * np.log10(params[-1]) - np.log10(params[-2])
-    predicted = (sb * x_next + ib) - (sa * x_next + ia)
+    law = size_law(params, fits)
+    n = law.n_fitted
+    (sa, ia, r2a), (sb, ib, r2b) = law.line_a, law.line_b
+    _size_figure(section, task, params, law.a, law.b, n, (sa, ia), (sb, ib))
     text = (
         f"{task}: fit over {n} sizes: a = {sa:+.3f} log10(N) {ia:+.3f} (R² {r2a:.2f}); "
         f"b = {sb:+.3f} log10(N) {ib:+.3f} (R² {r2b:.2f}). Predicted ceiling at "
-        f"N = {10**x_next:,.0f}: {predicted:.3f}"
+        f"N = {10**law.x_next:,.0f}: {law.predicted:.3f}"
     )
-    if held_out:
-        measured = [f.ceiling for f in fits[params[-1]]]
-        error = float(np.mean(measured)) - predicted
+    if law.error is not None:
         text += (
-            f"; measured there (a held-out size): {fmt(measured)}, so the forecast is off by "
-            f"{error:+.3f} (measured mean - predicted)"
+            f"; measured there (a held-out size): {fmt(law.measured)}, so the forecast is off by "
+            f"{law.error:+.3f} (measured mean - predicted)"
         )
     section.text(text + ".")
-    ok = min(r2a, r2b) >= SIZE_MIN_R2 and (not held_out or abs(error) <= SIZE_MAX_ERROR)
-    rule = f"held when both R² >= {SIZE_MIN_R2}" + (
-        f" and the held-out forecast is within {SIZE_MAX_ERROR}" if held_out else ""
-    )
-    return Verdict(name, "held" if ok else "did not hold", f"{text} ({rule})")
+    ok = size_law_holds(r2a, r2b, law.error)
+    rule = size_law_rule(law.error is not None)
+    return Verdict(name, HELD if ok else NOT_HELD, f"{text} ({rule})")
 
 
 def _size_figure(section: Section, task: str, params, a, b, n, line_a, line_b) -> None:
@@ -756,16 +734,17 @@ def _claim4(runs: list[RunData]) -> Verdict:
                 if np.isfinite(diff):
                     spread = f" ± {se:.3f}" if np.isfinite(se) else " (one seed: no error)"
                     parts.append(f"{label} {diff:+.3f}{spread}")
-                    wins += key == VAL_ACC and diff > 2 * se
+                    wins += key == VAL_ACC and gain_holds(diff, se)
             held += wins > 0
             bits.append(f"{task} {method} - GRPO: " + ", ".join(parts))
     detail = (
-        "; ".join(bits) + " (± standard error over seeds; held when sampled accuracy gains > 2 SE)"
+        "; ".join(bits)
+        + f" (± standard error over seeds; held when sampled accuracy gains > {MIN_GAIN_SE:g} SE)"
         if bits
         else "needs GRPO runs and Clip-Cov or KL-Cov runs on the same task"
     )
     return Verdict(
-        "4. Clip-Cov and KL-Cov end with better accuracy than GRPO", _status(held, total), detail
+        "4. Clip-Cov and KL-Cov end with better accuracy than GRPO", status(held, total), detail
     )
 
 

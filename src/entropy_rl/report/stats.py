@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -136,3 +137,35 @@ def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
         "var_explained": 1.0 - float(((actual - predicted) ** 2).sum()) / ss_tot,
         "n": len(pairs),
     }
+
+
+@dataclass(frozen=True)
+class SizeLaw:
+    """The law's coefficients against model size (claim 5b): a and b (means over each size's
+    runs), their log-linear fits over the first `n_fitted` sizes, and the ceiling they
+    predict at `x_next` = log10(parameters): the largest size when it is held out (4+ sizes),
+    else one step beyond it; with a held-out size, its measured ceilings and the error."""
+
+    a: np.ndarray  # (S,) over the sizes, ascending
+    b: np.ndarray  # (S,)
+    n_fitted: int
+    line_a: tuple[float, float, float]  # slope, intercept, R² in log10(parameters)
+    line_b: tuple[float, float, float]
+    x_next: float
+    predicted: float
+    measured: list[float] | None
+    error: float | None  # mean measured - predicted ceiling at the held-out size
+
+
+def size_law(params: np.ndarray, fits: dict) -> SizeLaw:
+    """`SizeLaw` from the ascending parameter counts and each one's law fits (`fits[p]`)."""
+    a = np.array([np.mean([f.a for f in fits[p]]) for p in params])
+    b = np.array([np.mean([f.b for f in fits[p]]) for p in params])
+    held_out = len(params) >= 4
+    n = len(params) - 1 if held_out else len(params)
+    line_a, line_b = loglinear(params[:n], a[:n]), loglinear(params[:n], b[:n])
+    x_next = np.log10(params[-1]) if held_out else 2 * np.log10(params[-1]) - np.log10(params[-2])
+    predicted = (line_b[0] * x_next + line_b[1]) - (line_a[0] * x_next + line_a[1])
+    measured = [f.ceiling for f in fits[params[-1]]] if held_out else None
+    error = float(np.mean(measured)) - predicted if held_out else None
+    return SizeLaw(a, b, n, line_a, line_b, x_next, predicted, measured, error)

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from entropy_rl import runner
+from entropy_rl.config import load_config
 from entropy_rl.core import LossMode, PolicyLossConfig, masked_mean, register_loss_mode
 from entropy_rl.core.advantages import register_advantage, unregister_advantage
 from entropy_rl.core.losses import unregister_loss_mode
+from entropy_rl.errors import ConfigError
 from entropy_rl.logs import read_records
 from entropy_rl.models import load_pretrained
 from entropy_rl.pretrain import base_model_dir
@@ -119,3 +121,15 @@ def test_registered_mode_trains_through_the_trl_adapter(tmp_path, plain_pg):
     assert any(
         not torch.equal(p0, p1) for p0, p1 in zip(before, trainer.model.parameters(), strict=True)
     )
+
+
+def test_an_estimator_declares_the_smallest_group_it_needs():
+    with pytest.raises(ConfigError, match=r"group_size must be >= 2 for train\.advantage=rloo"):
+        load_config(None, ["train.advantage=rloo", "train.group_size=1"])
+    register_advantage("leave_two_out", lambda rewards, eps: rewards * 0, min_group=3)
+    try:
+        with pytest.raises(ConfigError, match=r">= 3 for train\.advantage=leave_two_out"):
+            load_config(None, ["train.advantage=leave_two_out", "train.group_size=2"])
+        assert load_config(None, ["train.advantage=leave_two_out", "train.group_size=4"])
+    finally:
+        unregister_advantage("leave_two_out")

@@ -340,8 +340,11 @@ class TrainConfig:
             raise ConfigError(
                 f"train.advantage must be one of {', '.join(ADVANTAGE_ESTIMATORS)}, got {self.advantage!r}"
             )
-        if self.advantage == "rloo" and self.group_size < 2:
-            raise ConfigError("train.group_size must be >= 2 for train.advantage=rloo")
+        min_group = ADVANTAGE_ESTIMATORS[self.advantage].min_group
+        if self.group_size < min_group:
+            raise ConfigError(
+                f"train.group_size must be >= {min_group} for train.advantage={self.advantage}"
+            )
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("train.weight_decay and train.grad_clip must be >= 0")
         batch = self.prompts_per_step * self.group_size

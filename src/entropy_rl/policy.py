@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from entropy_rl.distributed import Dist
-from entropy_rl.rollout import Rollout, RolloutEngine, TransformersEngine
+from entropy_rl.rollout import Rollout, RolloutEngine, policy_sampler
 from entropy_rl.tasks import Problem, RewardFn, Task
 
 
@@ -31,7 +31,7 @@ class Policy:
     """bfloat16 autocast of forward passes (CUDA only)."""
     trainable: torch.nn.Module | None = None
     engine: RolloutEngine | None = None
-    """What samples responses; None: `TransformersEngine` on `model`."""
+    """What samples responses; None: our sampler on `model` (`rollout.policy_sampler`)."""
     dist: Dist = field(default_factory=Dist)
     """This process's place among the ranks of a torchrun job (one process by default)."""
 
@@ -96,7 +96,7 @@ class Policy:
         greedy: bool = False,
     ) -> tuple[Rollout, list[str]]:
         """One response per problem: the rollout tensors and the decoded texts."""
-        engine = self.engine or TransformersEngine(self.model, self.forward_context, self.all_done)
+        engine = self.engine or policy_sampler(self)
         rollout = engine.generate(
             [self.encode_prompt(p) for p in problems],
             self.task.max_response_tokens + 1,

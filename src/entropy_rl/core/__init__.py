@@ -16,6 +16,7 @@ from typing import Any
 
 _EXPORTS = {
     "ADVANTAGE_ESTIMATORS": "advantages",
+    "AdvantageEstimator": "advantages",
     "AdvantageFn": "advantages",
     "compute_advantages": "advantages",
     "grpo_advantages": "advantages",

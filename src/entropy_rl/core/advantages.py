@@ -10,6 +10,7 @@ Estimators are registered by name in `ADVANTAGE_ESTIMATORS` (`train.advantage`);
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
@@ -68,16 +69,26 @@ def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> 
     return centered / (scale + eps)
 
 
-_ESTIMATORS: dict[str, AdvantageFn] = {}
-ADVANTAGE_ESTIMATORS: Mapping[str, AdvantageFn] = MappingProxyType(_ESTIMATORS)
+@dataclass(frozen=True)
+class AdvantageEstimator:
+    """One entry of `ADVANTAGE_ESTIMATORS`."""
+
+    fn: AdvantageFn
+    min_group: int = 1
+    """The smallest group size it is defined for (RLOO's leave-one-out baseline needs 2)."""
+
+
+_ESTIMATORS: dict[str, AdvantageEstimator] = {}
+ADVANTAGE_ESTIMATORS: Mapping[str, AdvantageEstimator] = MappingProxyType(_ESTIMATORS)
 """The estimators `compute_advantages` accepts by name (`train.advantage`), read-only."""
 
 
-def register_advantage(name: str, fn: AdvantageFn) -> AdvantageFn:
-    """Add the estimator `fn` under `name` (ValueError if the name is taken); returns it."""
+def register_advantage(name: str, fn: AdvantageFn, min_group: int = 1) -> AdvantageFn:
+    """Add the estimator `fn`, defined for groups of `min_group` or more responses, under
+    `name` (ValueError if the name is taken); returns `fn`."""
     if name in _ESTIMATORS:
         raise ValueError(f"advantage estimator {name!r} is already registered")
-    _ESTIMATORS[name] = fn
+    _ESTIMATORS[name] = AdvantageEstimator(fn, min_group)
     return fn
 
 
@@ -90,7 +101,7 @@ register_advantage("grpo", grpo_advantages)
 register_advantage(
     "dr_grpo", lambda rewards, eps: grpo_advantages(rewards, eps, scale_by_std=False)
 )
-register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards))
+register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards), min_group=2)
 register_advantage("reinforce_pp", reinforce_pp_advantages)
 
 
@@ -98,7 +109,7 @@ def compute_advantages(rewards: torch.Tensor, estimator: str, eps: float = DEFAU
     """The registered estimator `estimator`: 'grpo', 'dr_grpo' (GRPO without the std, Liu et
     al. 2025), 'rloo' or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
     try:
-        fn = _ESTIMATORS[estimator]
+        fn = _ESTIMATORS[estimator].fn
     except KeyError:
         raise ValueError(
             f"estimator must be one of {', '.join(_ESTIMATORS)}; got {estimator!r}"

@@ -14,6 +14,7 @@ from typing import Any
 _EXPORTS = {
     "RolloutEngine": "engine",
     "TransformersEngine": "engine",
+    "policy_sampler": "engine",
     "ROLLOUT_ENGINES": "registry",
     "make_engine": "registry",
     "register_engine": "registry",

@@ -76,6 +76,12 @@ class TransformersEngine:
         return None
 
 
-def transformers_engine(config, policy, model_dir: Path, dist) -> TransformersEngine:
-    """The `transformers` engine of the registry: our sampler on `policy`'s own model."""
+def policy_sampler(policy) -> TransformersEngine:
+    """Our sampler on `policy`'s own model: the default engine (a policy built without one
+    samples with it)."""
     return TransformersEngine(policy.model, policy.forward_context, policy.all_done)
+
+
+def transformers_engine(config, policy, model_dir: Path, dist) -> TransformersEngine:
+    """The `transformers` engine of the registry (`rollout.engine=transformers`)."""
+    return policy_sampler(policy)

@@ -111,3 +111,15 @@ def test_claim5b_size_rule():
     assert not v.size_law_holds(0.9, 0.5, error=0.0)  # b is not log-linear
     assert not v.size_law_holds(0.9, 0.9, error=-0.06)  # the forecast misses
     assert "held-out" in v.size_law_rule(True) and "held-out" not in v.size_law_rule(False)
+
+
+def test_claim5a_numbers_are_relative_spreads_of_the_method_means():
+    from entropy_rl.report.stats import method_spread
+
+    fit = lambda a, b: SimpleNamespace(a=a, b=b)  # noqa: E731
+    same = method_spread([[fit(0.5, 1.4), fit(0.5, 1.4)], [fit(0.5, 1.4)]])
+    assert same == (0.0, 0.0) and v.algorithm_verdict([("t", *same)]).status == "held"
+    spread_a, spread_b = method_spread([[fit(0.4, 1.0)], [fit(0.6, 1.0)], []])
+    assert spread_a == pytest.approx(0.2) and spread_b == 0.0  # std 0.1 over mean 0.5
+    assert v.algorithm_verdict([("t", spread_a, spread_b)]).status == "did not hold"
+    assert method_spread([[fit(0.5, 1.4)], []]) is None  # one method with fits

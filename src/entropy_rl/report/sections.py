@@ -20,7 +20,6 @@ from entropy_rl.law import RELIABLE_MIN_POINTS, RELIABLE_MIN_R2, fit_size, forec
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
     COV_POS_FRAC,
-    DH_ACTUAL,
     DH_LEMMA1,
     ENTROPY_BY_POSITION,
     ENTROPY_MEAN,
@@ -40,6 +39,9 @@ from entropy_rl.report.stats import (
     fmt_ceilings,
     law_points,
     lemma1_agreement,
+    lemma_columns,
+    mean_curve,
+    method_spread,
     size_law,
     smoothed_at,
     spread_note,
@@ -119,18 +121,6 @@ def _reference(runs: list[RunData]) -> list[RunData]:
     return grpo or runs
 
 
-def _mean_curve(
-    runs: list[RunData], key: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps every run logged `key` at, and the mean, min and max over runs there."""
-    columns = [dict(zip(*run.column(key), strict=True)) for run in runs]
-    steps = sorted(set.intersection(*(set(c) for c in columns))) if columns else []
-    values = np.array([[c[s] for s in steps] for c in columns])  # (runs, steps)
-    if not steps:
-        return np.empty(0), np.empty(0), np.empty(0), np.empty(0)
-    return np.array(steps), values.mean(0), values.min(0), values.max(0)
-
-
 # ---- 1. dynamics ---------------------------------------------------------------------------
 
 
@@ -145,7 +135,7 @@ def section_dynamics(runs: list[RunData]) -> Section:
         for color, method in enumerate(_methods(task_runs)):
             group = [r for r in task_runs if r.method == method]
             for ax, key in zip(axes, (ENTROPY_MEAN, VAL_ACC), strict=True):
-                steps, mean, low, high = _mean_curve(group, key)
+                steps, mean, low, high = mean_curve(group, key)
                 ax.plot(steps, mean, color=f"C{color}", label=f"{method} (n={len(group)})")
                 ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
         axes[0].set(xlabel="step", ylabel="entropy/mean (nats)", title=f"{task}: policy entropy")
@@ -339,7 +329,7 @@ def section_lemma1(runs: list[RunData]) -> Section:
     rows, corrs = [], []
     for color, method in enumerate(_methods(with_probe)):
         group = [r for r in with_probe if r.method == method]
-        actual, predicted, cov = _lemma_columns(group)
+        actual, predicted, cov = lemma_columns(group)
         ax_lemma.scatter(actual, predicted, s=5, alpha=0.5, color=f"C{color}", label=method)
         ax_cov.scatter(cov, actual, s=5, alpha=0.5, color=f"C{color}", label=method)
         agreements = [lemma1_agreement(list(r.records)) for r in group]
@@ -354,7 +344,7 @@ def section_lemma1(runs: list[RunData]) -> Section:
                 f"{correlation(cov, actual):+.2f}",
             )
         )
-    low, high = np.percentile(_lemma_columns(with_probe)[0], [0.5, 99.5])
+    low, high = np.percentile(lemma_columns(with_probe)[0], [0.5, 99.5])
     ax_lemma.plot([low, high], [low, high], color="grey", ls="--", lw=0.8, label="y = x")
     ax_lemma.set(
         xlabel="actual dH on probe states",
@@ -393,19 +383,6 @@ def section_lemma1(runs: list[RunData]) -> Section:
         )
     )
     return section
-
-
-def _lemma_columns(runs: list[RunData]) -> tuple[np.ndarray, ...]:
-    """Per step: actual and Lemma-1 entropy change on the probe states, and the rollout
-    batch's covariance (the same step's records)."""
-    rows = [
-        (r[DH_ACTUAL], r[DH_LEMMA1], r.get(COV_LOGP_ADV, np.nan))
-        for run in runs
-        for r in run.records
-        if r.get(DH_LEMMA1) is not None and r.get(DH_ACTUAL) is not None
-    ]
-    actual, predicted, cov = np.asarray(rows, dtype=float).reshape(-1, 3).T
-    return actual, predicted, cov
 
 
 # ---- 4. sign of the covariance ------------------------------------------------------------
@@ -564,16 +541,9 @@ def section_coefficients(runs: list[RunData]) -> Section:
                     fmt_ceilings(fits),
                 )
             )
-        means_b = [np.mean([f.b for f in fits]) for fits in by_method.values() if fits]
-        means_a = [np.mean([f.a for f in fits]) for fits in by_method.values() if fits]
-        if len(means_b) > 1:
-            spreads.append(
-                (
-                    task,
-                    np.std(means_a) / abs(np.mean(means_a)),
-                    np.std(means_b) / abs(np.mean(means_b)),
-                )
-            )
+        spread = method_spread(list(by_method.values()))
+        if spread is not None:
+            spreads.append((task, *spread))
     section.table(["task", "method", "runs", "a", "b", "ceiling b-a"], rows)
     verdict = algorithm_verdict(spreads)
     size_verdict = _size_analysis(runs, section)

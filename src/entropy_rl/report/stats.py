@@ -9,7 +9,7 @@ import numpy as np
 
 from entropy_rl.law import EntropyLawFit, fit_entropy_law
 from entropy_rl.logs import record_columns
-from entropy_rl.metric_keys import DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
+from entropy_rl.metric_keys import COV_LOGP_ADV, DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
 from entropy_rl.report.data import RunData
 
 END_EVALS = 3
@@ -169,3 +169,38 @@ def size_law(params: np.ndarray, fits: dict) -> SizeLaw:
     measured = [f.ceiling for f in fits[params[-1]]] if held_out else None
     error = float(np.mean(measured)) - predicted if held_out else None
     return SizeLaw(a, b, n, line_a, line_b, x_next, predicted, measured, error)
+
+
+def mean_curve(
+    runs: list[RunData], key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps every run logged `key` at, and the mean, min and max over runs there."""
+    columns = [dict(zip(*run.column(key), strict=True)) for run in runs]
+    steps = sorted(set.intersection(*(set(c) for c in columns))) if columns else []
+    values = np.array([[c[s] for s in steps] for c in columns])  # (runs, steps)
+    if not steps:
+        return np.empty(0), np.empty(0), np.empty(0), np.empty(0)
+    return np.array(steps), values.mean(0), values.min(0), values.max(0)
+
+
+def lemma_columns(runs: list[RunData]) -> tuple[np.ndarray, ...]:
+    """Per step: actual and Lemma-1 entropy change on the probe states, and the rollout
+    batch's covariance (the same step's records)."""
+    rows = [
+        (r[DH_ACTUAL], r[DH_LEMMA1], r.get(COV_LOGP_ADV, np.nan))
+        for run in runs
+        for r in run.records
+        if r.get(DH_LEMMA1) is not None and r.get(DH_ACTUAL) is not None
+    ]
+    actual, predicted, cov = np.asarray(rows, dtype=float).reshape(-1, 3).T
+    return actual, predicted, cov
+
+
+def method_spread(fits_by_method: Sequence[Sequence[EntropyLawFit]]) -> tuple[float, float] | None:
+    """Claim 5a's numbers: the std over methods of each method's mean a, and of its mean b,
+    over the mean (relative spreads); None with fewer than 2 methods with fits."""
+    means_b = [np.mean([f.b for f in fits]) for fits in fits_by_method if fits]
+    means_a = [np.mean([f.a for f in fits]) for fits in fits_by_method if fits]
+    if len(means_b) < 2:
+        return None
+    return np.std(means_a) / abs(np.mean(means_a)), np.std(means_b) / abs(np.mean(means_b))

@@ -304,7 +304,8 @@ class TrainConfig:
     advantage: str = "grpo"
     """Advantage estimator: grpo ((r - group mean) / group std), dr_grpo (Dr. GRPO: r - group
     mean, no std; the loss aggregation stays loss.agg), rloo (leave-one-out mean) or
-    reinforce_pp (group mean, batch std)."""
+    reinforce_pp (group mean, batch std); or one registered with
+    `entropy_rl.core.register_advantage`."""
     ppo_epochs: int = 1
     """Passes over each rollout batch."""
     mini_batches: int = 4

@@ -16,6 +16,7 @@ Extra arguments are config overrides applied to every cell (e.g. pretrain.steps=
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -69,16 +70,17 @@ def _cell(
         code = subprocess.call(
             [sys.executable, "-m", "entropy_rl", "pretrain", *args], stdout=f, stderr=f, env=env
         )
-    found = sorted(cache.glob("sum3-*/pretrain.json"))
-    record = _matching(found, seed, size)
+    found = _matching(sorted(cache.glob("sum3-*/pretrain.json")), seed, size)
     row = {"kernels": kernels, "threads": threads, "seed": seed, "size": size, "exit": code}
-    if record is None:
+    if found is None:
         return row | {"error": f"no base model; see {log}"}
+    record = json.loads((found / "pretrain.json").read_text())
     val = record["validation"]
     return row | {
         "params": record["num_parameters"],
         "steps": record["steps"],
-        "cycles": record["cycles"],
+        "hold": record["hold_steps"],
+        "weights": _weights_digest(found),
         "greedy": val["val/acc_greedy"],
         "sampled": val["val/acc"],
         "entropy": val["entropy/mean"],
@@ -87,7 +89,14 @@ def _cell(
     }
 
 
-def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
+def _weights_digest(directory: Path) -> str:
+    """The first 12 hex digits of the sha256 of a base model's weights file: equal digests
+    across thread counts mean bit-identical models."""
+    return hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
+
+
+def _matching(paths: list[Path], seed: int, size: str) -> Path | None:
+    """The base-model directory among `paths` (their pretrain.json) of `seed` and `size`."""
     wanted = dict(arg.split("=") for arg in size_overrides(size))
     for path in paths:
         record = json.loads(path.read_text())
@@ -95,26 +104,26 @@ def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
         found = {key: config[key.split(".")[0]][key.split(".")[1]] for key in wanted}
         same = all(float(found[key]) == float(value) for key, value in wanted.items())
         if config["pretrain"]["seed"] == seed and same:
-            return record
+            return path.parent
     return None
 
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| kernels | threads | seed | size | params | steps (cycles) | greedy | sampled | "
-        "entropy | wall s | learnt |"
+        "| kernels | threads | seed | size | params | steps (hold) | greedy | sampled | "
+        "entropy | wall s | weights | learnt |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         if "error" in r:
             lines.append(
-                f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['error']} |||||||"
+                f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['error']} ||||||||"
             )
             continue
         lines.append(
             f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
-            f"{r['steps']} ({r['cycles']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
-            f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {'yes' if r['learnt'] else '**no**'} |"
+            f"{r['steps']} ({r['hold']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
+            f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {r['weights']} | {'yes' if r['learnt'] else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -10,7 +10,7 @@ count). On this project's machine 1, 2 and 4 threads give bit-identical models, 
 `--kernels avx2` (ATEN_CPU_CAPABILITY) changes the float summation order as another machine
 would. Finished cells are reused, so the same command resumes. `--jobs` cells run at once;
 the wall times then include that sharing of the CPU. Writes OUT/grid.json and OUT/grid.md.
-Extra arguments are config overrides applied to every cell (e.g. pretrain.steps=600).
+Extra arguments are config overrides applied to every cell (e.g. pretrain.max_steps=3000).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ SIZE_PATTERN = re.compile(r"h(\d+)x(\d+)")
 """A size is named hWxL: hidden width W and L layers, with 4 heads and an MLP of 4W."""
 BASE_WIDTH, BASE_LR = 128, 3e-3
 """The pretraining learning rate scales as 1/width: BASE_LR at BASE_WIDTH (the default size).
-At 3e-3 the narrow models stalled (h48x4 seed 0: greedy 0.04 after 3 cycles); at 8e-3 it
-learnt (experiments/paper_small.yaml lists the same values)."""
+At 3e-3 the narrow models stalled (h48x4 seed 0: greedy 0.04 after 2,700 steps of the
+previous recipe); at 8e-3 it learnt (experiments/paper_small.yaml lists the same values)."""
 
 
 def size_overrides(size: str) -> list[str]:

@@ -10,12 +10,13 @@ count). On this project's machine 1, 2 and 4 threads give bit-identical models, 
 `--kernels avx2` (ATEN_CPU_CAPABILITY) changes the float summation order as another machine
 would. Finished cells are reused, so the same command resumes. `--jobs` cells run at once;
 the wall times then include that sharing of the CPU. Writes OUT/grid.json and OUT/grid.md.
-Extra arguments are config overrides applied to every cell (e.g. pretrain.steps=600).
+Extra arguments are config overrides applied to every cell (e.g. pretrain.max_steps=3000).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -30,8 +31,8 @@ SIZE_PATTERN = re.compile(r"h(\d+)x(\d+)")
 """A size is named hWxL: hidden width W and L layers, with 4 heads and an MLP of 4W."""
 BASE_WIDTH, BASE_LR = 128, 3e-3
 """The pretraining learning rate scales as 1/width: BASE_LR at BASE_WIDTH (the default size).
-At 3e-3 the narrow models stalled (h48x4 seed 0: greedy 0.04 after 3 cycles); at 8e-3 it
-learnt (experiments/paper_small.yaml lists the same values)."""
+At 3e-3 the narrow models stalled (h48x4 seed 0: greedy 0.04 after 2,700 steps of the
+previous recipe); at 8e-3 it learnt (experiments/paper_small.yaml lists the same values)."""
 
 
 def size_overrides(size: str) -> list[str]:
@@ -69,16 +70,17 @@ def _cell(
         code = subprocess.call(
             [sys.executable, "-m", "entropy_rl", "pretrain", *args], stdout=f, stderr=f, env=env
         )
-    found = sorted(cache.glob("sum3-*/pretrain.json"))
-    record = _matching(found, seed, size)
+    found = _matching(sorted(cache.glob("sum3-*/pretrain.json")), seed, size)
     row = {"kernels": kernels, "threads": threads, "seed": seed, "size": size, "exit": code}
-    if record is None:
+    if found is None:
         return row | {"error": f"no base model; see {log}"}
+    record = json.loads((found / "pretrain.json").read_text())
     val = record["validation"]
     return row | {
         "params": record["num_parameters"],
         "steps": record["steps"],
-        "cycles": record["cycles"],
+        "hold": record["hold_steps"],
+        "weights": _weights_digest(found),
         "greedy": val["val/acc_greedy"],
         "sampled": val["val/acc"],
         "entropy": val["entropy/mean"],
@@ -87,7 +89,14 @@ def _cell(
     }
 
 
-def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
+def _weights_digest(directory: Path) -> str:
+    """The first 12 hex digits of the sha256 of a base model's weights file: equal digests
+    across thread counts mean bit-identical models."""
+    return hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
+
+
+def _matching(paths: list[Path], seed: int, size: str) -> Path | None:
+    """The base-model directory among `paths` (their pretrain.json) of `seed` and `size`."""
     wanted = dict(arg.split("=") for arg in size_overrides(size))
     for path in paths:
         record = json.loads(path.read_text())
@@ -95,26 +104,26 @@ def _matching(paths: list[Path], seed: int, size: str) -> dict | None:
         found = {key: config[key.split(".")[0]][key.split(".")[1]] for key in wanted}
         same = all(float(found[key]) == float(value) for key, value in wanted.items())
         if config["pretrain"]["seed"] == seed and same:
-            return record
+            return path.parent
     return None
 
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| kernels | threads | seed | size | params | steps (cycles) | greedy | sampled | "
-        "entropy | wall s | learnt |"
+        "| kernels | threads | seed | size | params | steps (hold) | greedy | sampled | "
+        "entropy | wall s | weights | learnt |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         if "error" in r:
             lines.append(
-                f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['error']} |||||||"
+                f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['error']} ||||||||"
             )
             continue
         lines.append(
             f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
-            f"{r['steps']} ({r['cycles']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
-            f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {'yes' if r['learnt'] else '**no**'} |"
+            f"{r['steps']} ({r['hold']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
+            f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {r['weights']} | {'yes' if r['learnt'] else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -208,7 +208,7 @@ def _fingerprint_before_tasks_declared(config) -> str:
         ["task.name=sum3_trap"],
         ["task.name=sum3_trap", "task.trap_rate=0.5"],
         ["model.hidden_size=48", "pretrain.seed=2", "task.val_size=64"],
-        ["pretrain.max_cycles=1", "pretrain.cache_dir=elsewhere"],
+        ["pretrain.max_steps=900", "pretrain.cache_dir=elsewhere"],
     ],
 )
 def test_base_model_key_is_unchanged_for_the_existing_tasks(overrides):

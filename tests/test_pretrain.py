@@ -7,7 +7,14 @@ import torch
 
 from entropy_rl.config import Config, ModelConfig, PretrainConfig, TaskConfig
 from entropy_rl.models import build_tokenizer, load_pretrained
-from entropy_rl.pretrain import base_model_dir, char_table, encode_batch, pretrain, read_record
+from entropy_rl.pretrain import (
+    base_model_dir,
+    char_table,
+    encode_batch,
+    lr_factor,
+    pretrain,
+    read_record,
+)
 
 
 def small_config(tmp_path, **pretrain):
@@ -15,11 +22,10 @@ def small_config(tmp_path, **pretrain):
         model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
         task=TaskConfig(val_size=16),
         pretrain=PretrainConfig(
-            steps=30,
             batch_size=32,
             check_every=10,
             cache_dir=str(tmp_path),
-            **{"max_cycles": 3, **pretrain},
+            **{"max_steps": 90, "cooldown_steps": 20, **pretrain},
         ),
     )
 
@@ -51,16 +57,16 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
 
     directory = pretrain(config, progress=progress)
     assert torch.equal(torch.rand(2), expected)  # global RNG untouched
-    assert [s for s, _ in losses] == list(range(1, 91))  # 3 cycles: it never learns
+    assert [s for s, _ in losses] == list(range(1, 91))  # the cap: it never reaches 0.85
     assert np.mean([x for _, x in losses[-5:]]) < np.mean([x for _, x in losses[:5]])
     assert directory == base_model_dir(config)
     assert directory.parent == tmp_path and directory.name.startswith("sum3-")
     record = json.loads((directory / "pretrain.json").read_text())
     assert record["final_loss"] == pytest.approx(losses[-1][1])
-    assert record["config"]["pretrain"]["steps"] == 30
+    assert record["config"]["pretrain"]["max_steps"] == 90
     assert record["num_parameters"] > 0
     assert [c[0] for c in checks] == list(range(10, 91, 10))
-    assert [c[1] for c in checks] == [30] * 3 + [60] * 3 + [90] * 3  # cycles announced
+    assert [c[1] for c in checks] == [90] * 9
     assert [c["val/acc_greedy"] for c in record["checks"]] == [c[2] for c in checks]
     assert set(record["validation"]) == {
         "val/acc",
@@ -71,7 +77,8 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
     assert record["validation"]["val/acc_greedy"] == checks[-1][2]  # greedy: deterministic
     assert record["validation"]["entropy/mean"] > 0 and record["parent_validation"] is None
     assert record["learnt"] is False  # 30 steps of a 1-layer model learn no addition
-    assert record["cycles"] == 3 and record["steps"] == 90  # max_cycles, as it never learnt
+    assert record["steps"] == 90 and record["hold_steps"] == 70  # cooled down at the cap
+    assert record["reached_hold_until"] is False
     model, tok = load_pretrained(directory)
     assert model.config.hidden_size == 32 and len(tok) == 16
 
@@ -98,24 +105,48 @@ def test_base_model_dir_depends_on_config(tmp_path):
     assert len(names) == 5
 
 
+def test_lr_factor_warms_up_holds_and_cools_down():
+    factors = [lr_factor(step, 4, 10, 5) for step in range(15)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4:11] == [1.0] * 7  # the hold, then the first cool-down step
+    assert factors[10:] == sorted(factors[10:], reverse=True) and 0 < factors[-1] < 0.1
+    assert lr_factor(20, 4, 10, 5) == 0.0
+
+
+def test_the_hold_ends_at_the_first_check_that_reaches_hold_until(tmp_path):
+    totals, checks = [], []
+
+    def progress(step, total, loss, greedy):
+        totals.append(total)
+        if greedy is not None:
+            checks.append(step)
+
+    directory = pretrain(small_config(tmp_path, hold_until=0.0), progress=progress)
+    assert totals == [90] * 9 + [30] * 21  # announced: the cap, then check 10 + 20 cool-down
+    assert checks == [10, 20, 30]
+    record = read_record(directory)
+    assert record["hold_steps"] == 10 and record["steps"] == 30
+    assert record["reached_hold_until"] is True
+
+
 def test_a_cached_model_that_has_not_learnt_is_made_again_under_a_higher_cap(tmp_path):
     def steps_taken(config):
         steps = []
         directory = pretrain(config, progress=lambda step, *_: steps.append(step))
         return directory, len(steps)
 
-    capped = small_config(tmp_path, max_cycles=1)
+    capped = small_config(tmp_path, max_steps=30)
     directory, taken = steps_taken(capped)
     assert taken == 30 and read_record(directory)["learnt"] is False
-    assert base_model_dir(small_config(tmp_path, max_cycles=2)) == directory  # not in the key
+    assert base_model_dir(small_config(tmp_path, max_steps=60)) == directory  # not in the key
     assert steps_taken(capped) == (directory, 0)  # reused: the same cap
-    assert steps_taken(small_config(tmp_path, max_cycles=2)) == (directory, 60)  # made again
-    assert read_record(directory)["cycles"] == 2
+    assert steps_taken(small_config(tmp_path, max_steps=60)) == (directory, 60)  # made again
+    assert read_record(directory)["hold_steps"] == 40
     assert steps_taken(capped) == (directory, 0)  # made under a higher cap than asked
-    accepting = small_config(tmp_path, max_cycles=1, min_greedy=0.0)
-    directory, taken = steps_taken(accepting)
-    assert taken == 30 and read_record(directory)["learnt"] is True
-    assert steps_taken(small_config(tmp_path, max_cycles=3, min_greedy=0.0)) == (directory, 0)
+    reached = small_config(tmp_path, max_steps=40, hold_until=0.0)
+    directory, taken = steps_taken(reached)
+    assert taken == 30 and read_record(directory)["reached_hold_until"] is True
+    assert steps_taken(small_config(tmp_path, max_steps=90, hold_until=0.0)) == (directory, 0)
 
 
 def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
@@ -124,7 +155,7 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     steps = []
     directory = pretrain(trap, progress=lambda step, total, loss, greedy: steps.append(step))
     parent = base_model_dir(config)
-    assert steps == [*range(1, 91), *range(1, 8)]  # 3 cycles of sum3 base model, 1 fine-tune
+    assert steps == [*range(1, 91), *range(1, 8)]  # the sum3 base model, then the fine-tune
     assert directory.name.startswith("sum3_trap-") and directory != parent
     record = json.loads((directory / "pretrain.json").read_text())
     assert record["fine_tuned_from"] == str(parent) and len(record["losses"]) == 7
@@ -153,7 +184,7 @@ def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing
     assert "pretrain step 40/40" in err  # the held-out check line
     assert main(["pretrain", *fresh, "pretrain.min_greedy=0.85"]) == 2
     err = capsys.readouterr().err
-    assert "making the base model" in err  # with min_greedy > 0 it trains up to max_cycles
+    assert "making the base model" in err  # with min_greedy > 0 it is checked
     last = err.strip().splitlines()[-1]
     assert last.startswith("entropy-rl pretrain: error: the base model ")
     assert "has not learnt task sum3" in last and "pretrain.seed=1" in last
@@ -162,7 +193,7 @@ def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing
 def test_train_and_demo_refuse_a_base_model_that_has_not_learnt(tmp_path, tiny_overrides, capsys):
     from entropy_rl.cli import main
 
-    strict = [*tiny_overrides, "pretrain.min_greedy=0.85", "pretrain.max_cycles=1"]
+    strict = [*tiny_overrides, "pretrain.min_greedy=0.85"]
     run_dir = tmp_path / "run"
     assert main(["train", "--quiet", "--run-dir", str(run_dir), *strict]) == 2
     assert "has not learnt task sum3" in capsys.readouterr().err

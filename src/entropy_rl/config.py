@@ -231,14 +231,17 @@ class TaskConfig:
 class PretrainConfig:
     """The supervised run that makes the base model RL starts from."""
 
-    steps: int = 900
-    """Optimizer steps of one cycle on noisy demonstrations (greedy accuracy jumps once the
-    units digits, sums modulo 10, are learnt: after 300-800 steps depending on the seed, the
-    size and the thread count)."""
+    max_steps: int = 4500
+    """At most this many optimizer steps in all. The learning rate warms up, holds at `lr`
+    until the held-out greedy accuracy reaches `hold_until` at a check, then decays to 0 over
+    `cooldown_steps` (a warm-up, hold, cool-down schedule); a model that has not reached it
+    by `max_steps - cooldown_steps` cools down then. Not part of the cache key: a model that
+    reached it is the same under any cap, and one that has not is made again when the cap is
+    now higher than it was made with."""
     batch_size: int = 128
     """Demonstrations per step."""
     lr: float = 3e-3
-    """AdamW peak learning rate, reached after `warmup_steps` and decayed to 0 by a cosine."""
+    """AdamW learning rate of the hold, reached after `warmup_steps`."""
     warmup_steps: int = 50
     """Linear learning-rate warm-up steps."""
     weight_decay: float = 0.01
@@ -258,13 +261,13 @@ class PretrainConfig:
     on this task's demonstrations, starting from that base model."""
     finetune_lr: float = 3e-4
     """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
-    max_cycles: int = 5
-    """A base model made from scratch whose held-out greedy accuracy is below `min_greedy`
-    after `steps` steps trains another `steps` (a new warm-up and cosine decay from where it
-    is), up to this many cycles in all: the carries are learnt in a sudden transition whose
-    timing depends on the seed, the size and the float summation order. Not part of the
-    cache key: a cached model that has not learnt is made again when this is higher than the
-    cap it was made with."""
+    hold_until: float = 0.85
+    """The held-out greedy accuracy at a check that ends the hold: the carries are learnt in a
+    sudden transition whose timing depends on the seed, the size and the float summation
+    order, so the hold lasts until it has happened, and every model then trains the same
+    `cooldown_steps` past it."""
+    cooldown_steps: int = 300
+    """Steps of the cosine decay of the learning rate to 0 that ends pretraining."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
     at the end); shown in the progress display and kept in pretrain.json."""
@@ -277,8 +280,17 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _finite(self)
-        _positive(self, "steps", "batch_size", "lr", "grad_clip", "finetune_steps", "finetune_lr")
-        _positive(self, "check_every", "max_cycles")
+        _positive(
+            self, "max_steps", "batch_size", "lr", "grad_clip", "finetune_steps", "finetune_lr"
+        )
+        _positive(self, "check_every", "cooldown_steps")
+        if self.cooldown_steps > self.max_steps:
+            raise ConfigError(
+                f"pretrain.cooldown_steps ({self.cooldown_steps}) must be <= pretrain.max_steps"
+                f" ({self.max_steps})"
+            )
+        if not 0.0 <= self.hold_until <= 1.0:
+            raise ConfigError(f"pretrain.hold_until must be in [0, 1], got {self.hold_until!r}")
         if not 0.0 < self.adam_beta2 < 1.0:
             raise ConfigError(f"pretrain.adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if not 0.0 <= self.min_greedy <= 1.0:

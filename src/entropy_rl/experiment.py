@@ -209,10 +209,10 @@ class _Job:
         return all(is_learnt(path, self.min_greedy) for path in self.needs)
 
     def steps_done(self) -> tuple[int, int]:
-        """(steps done, steps in all): a base model's total grows with its cycles."""
+        """(steps done, steps in all): a base model's total is its cap until its hold ends."""
         if self.metrics is None:
             step, total = _last_check(self.log)
-            return step, max(total, self.total_steps)
+            return step, total or self.total_steps
         if not self.metrics.is_file():
             return 0, self.total_steps
         with self.metrics.open("rb") as f:
@@ -273,7 +273,7 @@ def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tupl
         log=out / LOG_DIR / f"{key}.log",
         needs=needs,
         min_greedy=settings.min_greedy,
-        total_steps=settings.steps
+        total_steps=settings.max_steps
         if base_task_of(config.task) is None
         else settings.finetune_steps,
     )

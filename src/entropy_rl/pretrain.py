@@ -13,10 +13,15 @@
    `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
    systematic error.
 5. Every `pretrain.check_every` steps, greedy accuracy on the task's held-out validation
-   prompts is measured (and shown); at the end the base model's validation metrics (sampled
-   and greedy accuracy, pass@k, answer entropy) go into pretrain.json with `learnt`: greedy
-   accuracy >= `pretrain.min_greedy` (for a fine-tuned base model: its parent's verdict, as
-   the fine-tune is meant to be wrong on part of the prompts). RL refuses a base model that
+   prompts is measured (and shown). The learning rate warms up and holds until a check
+   reaches `pretrain.hold_until`, then decays to 0 over `pretrain.cooldown_steps`: the
+   sudden transition in which the carries are learnt comes at a step that depends on the
+   seed, the size and the float summation order, and every model then trains the same number
+   of steps past it (at most `pretrain.max_steps` in all). At the end the base model's
+   validation metrics (sampled and greedy accuracy, pass@k, answer entropy) go into
+   pretrain.json with `learnt`: greedy accuracy >= `pretrain.min_greedy` (for a fine-tuned
+   base model: its parent's verdict, as the fine-tune is meant to be wrong on part of the
+   prompts). RL refuses a base model that
    has not learnt (`require_learnt`).
 """
 
@@ -44,6 +49,7 @@ from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import accuracy, evaluate
 from entropy_rl.layout import PRETRAIN_FILE, base_model_lock
 from entropy_rl.lock import locked
+from entropy_rl.metric_keys import ENTROPY_MEAN, VAL_ACC_GREEDY
 from entropy_rl.models import (
     build_model,
     build_tokenizer,
@@ -77,13 +83,13 @@ def is_saved(directory: Path) -> bool:
 
 def is_reusable(directory: Path, settings: PretrainConfig) -> bool:
     """True when `directory` holds a finished base model that serves `settings` (whose cache
-    key it shares): it learnt its task, or it did not and more cycles than it was allowed are
-    not asked for now (`settings.max_cycles` is no higher than its own)."""
+    key it shares): its hold ended at `hold_until`, so a higher cap would not change it, or it
+    did not and no higher `max_steps` is asked for now than it was made with."""
     if not is_saved(directory):
         return False
     record = read_record(directory)
-    return bool(record["learnt"]) or record["config"]["pretrain"]["max_cycles"] >= (
-        settings.max_cycles
+    return bool(record["reached_hold_until"]) or record["config"]["pretrain"]["max_steps"] >= (
+        settings.max_steps
     )
 
 
@@ -96,7 +102,7 @@ def deciding_greedy(record: dict[str, Any]) -> float:
     """The held-out greedy accuracy that says whether a base model learnt its task: its own,
     or for a fine-tuned one its parent's (the fine-tune is meant to be wrong on some prompts)."""
     metrics = record.get("parent_validation") or record.get("validation") or {}
-    return float(metrics.get("val/acc_greedy", float("nan")))
+    return float(metrics.get(VAL_ACC_GREEDY, float("nan")))
 
 
 def passes(record: dict[str, Any], min_greedy: float) -> bool:
@@ -122,10 +128,9 @@ def require_learnt(directory: Path, min_greedy: float) -> dict[str, Any]:
     raise BaseModelError(
         f"the base model {directory} has not learnt task {record['config']['task']['name']} "
         f"({whose} greedy accuracy {greedy:.3f} < pretrain.min_greedy {min_greedy} after "
-        f"{record['steps']} steps in {record['cycles']} cycles), so RL from it would not "
-        f"show the phenomenon; make another with pretrain.seed={pretrain['seed'] + 1} or more "
-        f"pretrain.steps or pretrain.max_cycles (pretrain.min_greedy=0 makes one that is "
-        f"used unchecked)"
+        f"{record['steps']} steps), so RL from it would not show the phenomenon; make another "
+        f"with pretrain.seed={pretrain['seed'] + 1} or a higher pretrain.max_steps "
+        f"(pretrain.min_greedy=0 makes one that is used unchecked)"
     )
 
 
@@ -186,11 +191,14 @@ def demonstration_batch(
     return [p.prompt for p in problems], [task.demonstration(p, rng, noise) for p in problems]
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """Learning-rate factor: linear warm-up over `warmup` steps, then a cosine decay to 0."""
+def lr_factor(step: int, warmup: int, cooldown_start: int, cooldown: int) -> float:
+    """Learning-rate factor of step `step` (from 0): a linear warm-up over `warmup` steps, a
+    hold at 1 until `cooldown_start`, then a cosine decay to 0 over `cooldown` steps."""
     if step < warmup:
         return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * step / total))
+    if step < cooldown_start:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - cooldown_start, cooldown) / cooldown))
 
 
 def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
@@ -201,19 +209,13 @@ def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
     return float(scores.mean())
 
 
-def _optimizer(model: torch.nn.Module, settings: PretrainConfig):
-    """AdamW with a warm-up and cosine schedule that restarts every `settings.steps` steps."""
-    optimizer = torch.optim.AdamW(
+def _optimizer(model: torch.nn.Module, settings: PretrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
         model.parameters(),
         lr=settings.lr,
         betas=(0.9, settings.adam_beta2),
         weight_decay=settings.weight_decay,
     )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine(step % settings.steps, settings.warmup_steps, settings.steps),
-    )
-    return optimizer, schedule
 
 
 def _train(
@@ -223,15 +225,21 @@ def _train(
     settings: PretrainConfig,
     rng: np.random.Generator,
     progress: ProgressFn | None,
-) -> tuple[list[float], list[dict[str, float]]]:
-    """The supervised loop: cycles of `settings.steps` steps, each with its own warm-up and
-    cosine decay, until a cycle ends with held-out greedy accuracy >= `min_greedy` or
-    `max_cycles` have run. Returns the loss of every step and the held-out checks ({step,
-    loss, val/acc_greedy} every `check_every` steps and at the end of each cycle)."""
+) -> tuple[list[float], list[dict[str, float]], int]:
+    """The supervised loop: warm up, hold the learning rate until a held-out check reaches
+    `hold_until` greedy accuracy (or `max_steps - cooldown_steps` steps have run), then cool
+    down over `cooldown_steps`. Returns the loss of every step, the held-out checks ({step,
+    loss, val/acc_greedy} every `check_every` steps and at the end) and the step the cool-down
+    started at."""
     table = char_table(tokenizer, task.alphabet)
-    optimizer, schedule = _optimizer(model, settings)
+    optimizer = _optimizer(model, settings)
+    cooldown = settings.cooldown_steps
+    cooldown_start = settings.max_steps - cooldown
     losses, checks = [], []
-    for step in range(1, settings.steps * settings.max_cycles + 1):
+    while len(losses) < cooldown_start + cooldown:
+        factor = lr_factor(len(losses), settings.warmup_steps, cooldown_start, cooldown)
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * factor
         model.train()
         prompts, responses = demonstration_batch(task, settings.batch_size, rng, settings.noise)
         ids, mask = encode_batch(table, tokenizer, prompts, responses)  # (B, L), (B, L-1)
@@ -240,23 +248,18 @@ def _train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
-        schedule.step()
         losses.append(loss.item())
-        cycle_end = step % settings.steps == 0
-        greedy = None
-        if step % settings.check_every == 0 or cycle_end:
+        step, greedy = len(losses), None
+        if step % settings.check_every == 0 or step == cooldown_start + cooldown:
             greedy = held_out_greedy(model, tokenizer, task)
             window = losses[-settings.check_every :]
-            checks.append(
-                {"step": step, "loss": sum(window) / len(window), "val/acc_greedy": greedy}
-            )
-        total = settings.steps * math.ceil(step / settings.steps)
+            checks.append({"step": step, "loss": sum(window) / len(window), VAL_ACC_GREEDY: greedy})
+            if step < cooldown_start and greedy >= settings.hold_until:
+                cooldown_start = step
         if progress is not None:
-            progress(step, total, losses[-1], greedy)
-        if cycle_end and greedy >= settings.min_greedy:
-            break
+            progress(step, cooldown_start + cooldown, losses[-1], greedy)
     model.eval()
-    return losses, checks
+    return losses, checks, cooldown_start
 
 
 def parent_config(config: Config, base_task: str) -> Config:
@@ -277,8 +280,11 @@ def _start(
         return model, tokenizer, settings, np.random.default_rng(settings.seed), None
     parent = pretrain(parent_config(config, task.base_task), progress)
     model, tokenizer = load_pretrained(parent)
-    finetune = dataclasses.replace(
-        settings, steps=settings.finetune_steps, lr=settings.finetune_lr, max_cycles=1
+    finetune = dataclasses.replace(  # a warm-up, then the cool-down: no hold
+        settings,
+        max_steps=settings.finetune_steps,
+        cooldown_steps=max(settings.finetune_steps - settings.warmup_steps, 1),
+        lr=settings.finetune_lr,
     )
     return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)
 
@@ -297,7 +303,7 @@ def base_model_metrics(model: torch.nn.Module, tokenizer, task: Task) -> dict[st
     metrics.pop("faults/val_reward_errors")
     rollout, _ = policy.sample(problems, torch.Generator().manual_seed(1))
     entropy = token_entropy(response_logits(model, rollout))  # (B, T)
-    metrics["entropy/mean"] = float(masked_mean(entropy, rollout.response_mask.float()))
+    metrics[ENTROPY_MEAN] = float(masked_mean(entropy, rollout.response_mask.float()))
     return metrics
 
 
@@ -323,7 +329,7 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         model, tokenizer, settings, rng, parent = _start(config, task, progress)
-        losses, checks = _train(model, tokenizer, task, settings, rng, progress)
+        losses, checks, cooldown_start = _train(model, tokenizer, task, settings, rng, progress)
         metrics = base_model_metrics(model, tokenizer, task)
     wall = time.perf_counter() - start
     parent_metrics = None if parent is None else read_record(Path(parent))["validation"]
@@ -343,7 +349,8 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
         ),
         "checks": checks,
         "steps": len(losses),
-        "cycles": math.ceil(len(losses) / settings.steps),
+        "hold_steps": cooldown_start,
+        "reached_hold_until": cooldown_start + settings.cooldown_steps < settings.max_steps,
         "final_loss": losses[-1],
         "losses": losses,
         "wall_time_s": wall,

@@ -79,7 +79,7 @@ def _cell(
     return row | {
         "params": record["num_parameters"],
         "steps": record["steps"],
-        "hold": record["hold_steps"],
+        "cooldown": record["cooldown_start"],
         "weights": _weights_digest(found),
         "greedy": val["val/acc_greedy"],
         "sampled": val["val/acc"],
@@ -110,7 +110,7 @@ def _matching(paths: list[Path], seed: int, size: str) -> Path | None:
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| kernels | threads | seed | size | params | steps (hold) | greedy | sampled | "
+        "| kernels | threads | seed | size | params | steps (cool-down from) | greedy | sampled | "
         "entropy | wall s | weights | learnt |"
     )
     lines = [head, "|" + "---|" * 12]
@@ -122,7 +122,7 @@ def _table(rows: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
-            f"{r['steps']} ({r['hold']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
+            f"{r['steps']} ({r['cooldown'] or '-'}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
             f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {r['weights']} | {'yes' if r['learnt'] else '**no**'} |"
         )
     return "\n".join(lines) + "\n"

@@ -23,9 +23,8 @@ def small_config(tmp_path, **pretrain):
         task=TaskConfig(val_size=16),
         pretrain=PretrainConfig(
             batch_size=32,
-            check_every=10,
             cache_dir=str(tmp_path),
-            **{"max_steps": 90, "cooldown_steps": 20, **pretrain},
+            **{"max_steps": 90, "cooldown_steps": 20, "check_every": 10, **pretrain},
         ),
     )
 
@@ -57,7 +56,7 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
 
     directory = pretrain(config, progress=progress)
     assert torch.equal(torch.rand(2), expected)  # global RNG untouched
-    assert [s for s, _ in losses] == list(range(1, 91))  # the cap: it never reaches 0.85
+    assert [s for s, _ in losses] == list(range(1, 91))  # the whole cosine: never 0.85
     assert np.mean([x for _, x in losses[-5:]]) < np.mean([x for _, x in losses[:5]])
     assert directory == base_model_dir(config)
     assert directory.parent == tmp_path and directory.name.startswith("sum3-")
@@ -77,8 +76,7 @@ def test_pretrain_trains_saves_and_caches(tmp_path):
     assert record["validation"]["val/acc_greedy"] == checks[-1][2]  # greedy: deterministic
     assert record["validation"]["entropy/mean"] > 0 and record["parent_validation"] is None
     assert record["learnt"] is False  # 30 steps of a 1-layer model learn no addition
-    assert record["steps"] == 90 and record["hold_steps"] == 70  # cooled down at the cap
-    assert record["reached_hold_until"] is False
+    assert record["steps"] == 90 and record["cooldown_start"] is None
     model, tok = load_pretrained(directory)
     assert model.config.hidden_size == 32 and len(tok) == 16
 
@@ -105,15 +103,17 @@ def test_base_model_dir_depends_on_config(tmp_path):
     assert len(names) == 5
 
 
-def test_lr_factor_warms_up_holds_and_cools_down():
-    factors = [lr_factor(step, 4, 10, 5) for step in range(15)]
-    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert factors[4:11] == [1.0] * 7  # the hold, then the first cool-down step
-    assert factors[10:] == sorted(factors[10:], reverse=True) and 0 < factors[-1] < 0.1
-    assert lr_factor(20, 4, 10, 5) == 0.0
+def test_lr_factor_warms_up_decays_and_cools_down():
+    assert [lr_factor(step, 4, 100, 100, 5) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    whole = [lr_factor(step, 4, 100, 100, 5) for step in range(4, 101)]
+    assert whole == sorted(whole, reverse=True) and whole[-1] == 0.0  # one cosine to 0
+    assert lr_factor(50, 4, 100, 100, 5) == pytest.approx(0.5)
+    cut = [lr_factor(step, 4, 100, 50, 5) for step in range(50, 56)]
+    assert cut[0] == pytest.approx(0.5) and cut == sorted(cut, reverse=True)  # from there
+    assert cut[-1] == 0.0 and lr_factor(80, 4, 100, 50, 5) == 0.0
 
 
-def test_the_hold_ends_at_the_first_check_that_reaches_hold_until(tmp_path):
+def test_the_first_check_that_reaches_cooldown_at_starts_the_cool_down(tmp_path):
     totals, checks = [], []
 
     def progress(step, total, loss, greedy):
@@ -121,32 +121,17 @@ def test_the_hold_ends_at_the_first_check_that_reaches_hold_until(tmp_path):
         if greedy is not None:
             checks.append(step)
 
-    directory = pretrain(small_config(tmp_path, hold_until=0.0), progress=progress)
+    directory = pretrain(small_config(tmp_path, cooldown_at=0.0), progress=progress)
     assert totals == [90] * 9 + [30] * 21  # announced: the cap, then check 10 + 20 cool-down
     assert checks == [10, 20, 30]
     record = read_record(directory)
-    assert record["hold_steps"] == 10 and record["steps"] == 30
-    assert record["reached_hold_until"] is True
+    assert record["cooldown_start"] == 10 and record["steps"] == 30
 
 
-def test_a_cached_model_that_has_not_learnt_is_made_again_under_a_higher_cap(tmp_path):
-    def steps_taken(config):
-        steps = []
-        directory = pretrain(config, progress=lambda step, *_: steps.append(step))
-        return directory, len(steps)
-
-    capped = small_config(tmp_path, max_steps=30)
-    directory, taken = steps_taken(capped)
-    assert taken == 30 and read_record(directory)["learnt"] is False
-    assert base_model_dir(small_config(tmp_path, max_steps=60)) == directory  # not in the key
-    assert steps_taken(capped) == (directory, 0)  # reused: the same cap
-    assert steps_taken(small_config(tmp_path, max_steps=60)) == (directory, 60)  # made again
-    assert read_record(directory)["hold_steps"] == 40
-    assert steps_taken(capped) == (directory, 0)  # made under a higher cap than asked
-    reached = small_config(tmp_path, max_steps=40, hold_until=0.0)
-    directory, taken = steps_taken(reached)
-    assert taken == 30 and read_record(directory)["reached_hold_until"] is True
-    assert steps_taken(small_config(tmp_path, max_steps=90, hold_until=0.0)) == (directory, 0)
+def test_every_setting_but_the_cache_directory_is_in_the_key(tmp_path):
+    config = small_config(tmp_path)
+    for changed in ({"max_steps": 60}, {"check_every": 20}, {"cooldown_at": 0.5}):
+        assert base_model_dir(small_config(tmp_path, **changed)) != base_model_dir(config)
 
 
 def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):

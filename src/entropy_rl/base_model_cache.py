@@ -26,11 +26,10 @@ PRETRAIN_MODEL_FIELDS = (
     "dtype",
 )
 """The model fields that shape the base model."""
-PRETRAIN_UNKEYED_FIELDS = ("cache_dir", "check_every", "max_steps")
-"""Pretrain fields left out of the cache key. `max_steps` only caps how long the hold of a
-model that has not reached `hold_until` lasts: a model that reached it is the same under any
-cap, and one that has not is made again when the cap is now higher (`pretrain.is_reusable`)."""
-RECIPE_VERSION = 4
+PRETRAIN_UNKEYED_FIELDS = ("cache_dir",)
+"""Pretrain fields left out of the cache key: every other one shapes the base model (the
+check interval too, as a check starts the cool-down)."""
+RECIPE_VERSION = 5
 """Part of the cache key: bump it when a change to `entropy_rl.pretrain` would make a
 different base model."""
 

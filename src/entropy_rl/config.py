@@ -232,16 +232,14 @@ class PretrainConfig:
     """The supervised run that makes the base model RL starts from."""
 
     max_steps: int = 4500
-    """At most this many optimizer steps in all. The learning rate warms up, holds at `lr`
-    until the held-out greedy accuracy reaches `hold_until` at a check, then decays to 0 over
-    `cooldown_steps` (a warm-up, hold, cool-down schedule); a model that has not reached it
-    by `max_steps - cooldown_steps` cools down then. Not part of the cache key: a model that
-    reached it is the same under any cap, and one that has not is made again when the cap is
-    now higher than it was made with."""
+    """At most this many optimizer steps. The learning rate warms up, then decays to 0 by one
+    cosine over `max_steps`, cut short by the cool-down once a held-out check reaches
+    `cooldown_at`. Not part of the cache key: a model that reached it is the same under any
+    cap, and one that has not is made again when the cap is now higher."""
     batch_size: int = 128
     """Demonstrations per step."""
     lr: float = 3e-3
-    """AdamW learning rate of the hold, reached after `warmup_steps`."""
+    """AdamW peak learning rate, reached after `warmup_steps`."""
     warmup_steps: int = 50
     """Linear learning-rate warm-up steps."""
     weight_decay: float = 0.01
@@ -261,13 +259,13 @@ class PretrainConfig:
     on this task's demonstrations, starting from that base model."""
     finetune_lr: float = 3e-4
     """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
-    hold_until: float = 0.85
-    """The held-out greedy accuracy at a check that ends the hold: the carries are learnt in a
-    sudden transition whose timing depends on the seed, the size and the float summation
-    order, so the hold lasts until it has happened, and every model then trains the same
+    cooldown_at: float = 0.85
+    """The held-out greedy accuracy at a check that starts the cool-down: the carries are
+    learnt in a sudden transition whose step depends on the seed, the size and the float
+    summation order, so every model trains until it has happened, then the same
     `cooldown_steps` past it."""
     cooldown_steps: int = 300
-    """Steps of the cosine decay of the learning rate to 0 that ends pretraining."""
+    """Steps of the cool-down: the learning rate decays from where it is to 0 by a cosine."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
     at the end); shown in the progress display and kept in pretrain.json."""
@@ -289,8 +287,8 @@ class PretrainConfig:
                 f"pretrain.cooldown_steps ({self.cooldown_steps}) must be <= pretrain.max_steps"
                 f" ({self.max_steps})"
             )
-        if not 0.0 <= self.hold_until <= 1.0:
-            raise ConfigError(f"pretrain.hold_until must be in [0, 1], got {self.hold_until!r}")
+        if not 0.0 <= self.cooldown_at <= 1.0:
+            raise ConfigError(f"pretrain.cooldown_at must be in [0, 1], got {self.cooldown_at!r}")
         if not 0.0 < self.adam_beta2 < 1.0:
             raise ConfigError(f"pretrain.adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if not 0.0 <= self.min_greedy <= 1.0:

@@ -47,7 +47,7 @@ from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, default_config, dump_config, load_config
 from entropy_rl.layout import LOG_DIR, MANIFEST_FILE, METRICS_FILE
 from entropy_rl.lock import lock_dir, stale_note
-from entropy_rl.pretrain import is_learnt, is_reusable, parent_config
+from entropy_rl.pretrain import is_learnt, is_saved, parent_config
 from entropy_rl.runner import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 
@@ -209,7 +209,7 @@ class _Job:
         return all(is_learnt(path, self.min_greedy) for path in self.needs)
 
     def steps_done(self) -> tuple[int, int]:
-        """(steps done, steps in all): a base model's total is its cap until its hold ends."""
+        """(steps done, steps in all): a base model's total is its cap until its cool-down starts."""
         if self.metrics is None:
             step, total = _last_check(self.log)
             return step, total or self.total_steps
@@ -263,7 +263,7 @@ def _base_model_jobs(out: Path, pending: list[RunSpec]) -> list[_Job]:
 
 def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tuple) -> None:
     target = base_model_dir(config)
-    if target in jobs or is_reusable(target, config.pretrain):
+    if target in jobs or is_saved(target):
         return
     key = f"base-{target.name}"
     settings = config.pretrain

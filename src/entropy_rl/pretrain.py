@@ -13,11 +13,13 @@
    `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
    systematic error.
 5. Every `pretrain.check_every` steps, greedy accuracy on the task's held-out validation
-   prompts is measured (and shown). The learning rate warms up and holds until a check
-   reaches `pretrain.hold_until`, then decays to 0 over `pretrain.cooldown_steps`: the
-   sudden transition in which the carries are learnt comes at a step that depends on the
-   seed, the size and the float summation order, and every model then trains the same number
-   of steps past it (at most `pretrain.max_steps` in all). At the end the base model's
+   prompts is measured (and shown). The learning rate warms up, then follows one cosine
+   decay to 0 over `pretrain.max_steps`, cut short by a cosine cool-down over
+   `pretrain.cooldown_steps` once a check reaches `pretrain.cooldown_at`: the sudden
+   transition in which the carries are learnt comes at a step that depends on the seed, the
+   size and the float summation order; the slow decay sweeps the learning rate through the
+   range where it comes, and every model then trains the same number of steps past it.
+   At the end the base model's
    validation metrics (sampled and greedy accuracy, pass@k, answer entropy) go into
    pretrain.json with `learnt`: greedy accuracy >= `pretrain.min_greedy` (for a fine-tuned
    base model: its parent's verdict, as the fine-tune is meant to be wrong on part of the
@@ -79,18 +81,6 @@ class BaseModelError(ConfigError):
 def is_saved(directory: Path) -> bool:
     """True when `directory` holds a finished base model (pretrain.json is written last)."""
     return (directory / PRETRAIN_FILE).is_file()
-
-
-def is_reusable(directory: Path, settings: PretrainConfig) -> bool:
-    """True when `directory` holds a finished base model that serves `settings` (whose cache
-    key it shares): its hold ended at `hold_until`, so a higher cap would not change it, or it
-    did not and no higher `max_steps` is asked for now than it was made with."""
-    if not is_saved(directory):
-        return False
-    record = read_record(directory)
-    return bool(record["reached_hold_until"]) or record["config"]["pretrain"]["max_steps"] >= (
-        settings.max_steps
-    )
 
 
 def read_record(directory: Path) -> dict[str, Any]:
@@ -191,14 +181,20 @@ def demonstration_batch(
     return [p.prompt for p in problems], [task.demonstration(p, rng, noise) for p in problems]
 
 
-def lr_factor(step: int, warmup: int, cooldown_start: int, cooldown: int) -> float:
-    """Learning-rate factor of step `step` (from 0): a linear warm-up over `warmup` steps, a
-    hold at 1 until `cooldown_start`, then a cosine decay to 0 over `cooldown` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
+def lr_factor(step: int, warmup: int, total: int, cooldown_start: int, cooldown: int) -> float:
+    """Learning-rate factor of step `step` (from 0): a linear warm-up over `warmup` steps, then
+    one cosine decay to 0 at step `total`; from `cooldown_start` on, the factor reached there
+    decays to 0 by a cosine over `cooldown` steps instead."""
+
+    def cosine(progress: float) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    def before_cooldown(at: int) -> float:
+        return (at + 1) / warmup if at < warmup else cosine(at / total)
+
     if step < cooldown_start:
-        return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step - cooldown_start, cooldown) / cooldown))
+        return before_cooldown(step)
+    return before_cooldown(cooldown_start) * cosine((step - cooldown_start) / cooldown)
 
 
 def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
@@ -225,19 +221,20 @@ def _train(
     settings: PretrainConfig,
     rng: np.random.Generator,
     progress: ProgressFn | None,
-) -> tuple[list[float], list[dict[str, float]], int]:
-    """The supervised loop: warm up, hold the learning rate until a held-out check reaches
-    `hold_until` greedy accuracy (or `max_steps - cooldown_steps` steps have run), then cool
-    down over `cooldown_steps`. Returns the loss of every step, the held-out checks ({step,
-    loss, val/acc_greedy} every `check_every` steps and at the end) and the step the cool-down
-    started at."""
+    cut_short: bool = True,
+) -> tuple[list[float], list[dict[str, float]], int | None]:
+    """The supervised loop: warm up, decay the learning rate by one cosine over `max_steps`,
+    and once a held-out check reaches `cooldown_at` (when `cut_short`), cool down from there
+    over `cooldown_steps`. Returns the loss of every step, the held-out checks ({step, loss,
+    val/acc_greedy} every `check_every` steps and at the end) and the step the cool-down
+    started at (None when the whole cosine ran)."""
     table = char_table(tokenizer, task.alphabet)
     optimizer = _optimizer(model, settings)
-    cooldown = settings.cooldown_steps
-    cooldown_start = settings.max_steps - cooldown
+    total, cooldown = settings.max_steps, settings.cooldown_steps
+    cooldown_start = end = total
     losses, checks = [], []
-    while len(losses) < cooldown_start + cooldown:
-        factor = lr_factor(len(losses), settings.warmup_steps, cooldown_start, cooldown)
+    while len(losses) < end:
+        factor = lr_factor(len(losses), settings.warmup_steps, total, cooldown_start, cooldown)
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * factor
         model.train()
@@ -250,16 +247,16 @@ def _train(
         optimizer.step()
         losses.append(loss.item())
         step, greedy = len(losses), None
-        if step % settings.check_every == 0 or step == cooldown_start + cooldown:
+        if step % settings.check_every == 0 or step == end:
             greedy = held_out_greedy(model, tokenizer, task)
             window = losses[-settings.check_every :]
             checks.append({"step": step, "loss": sum(window) / len(window), VAL_ACC_GREEDY: greedy})
-            if step < cooldown_start and greedy >= settings.hold_until:
-                cooldown_start = step
+            if cut_short and end == total > step and greedy >= settings.cooldown_at:
+                cooldown_start, end = step, min(step + cooldown, total)
         if progress is not None:
-            progress(step, cooldown_start + cooldown, losses[-1], greedy)
+            progress(step, end, losses[-1], greedy)
     model.eval()
-    return losses, checks, cooldown_start
+    return losses, checks, (None if cooldown_start == total else cooldown_start)
 
 
 def parent_config(config: Config, base_task: str) -> Config:
@@ -280,10 +277,10 @@ def _start(
         return model, tokenizer, settings, np.random.default_rng(settings.seed), None
     parent = pretrain(parent_config(config, task.base_task), progress)
     model, tokenizer = load_pretrained(parent)
-    finetune = dataclasses.replace(  # a warm-up, then the cool-down: no hold
+    finetune = dataclasses.replace(  # the whole cosine, never cut short (see `_make`)
         settings,
         max_steps=settings.finetune_steps,
-        cooldown_steps=max(settings.finetune_steps - settings.warmup_steps, 1),
+        cooldown_steps=min(settings.cooldown_steps, settings.finetune_steps),
         lr=settings.finetune_lr,
     )
     return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)
@@ -315,10 +312,10 @@ def pretrain(config: Config, progress: ProgressFn | None = None) -> Path:
     whether or not it learnt its task (pretrain.json says which; see `require_learnt`).
     """
     directory = base_model_dir(config)
-    if is_reusable(directory, config.pretrain):
+    if is_saved(directory):
         return directory
     with locked(base_model_lock(directory), f"base model {directory}"):
-        if is_reusable(directory, config.pretrain):  # made by the process that held the lock
+        if is_saved(directory):  # made by the process that held the lock
             return directory
         return _make(config, directory, progress)
 
@@ -329,7 +326,10 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         model, tokenizer, settings, rng, parent = _start(config, task, progress)
-        losses, checks, cooldown_start = _train(model, tokenizer, task, settings, rng, progress)
+        cut_short = parent is None  # a fine-tune is meant to end wrong on part of the prompts
+        losses, checks, cooldown_start = _train(
+            model, tokenizer, task, settings, rng, progress, cut_short
+        )
         metrics = base_model_metrics(model, tokenizer, task)
     wall = time.perf_counter() - start
     parent_metrics = None if parent is None else read_record(Path(parent))["validation"]
@@ -349,8 +349,7 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
         ),
         "checks": checks,
         "steps": len(losses),
-        "hold_steps": cooldown_start,
-        "reached_hold_until": cooldown_start + settings.cooldown_steps < settings.max_steps,
+        "cooldown_start": cooldown_start,
         "final_loss": losses[-1],
         "losses": losses,
         "wall_time_s": wall,
@@ -394,7 +393,7 @@ def make_base_model(config: Config, console: Console) -> Path:
     """Make (or find) the base model for `config`, showing progress, and print its
     validation metrics; returns its directory. Does not check that it learnt its task."""
     target = base_model_dir(config)
-    if is_reusable(target, config.pretrain):
+    if is_saved(target):
         console.print(f"base model: {target} (cached)")
     else:
         console.print(f"making the base model {target.name} ...")

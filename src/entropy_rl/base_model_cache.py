@@ -29,7 +29,7 @@ PRETRAIN_MODEL_FIELDS = (
 PRETRAIN_UNKEYED_FIELDS = ("cache_dir",)
 """Pretrain fields left out of the cache key: every other one shapes the base model (the
 check interval too, as a check starts the cool-down)."""
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 """Part of the cache key: bump it when a change to `entropy_rl.pretrain` would make a
 different base model."""
 

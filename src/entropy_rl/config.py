@@ -232,14 +232,13 @@ class PretrainConfig:
     """The supervised run that makes the base model RL starts from."""
 
     max_steps: int = 4500
-    """At most this many optimizer steps. The learning rate warms up, then decays to 0 by one
-    cosine over `max_steps`, cut short by the cool-down once a held-out check reaches
-    `cooldown_at`. Not part of the cache key: a model that reached it is the same under any
-    cap, and one that has not is made again when the cap is now higher."""
+    """At most this many optimizer steps. The learning rate warms up, holds at `lr` until a
+    held-out check reaches `cooldown_at`, then decays to 0 over `cooldown_steps`; a model that
+    has not reached it by `max_steps - cooldown_steps` cools down then."""
     batch_size: int = 128
     """Demonstrations per step."""
     lr: float = 3e-3
-    """AdamW peak learning rate, reached after `warmup_steps`."""
+    """AdamW learning rate of the hold, reached after `warmup_steps`."""
     warmup_steps: int = 50
     """Linear learning-rate warm-up steps."""
     weight_decay: float = 0.01
@@ -260,12 +259,12 @@ class PretrainConfig:
     finetune_lr: float = 3e-4
     """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
     cooldown_at: float = 0.85
-    """The held-out greedy accuracy at a check that starts the cool-down: the carries are
-    learnt in a sudden transition whose step depends on the seed, the size and the float
-    summation order, so every model trains until it has happened, then the same
-    `cooldown_steps` past it."""
+    """The held-out greedy accuracy at a check that ends the hold and starts the cool-down:
+    the carries are learnt in a sudden transition whose step depends on the seed, the size
+    and the float summation order, so the hold lasts until it has happened, and every model
+    then trains the same `cooldown_steps` past it."""
     cooldown_steps: int = 300
-    """Steps of the cool-down: the learning rate decays from where it is to 0 by a cosine."""
+    """Steps of the cool-down: the learning rate decays from `lr` to 0 by a cosine."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
     at the end); shown in the progress display and kept in pretrain.json."""

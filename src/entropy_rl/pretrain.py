@@ -13,13 +13,12 @@
    `pretrain.finetune_lr` on its own demonstrations: a base model fine-tuned on data with a
    systematic error.
 5. Every `pretrain.check_every` steps, greedy accuracy on the task's held-out validation
-   prompts is measured (and shown). The learning rate warms up, then follows one cosine
-   decay to 0 over `pretrain.max_steps`, cut short by a cosine cool-down over
-   `pretrain.cooldown_steps` once a check reaches `pretrain.cooldown_at`: the sudden
-   transition in which the carries are learnt comes at a step that depends on the seed, the
-   size and the float summation order; the slow decay sweeps the learning rate through the
-   range where it comes, and every model then trains the same number of steps past it.
-   At the end the base model's
+   prompts is measured (and shown). The learning rate warms up and holds until a check
+   reaches `pretrain.cooldown_at`, then decays to 0 over `pretrain.cooldown_steps`: the
+   sudden transition in which the carries are learnt comes at a step that depends on the
+   seed, the size and the float summation order, and every model then trains the same number
+   of steps past it (at most `pretrain.max_steps` in all; a model that has not reached
+   `cooldown_at` by `max_steps - cooldown_steps` cools down then). At the end the base model's
    validation metrics (sampled and greedy accuracy, pass@k, answer entropy) go into
    pretrain.json with `learnt`: greedy accuracy >= `pretrain.min_greedy` (for a fine-tuned
    base model: its parent's verdict, as the fine-tune is meant to be wrong on part of the
@@ -181,20 +180,14 @@ def demonstration_batch(
     return [p.prompt for p in problems], [task.demonstration(p, rng, noise) for p in problems]
 
 
-def lr_factor(step: int, warmup: int, total: int, cooldown_start: int, cooldown: int) -> float:
-    """Learning-rate factor of step `step` (from 0): a linear warm-up over `warmup` steps, then
-    one cosine decay to 0 at step `total`; from `cooldown_start` on, the factor reached there
-    decays to 0 by a cosine over `cooldown` steps instead."""
-
-    def cosine(progress: float) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    def before_cooldown(at: int) -> float:
-        return (at + 1) / warmup if at < warmup else cosine(at / total)
-
+def lr_factor(step: int, warmup: int, cooldown_start: int, cooldown: int) -> float:
+    """Learning-rate factor of step `step` (from 0): a linear warm-up over `warmup` steps, a
+    hold at 1 until `cooldown_start`, then a cosine decay to 0 over `cooldown` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
     if step < cooldown_start:
-        return before_cooldown(step)
-    return before_cooldown(cooldown_start) * cosine((step - cooldown_start) / cooldown)
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - cooldown_start, cooldown) / cooldown))
 
 
 def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
@@ -221,20 +214,19 @@ def _train(
     settings: PretrainConfig,
     rng: np.random.Generator,
     progress: ProgressFn | None,
-    cut_short: bool = True,
-) -> tuple[list[float], list[dict[str, float]], int | None]:
-    """The supervised loop: warm up, decay the learning rate by one cosine over `max_steps`,
-    and once a held-out check reaches `cooldown_at` (when `cut_short`), cool down from there
-    over `cooldown_steps`. Returns the loss of every step, the held-out checks ({step, loss,
-    val/acc_greedy} every `check_every` steps and at the end) and the step the cool-down
-    started at (None when the whole cosine ran)."""
+) -> tuple[list[float], list[dict[str, float]], int]:
+    """The supervised loop: warm up, hold the learning rate until a held-out check reaches
+    `cooldown_at` greedy accuracy (or `max_steps - cooldown_steps` steps have run), then cool
+    down over `cooldown_steps`. Returns the loss of every step, the held-out checks ({step,
+    loss, val/acc_greedy} every `check_every` steps and at the end) and the step the cool-down
+    started at."""
     table = char_table(tokenizer, task.alphabet)
     optimizer = _optimizer(model, settings)
-    total, cooldown = settings.max_steps, settings.cooldown_steps
-    cooldown_start = end = total
+    cooldown = settings.cooldown_steps
+    cooldown_start = settings.max_steps - cooldown
     losses, checks = [], []
-    while len(losses) < end:
-        factor = lr_factor(len(losses), settings.warmup_steps, total, cooldown_start, cooldown)
+    while len(losses) < cooldown_start + cooldown:
+        factor = lr_factor(len(losses), settings.warmup_steps, cooldown_start, cooldown)
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * factor
         model.train()
@@ -247,16 +239,16 @@ def _train(
         optimizer.step()
         losses.append(loss.item())
         step, greedy = len(losses), None
-        if step % settings.check_every == 0 or step == end:
+        if step % settings.check_every == 0 or step == cooldown_start + cooldown:
             greedy = held_out_greedy(model, tokenizer, task)
             window = losses[-settings.check_every :]
             checks.append({"step": step, "loss": sum(window) / len(window), VAL_ACC_GREEDY: greedy})
-            if cut_short and end == total > step and greedy >= settings.cooldown_at:
-                cooldown_start, end = step, min(step + cooldown, total)
+            if step < cooldown_start and greedy >= settings.cooldown_at:
+                cooldown_start = step
         if progress is not None:
-            progress(step, end, losses[-1], greedy)
+            progress(step, cooldown_start + cooldown, losses[-1], greedy)
     model.eval()
-    return losses, checks, (None if cooldown_start == total else cooldown_start)
+    return losses, checks, cooldown_start
 
 
 def parent_config(config: Config, base_task: str) -> Config:
@@ -277,10 +269,10 @@ def _start(
         return model, tokenizer, settings, np.random.default_rng(settings.seed), None
     parent = pretrain(parent_config(config, task.base_task), progress)
     model, tokenizer = load_pretrained(parent)
-    finetune = dataclasses.replace(  # the whole cosine, never cut short (see `_make`)
+    finetune = dataclasses.replace(  # a warm-up, then the cool-down: no hold
         settings,
         max_steps=settings.finetune_steps,
-        cooldown_steps=min(settings.cooldown_steps, settings.finetune_steps),
+        cooldown_steps=max(settings.finetune_steps - settings.warmup_steps, 1),
         lr=settings.finetune_lr,
     )
     return model, tokenizer, finetune, np.random.default_rng([settings.seed, 1]), str(parent)
@@ -326,10 +318,7 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         model, tokenizer, settings, rng, parent = _start(config, task, progress)
-        cut_short = parent is None  # a fine-tune is meant to end wrong on part of the prompts
-        losses, checks, cooldown_start = _train(
-            model, tokenizer, task, settings, rng, progress, cut_short
-        )
+        losses, checks, cooldown_start = _train(model, tokenizer, task, settings, rng, progress)
         metrics = base_model_metrics(model, tokenizer, task)
     wall = time.perf_counter() - start
     parent_metrics = None if parent is None else read_record(Path(parent))["validation"]

@@ -257,7 +257,8 @@ class PretrainConfig:
     """For a task built on another task's base model (sum3_trap on sum3): supervised steps
     on this task's demonstrations, starting from that base model."""
     finetune_lr: float = 3e-4
-    """AdamW peak learning rate of those fine-tuning steps (same warm-up and cosine shape)."""
+    """AdamW peak learning rate of those fine-tuning steps (the same warm-up, then a cosine to
+    0 over the rest of `finetune_steps`, with no hold)."""
     cooldown_at: float = 0.85
     """The held-out greedy accuracy at a check that ends the hold and starts the cool-down:
     the carries are learnt in a sudden transition whose step depends on the seed, the size
@@ -267,7 +268,8 @@ class PretrainConfig:
     """Steps of the cool-down: the learning rate decays from `lr` to 0 by a cosine."""
     check_every: int = 100
     """Measure greedy accuracy on the held-out validation prompts every this many steps (and
-    at the end); shown in the progress display and kept in pretrain.json."""
+    at the end); shown in the progress display and kept in pretrain.json. A check ends the
+    hold, so this shapes the base model (it is in the cache key)."""
     min_greedy: float = 0.85
     """A base model whose held-out greedy accuracy ends below this has not learnt its task:
     train, demo and experiment refuse to run RL from it (a fine-tuned base model is judged by

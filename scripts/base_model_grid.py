@@ -97,7 +97,8 @@ def _weights_digest(directory: Path) -> str:
 
 def _matching(paths: list[Path], seed: int, size: str) -> Path | None:
     """The base-model directory among `paths` (their pretrain.json) of `seed` and `size`."""
-    wanted = dict(arg.split("=") for arg in size_overrides(size))
+    # the model fields only: an extra pretrain.lr=... override replaces the size's own rate
+    wanted = dict(arg.split("=") for arg in size_overrides(size) if arg.startswith("model."))
     for path in paths:
         record = json.loads(path.read_text())
         config = record["config"]

@@ -123,7 +123,7 @@ def _table(rows: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['kernels']} | {r['threads']} | {r['seed']} | {r['size']} | {r['params'] / 1e6:.2f}M | "
-            f"{r['steps']} ({r['cooldown'] or '-'}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
+            f"{r['steps']} ({r['cooldown']}) | {r['greedy']:.3f} | {r['sampled']:.3f} | "
             f"{r['entropy']:.3f} | {r['wall_s']:.0f} | {r['weights']} | {'yes' if r['learnt'] else '**no**'} |"
         )
     return "\n".join(lines) + "\n"

@@ -29,10 +29,10 @@ DEFAULT_SIZES = "h48x4,h80x4,h128x4,h160x4"
 """The sizes of experiments/paper_small.yaml."""
 SIZE_PATTERN = re.compile(r"h(\d+)x(\d+)")
 """A size is named hWxL: hidden width W and L layers, with 4 heads and an MLP of 4W."""
-BASE_WIDTH, BASE_LR = 128, 3e-3
-"""The pretraining learning rate scales as 1/width: BASE_LR at BASE_WIDTH (the default size).
-At 3e-3 the narrow models stalled (h48x4 seed 0: greedy 0.04 after 2,700 steps of the
-previous recipe); at 8e-3 it learnt (experiments/paper_small.yaml lists the same values)."""
+BASE_WIDTH, BASE_LR = 128, 1.5e-3
+"""The pretraining learning rate scales as 1/width: BASE_LR at BASE_WIDTH (the default size,
+`pretrain.lr`); experiments/paper_small.yaml lists the same values. docs/base_models.md says
+how the rate was chosen."""
 
 
 def size_overrides(size: str) -> list[str]:

@@ -237,8 +237,10 @@ class PretrainConfig:
     has not reached it by `max_steps - cooldown_steps` cools down then."""
     batch_size: int = 128
     """Demonstrations per step."""
-    lr: float = 3e-3
-    """AdamW learning rate of the hold, reached after `warmup_steps`."""
+    lr: float = 1.5e-3
+    """AdamW learning rate of the hold, reached after `warmup_steps`. At 3e-3 the hold of
+    h128x4 seed 2 lasted to the cap (4,200 steps) and h160x4 seed 0 (at 2.4e-3) never learnt;
+    at half those rates both learnt in 1,400 steps (docs/base_models.md)."""
     warmup_steps: int = 50
     """Linear learning-rate warm-up steps."""
     weight_decay: float = 0.01

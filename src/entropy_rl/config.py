@@ -170,16 +170,50 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (memory for time; puts the model in train
     mode during updates, so its dropout settings apply)."""
+    lora_rank: int = 0
+    """LoRA rank of the RL run (the `lora` extra, peft): > 0 freezes every weight of the
+    policy and trains low-rank adapters on lora_target_modules only; checkpoints then hold the
+    adapter, and a resume loads it onto the same base model. 0: full fine-tuning. Pretraining
+    of the embedded base model always trains every weight."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: an adapter's update is (lora_alpha / lora_rank) * B A."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapters' input; it acts only in train mode, which the trainer uses only
+    with gradient_checkpointing (the model runs in eval mode otherwise)."""
+    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj"
+    """Comma-separated names of the Linear modules that get adapters: the attention
+    projections of Qwen2 / Llama-style models (the embedded model's too); add
+    gate_proj,up_proj,down_proj for the MLP."""
 
     def __post_init__(self) -> None:
         _finite(self)
         _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "init_std")
+        _check_lora(self)
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_heads ({self.num_heads})"
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"model.dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+
+def lora_targets(config: ModelConfig) -> list[str]:
+    """The module names of `lora_target_modules`, in order."""
+    return [name.strip() for name in config.lora_target_modules.split(",") if name.strip()]
+
+
+def _check_lora(config: ModelConfig) -> None:
+    if config.lora_rank < 0:
+        raise ConfigError(f"model.lora_rank must be >= 0 (0: no LoRA), got {config.lora_rank!r}")
+    _positive(config, "lora_alpha")
+    if not 0.0 <= config.lora_dropout < 1.0:
+        raise ConfigError(f"model.lora_dropout must be in [0, 1), got {config.lora_dropout!r}")
+    names = lora_targets(config)
+    if not names or not all(n.replace(".", "_").isidentifier() for n in names):
+        raise ConfigError(
+            "model.lora_target_modules must be comma-separated module names (e.g. "
+            f"q_proj,v_proj), got {config.lora_target_modules!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -508,6 +542,11 @@ class Config:
     def __post_init__(self) -> None:
         if self.task.name == "dataset" and not self.model.path:
             raise ConfigError("task.name=dataset needs a model: --model PATH (model.path)")
+        if self.model.lora_rank and self.rollout.engine == "vllm":
+            raise ConfigError(
+                "model.lora_rank > 0 needs rollout.engine=transformers (the vllm engine loads "
+                "full weights, not adapters)"
+            )
 
 
 # ---- loading, overriding, describing -------------------------------------------------

@@ -40,7 +40,16 @@ LAYERS = (
     # 4: the end-of-run summary: the report's figures and statistics of one run
     ("summary",),
     # 5: models, rollouts, ranks, diagnostics, checkpoints
-    ("models", "rollout", "distributed", "diagnostics", "tracking", "checkpoint", "resume_point"),
+    (
+        "models",
+        "lora",
+        "rollout",
+        "distributed",
+        "diagnostics",
+        "tracking",
+        "checkpoint",
+        "resume_point",
+    ),
     # 6: the policy and its evaluation
     ("policy", "evaluation"),
     # 7: pretraining and the RL step

@@ -4,7 +4,9 @@ without unpickling code.
 A checkpoint is a directory `checkpoint-<step>/` of the run directory (`step` zero-padded
 to 6 digits: the metrics rows written before it, the row the run goes on with):
 
-    model/            the policy: `save_pretrained` (safetensors) and its tokenizer
+    model/            the policy: `save_pretrained` (safetensors) and its tokenizer; with
+                      LoRA (model.lora_rank > 0) the adapter only, in PEFT's format
+                      (adapter_config.json, adapter_model.safetensors), and the tokenizer
     trainer_state.pt  optimizer, RNG states, step, counters: tensors and plain containers,
                       read with `torch.load(weights_only=True)`, which builds nothing else
     config.yaml       the config it was trained with (a resume compares the run's with it)
@@ -39,6 +41,7 @@ import torch
 
 from entropy_rl.errors import RunError, os_errors_of
 from entropy_rl.layout import (
+    ADAPTER_CONFIG_FILE,
     CHECKPOINT_MANIFEST_FILE,
     CHECKPOINT_MODEL_DIR,
     CHECKPOINT_PREFIX,
@@ -267,9 +270,12 @@ def _read_manifest(checkpoint: Checkpoint) -> dict[str, Any]:
 
 def _check_manifest(checkpoint: Checkpoint) -> None:
     files = _read_manifest(checkpoint)
-    for required in (CHECKPOINT_STATE_FILE, CONFIG_FILE, f"{CHECKPOINT_MODEL_DIR}/config.json"):
+    model = [f"{CHECKPOINT_MODEL_DIR}/{name}" for name in ("config.json", ADAPTER_CONFIG_FILE)]
+    for required in (CHECKPOINT_STATE_FILE, CONFIG_FILE):
         if required not in files:
             raise _problem(checkpoint.path / CHECKPOINT_MANIFEST_FILE, f"lists no {required}")
+    if not any(name in files for name in model):
+        raise _problem(checkpoint.path / CHECKPOINT_MANIFEST_FILE, f"lists no {model[0]}")
     for name, entry in files.items():
         _check_file(checkpoint.path, name, entry)
 

@@ -11,7 +11,9 @@ What is evaluated:
 - a run directory (config.yaml): its newest checkpoint that verifies, on the run's task (the same
   validation prompts as its `val/*` metrics), with the run's config plus the overrides;
 - a checkpoint directory (holding model/): that model, with its run's config when the
-  directory sits in a run directory;
+  directory sits in a run directory; a LoRA run's checkpoint (an adapter in model/) is its
+  adapter on its base model (model.path, or the embedded base model in its cache), with the
+  run's config (or the checkpoint's own config.yaml);
 - a model directory (config.json, saved with `save_pretrained`): with the defaults plus
   `--config` and the overrides (the embedded task sum3 unless `task.name` says otherwise).
 `--data FILE` (.jsonl / .json / .parquet, `task.prompt_key` / `task.answer_key`) replaces the
@@ -28,9 +30,11 @@ from typing import Any
 import torch
 
 from entropy_rl import checkpoint
+from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.evaluation import accuracy, pass_at_k_table, sample_statistics
-from entropy_rl.layout import CONFIG_FILE
+from entropy_rl.layout import CHECKPOINT_MODEL_DIR, CONFIG_FILE
+from entropy_rl.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
@@ -44,6 +48,8 @@ class EvalTarget:
     model_dir: Path
     run_dir: Path | None
     config: Config
+    base_dir: Path | None = None
+    """The base model of a LoRA checkpoint (model_dir holds its adapter); None otherwise."""
 
 
 def resolve_target(
@@ -54,14 +60,15 @@ def resolve_target(
 ) -> EvalTarget:
     """What `path` names (see the module docstring); ConfigError if it names nothing usable."""
     path = Path(path)
-    if (path / "model" / "config.json").is_file():  # before the run: it has a config.yaml too
+    model = path / CHECKPOINT_MODEL_DIR
+    if (model / "config.json").is_file() or is_adapter_dir(model):  # before the run's test
         run_dir = path.parent if (path.parent / CONFIG_FILE).is_file() else None
-        model_dir = path / "model"
+        model_dir = model
     elif (path / CONFIG_FILE).is_file():
         found = checkpoint.find_checkpoint(path)
         if found is None:
             raise ConfigError(f"{path}: the run has no checkpoint to evaluate yet")
-        run_dir, model_dir = path, found / "model"
+        run_dir, model_dir = path, found / CHECKPOINT_MODEL_DIR
     elif (path / "config.json").is_file():
         run_dir, model_dir = None, path
     else:
@@ -69,12 +76,20 @@ def resolve_target(
             f"{path}: not a run directory ({CONFIG_FILE}), a checkpoint (model/) or a saved "
             "model (config.json)"
         )
-    if run_dir is not None and config_file is not None:
+    adapter = is_adapter_dir(model_dir)
+    own = model_dir.parent / CONFIG_FILE if adapter and run_dir is None else None
+    if (run_dir is not None or own is not None) and config_file is not None:
         raise ConfigError("--config: a run is evaluated with its own config; use overrides")
+    settings = run_dir / CONFIG_FILE if run_dir is not None else own or config_file
+    base_dir = _adapter_base(load_config(settings, overrides)) if adapter else None
     extra = [] if data is None else ["task.name=dataset", f"task.train_file={data}"]
-    extra += [f"model.path={model_dir}"] if data is not None else []
-    base = run_dir / CONFIG_FILE if run_dir is not None else config_file
-    return EvalTarget(model_dir, run_dir, load_config(base, [*overrides, *extra]))
+    extra += [f"model.path={base_dir or model_dir}"] if data is not None else []
+    return EvalTarget(model_dir, run_dir, load_config(settings, [*overrides, *extra]), base_dir)
+
+
+def _adapter_base(config: Config) -> Path:
+    """Where a LoRA run's base model is: model.path, or the embedded base model's cache."""
+    return Path(config.model.path) if config.model.path else base_model_dir(config)
 
 
 def _problems(config: Config, data: str | Path | None) -> tuple[Task, list[Problem]]:
@@ -85,12 +100,22 @@ def _problems(config: Config, data: str | Path | None) -> tuple[Task, list[Probl
     return DatasetTask(config.task, problems), problems
 
 
+def _load(target: EvalTarget):
+    """The model and tokenizer of `target`: a LoRA checkpoint's adapter on its base model."""
+    try:
+        model, tokenizer = load_pretrained(target.base_dir or target.model_dir)
+    except ValueError as err:
+        what = f"the base model of {target.model_dir}: " if target.base_dir else ""
+        raise ConfigError(f"{what}{err}") from None
+    if target.base_dir is not None:
+        add_lora(model, target.config.model, target.config.train.seed)
+        load_adapter(model, target.model_dir)
+    return model, tokenizer
+
+
 def _policy(target: EvalTarget, task: Task) -> Policy:
     config = target.config
-    try:
-        model, tokenizer = load_pretrained(target.model_dir)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    model, tokenizer = _load(target)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = config.model.autocast and device.type == "cuda" and torch.cuda.is_bf16_supported()
     return Policy(

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from entropy_rl import checkpoint
+from entropy_rl import checkpoint, lora
 from entropy_rl.atomic import write_atomic
 from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
@@ -97,9 +97,9 @@ def check_world(config: Config, dist: Dist) -> None:
 
 
 def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
-    )
+    """AdamW over the trainable parameters: all of them, or the LoRA adapters only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
 
 def _on_main(dist: Dist, fn, *args):
@@ -123,10 +123,11 @@ def _on_main(dist: Dist, fn, *args):
 
 
 def _model_source(start: ResumePoint, config: Config, dist: Dist, console: Console):
-    """(directory, dtype) to load the policy from: the checkpoint resumed from, model.path,
-    or the embedded base model (pretrained on rank 0 first when missing; BaseModelError when
-    it has not learnt its task)."""
-    if start.checkpoint is not None:
+    """(directory, dtype) to load the policy from: the checkpoint resumed from (with LoRA,
+    whose checkpoints hold the adapter only: the base model below), model.path, or the
+    embedded base model (pretrained on rank 0 first when missing; BaseModelError when it has
+    not learnt its task)."""
+    if start.checkpoint is not None and not config.model.lora_rank:
         return start.checkpoint.model_dir, "auto"
     if config.model.path:
         return Path(config.model.path), config.model.dtype
@@ -136,7 +137,9 @@ def _model_source(start: ResumePoint, config: Config, dist: Dist, console: Conso
     return base, "auto"
 
 
-def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
+def _load_model(source: Path, dtype: str, config: Config, dist: Dist, adapter: Path | None):
+    """The policy from `source`; with LoRA, adapters added (from the `adapter` directory of
+    the checkpoint resumed from, else new) and every other weight frozen."""
     try:
         model, tokenizer = load_pretrained(source, dtype)
     except ValueError as err:
@@ -144,6 +147,10 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
     except Exception as err:  # a checkpoint's weights that verified but do not load
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RunError(f"{source}: the model does not load ({first})") from None
+    if config.model.lora_rank:
+        lora.add_lora(model, config.model, config.train.seed)
+        if adapter is not None:
+            lora.load_adapter(model, adapter)
     model = model.to(dist.device).eval()
     if config.model.gradient_checkpointing:
         model.activation_checkpointing_enable(
@@ -155,7 +162,11 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist):
 def _restore(start: ResumePoint, config: Config, console: Console, dist: Dist, task, reward):
     """Policy, optimizer and run state: from the checkpoint of `start`, else fresh."""
     source, dtype = _model_source(start, config, dist, console)
-    model, tokenizer = _load_model(source, dtype, config, dist)
+    adapter = None if start.checkpoint is None else start.checkpoint.model_dir
+    model, tokenizer = _load_model(source, dtype, config, dist, adapter)
+    if config.model.lora_rank and dist.is_main:
+        trained, total = lora.trainable_share(model)
+        say(console, f"LoRA: training {trained:,} adapter parameters, {total - trained:,} frozen")
     trainable = wrap_model(model, dist)
     optimizer = _optimizer(trainable, config)
     autocast = (
@@ -197,8 +208,11 @@ def _load_optimizer(policy: Policy, optimizer, saved: dict, dist: Dist) -> None:
 
 
 def _write_checkpoint(run_dir: Path, policy: Policy, config: Config, payload, weights=None):
+    """The checkpoint: the whole model, or with LoRA its adapter only."""
     step, keep = payload["run_state"]["step"], config.train.keep_checkpoints
     model, tokenizer, text = policy.model, policy.tokenizer, dump_config(config)
+    if config.model.lora_rank:
+        model = lora.Adapter(policy.model, config.model.path or str(base_model_dir(config)))
     checkpoint.save_checkpoint(run_dir, step, model, tokenizer, payload, text, keep, weights)
 
 
@@ -215,7 +229,10 @@ def _save(run_dir: Path, policy: Policy, optimizer, state: RunState, config, dis
         get_optimizer_state_dict,
     )
 
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    lora_only = bool(config.model.lora_rank)  # the frozen base is not gathered
+    options = StateDictOptions(
+        full_state_dict=True, cpu_offload=True, ignore_frozen_params=lora_only
+    )
     weights = get_model_state_dict(policy.module, options=options)
     optim = get_optimizer_state_dict(policy.module, optimizer, options=options)
     gens = dist.gather_objects(state.rollout_gen.get_state())

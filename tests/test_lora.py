@@ -250,3 +250,25 @@ def test_a_target_module_the_model_lacks_is_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "model.lora_target_modules:" in err and "qkv" in err
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_torchrun_trains_a_model_dir_with_lora(tmp_path, tiny_hf_model, sums_jsonl, strategy):
+    from test_distributed import _torchrun
+
+    run = tmp_path / "run"
+    args = ["-m", "entropy_rl", "train", "--quiet", "--run-dir", str(run)]
+    args += ["--model", str(tiny_hf_model), f"task.train_file={sums_jsonl}", *HF_TINY, *LORA]
+    _torchrun(
+        *args, "loss.mode=kl_cov", f"distributed.strategy={strategy}", done=run / "summary.json"
+    )
+    records = read_records(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2]
+    saved = find_checkpoint(run)
+    state = torch.load(saved / "trainer_state.pt", weights_only=True)
+    assert state["world_size"] == 2
+    weights = _adapter(saved)
+    assert len(state["optimizer"]["state"]) == len(weights) == 2 * len(TARGETS) * 2
+    assert not (saved / "model" / "model.safetensors").exists()
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert all(bool(w.abs().sum() > 0) for w in lora_b)  # zero at the start: every one moved

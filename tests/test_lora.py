@@ -22,7 +22,7 @@ from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import ModelConfig, load_config
 from entropy_rl.errors import ConfigError
 from entropy_rl.logs import read_records
-from entropy_rl.lora import add_lora, is_adapter
+from entropy_rl.lora import add_lora, is_adapter, load_adapter
 from entropy_rl.model_eval import evaluate_model
 from entropy_rl.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.policy import Policy
@@ -186,6 +186,24 @@ def test_the_checkpoint_holds_the_adapter_only(kl_runs):
     assert len(state["optimizer"]["state"]) == len(weights)  # AdamW over the adapters only
     shapes = sorted(tuple(s["exp_avg"].shape) for s in state["optimizer"]["state"].values())
     assert shapes == sorted(tuple(w.shape) for w in weights.values())
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_peft_loads_the_saved_adapter_as_the_run_does(kl_runs):
+    from peft import PeftModel
+
+    root, config = kl_runs
+    saved = find_checkpoint(root / "full") / "model"
+    ours, _ = load_pretrained(base_model_dir(config))
+    add_lora(ours, config.model, seed=1)
+    load_adapter(ours, saved)
+    base, _ = load_pretrained(base_model_dir(config))
+    theirs = PeftModel.from_pretrained(base, saved).eval()
+    ids = torch.tensor([[1, 5, 6, 7, 8]])  # (1, L)
+    plain, _ = load_pretrained(base_model_dir(config))
+    with torch.no_grad():
+        assert torch.equal(ours(ids).logits, theirs(ids).logits)
+        assert not torch.equal(ours(ids).logits, plain(ids).logits)
 
 
 def test_a_resume_after_a_kill_continues_exactly(kl_runs):

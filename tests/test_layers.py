@@ -30,7 +30,7 @@ ROOT = PACKAGE.parents[1]
 
 LAYERS = (
     # 0: no project imports beyond this layer
-    ("layout", "metric_keys", "errors", "atomic", "law", "rewards", "core"),
+    ("layout", "metric_keys", "errors", "atomic", "law", "live_law", "rewards", "core"),
     # 1: settings and the files a run writes
     ("config", "lock", "logs", "rollout.registry"),
     # 2: tasks, and where their base models are cached

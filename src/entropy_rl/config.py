@@ -376,12 +376,22 @@ class TrainConfig:
     """Stop after this many consecutive steps with a NaN/inf loss or gradient."""
     reward_timeout_s: float = 5.0
     """Seconds a reward call may take before its response gets reward 0 (counted)."""
+    stop_at_saturation: bool = False
+    """Stop the run early, with its checkpoint and summary (`stopped_early` in summary.json),
+    at the first evaluation row where the law fitted on the run so far is reliable and its
+    forecast gain left is below train.saturation_min_gain (`entropy_rl.live_law.saturation`).
+    That row only measures, as a run's last row does."""
+    saturation_min_gain: float = 0.01
+    """The forecast gain left (upper end of the ceiling's 95% interval minus the best val/acc
+    so far) below which train.stop_at_saturation stops the run, in val/acc units. 0.01: the
+    paper's law forecasts held-out accuracy to about 1% RMSE, so a smaller gain is within the
+    law's own error."""
 
     def __post_init__(self) -> None:
         _finite(self)
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
-        _positive(self, "reward_timeout_s", "keep_checkpoints")
+        _positive(self, "reward_timeout_s", "keep_checkpoints", "saturation_min_gain")
         from entropy_rl.core.advantages import ADVANTAGE_ESTIMATORS  # the registry: torch
 
         if self.advantage not in ADVANTAGE_ESTIMATORS:

@@ -56,6 +56,22 @@ VAL_REWARD_ERRORS = "faults/val_reward_errors"
 SKIPPED_STEPS = "faults/skipped_steps"
 """Optimizer steps of the row skipped for a non-finite loss or gradient."""
 
+LAW_A = "law/a"
+"""The law R = -a*exp(H) + b fitted on the run's evaluation points so far: its a
+(evaluation rows, once `live_law.fit_so_far` has a fit)."""
+LAW_B = "law/b"
+"""Its b."""
+LAW_CEILING = "law/ceiling"
+"""Its ceiling b - a, the forecast R at H = 0."""
+LAW_CEILING_CI_LO = "law/ceiling_ci_lo"
+"""Lower end of the ceiling's confidence interval (`law.EntropyLawFit.ceiling_ci`)."""
+LAW_CEILING_CI_HI = "law/ceiling_ci_hi"
+"""Upper end of that interval."""
+LAW_R2 = "law/r2"
+"""R² of the fit."""
+LAW_N = "law/n"
+"""Evaluation points fitted."""
+
 RUN_KEYS = (
     STEP,
     REWARD_MEAN,
@@ -77,5 +93,12 @@ RUN_KEYS = (
     REWARD_ERRORS,
     VAL_REWARD_ERRORS,
     SKIPPED_STEPS,
+    LAW_A,
+    LAW_B,
+    LAW_CEILING,
+    LAW_CEILING_CI_LO,
+    LAW_CEILING_CI_HI,
+    LAW_R2,
+    LAW_N,
 )
 """Every key above, the loss modes' own keys apart."""

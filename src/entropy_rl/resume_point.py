@@ -35,6 +35,8 @@ APPLICABLE_EDITS = (
     "train.keep_checkpoints",
     "train.max_bad_steps",
     "train.reward_timeout_s",
+    "train.stop_at_saturation",
+    "train.saturation_min_gain",
     "train.lr",
     "train.weight_decay",
     "train.grad_clip",
@@ -51,9 +53,9 @@ APPLICABLE_EDITS = (
     "log.wandb_mode",
 )
 """config.yaml fields whose edit a resume applies from the checkpoint's step on: the length
-and saving of the run, the optimizer's hyperparameters (set on the restored optimizer),
-fault limits, settings of memory and speed that leave the update unchanged, and where the
-metrics are logged besides metrics.jsonl. An edit of any other field would mix two
+and saving of the run (with whether it stops at saturation), the optimizer's hyperparameters
+(set on the restored optimizer), fault limits, settings of memory and speed that leave the
+update unchanged, and where the metrics are logged besides metrics.jsonl. An edit of any other field would mix two
 experiments in one run, and is refused."""
 
 

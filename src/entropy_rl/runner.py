@@ -1,5 +1,6 @@
 """A training run around the loop of `trainer`: run directory and its lock, resume,
-checkpoints, Ctrl-C, progress display, and the end-of-run summary (law fit and plots)."""
+checkpoints, Ctrl-C, the stop at saturation, progress display, and the end-of-run summary
+(law fit and plots)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, dump_config, load_config
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
 from entropy_rl.errors import RunError
-from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
+from entropy_rl.law import ceiling_text
 from entropy_rl.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from entropy_rl.live_law import saturated
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import MetricsWriter
-from entropy_rl.metric_keys import ENTROPY_MEAN, VAL_ACC
+from entropy_rl.metric_keys import ENTROPY_MEAN, LAW_CEILING, LAW_N, LAW_R2, REWARD_MEAN, VAL_ACC
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import make_base_model, require_learnt
@@ -33,11 +35,7 @@ from entropy_rl.rollout import make_engine
 from entropy_rl.summary import summarize_run
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tracking import Trackers, check_trackers
-from entropy_rl.trainer import RunState, micro_batch_size, run_step
-
-LAW_MIN_EVALS = RELIABLE_MIN_POINTS
-"""Validation points needed before the progress display shows the law's ceiling."""
-
+from entropy_rl.trainer import EarlyStop, RunState, micro_batch_size, run_step
 
 RUN_LOCK = "run directory"
 """How a run directory's lock names it to a process that finds it held."""
@@ -269,7 +267,8 @@ def _stop_on_interrupt(state: RunState, console: Console) -> Iterator[None]:
 
 
 class _Display:
-    """One progress line: step, reward, validation accuracy, entropy, predicted ceiling."""
+    """One progress line: step, reward, validation accuracy, entropy, and the ceiling of the
+    law fitted so far (the row's `law/*` keys, flagged when unreliable)."""
 
     def __init__(self, total: int, start: int, console: Console, enabled: bool) -> None:
         self.progress = Progress(
@@ -282,21 +281,19 @@ class _Display:
             disable=not enabled,
         )
         self.task = self.progress.add_task("train", total=total, completed=start, status="")
-        self.entropy: list[float] = []
-        self.accuracy: list[float] = []
         self.last_val: float | None = None
+        self.ceiling: str | None = None
 
     def update(self, record: dict) -> None:
         if VAL_ACC in record:
-            self.entropy.append(record[ENTROPY_MEAN])
-            self.accuracy.append(record[VAL_ACC])
             self.last_val = record[VAL_ACC]
-        status = f"reward {record['reward/mean']:.3f}  H {record['entropy/mean']:.3f}"
+        if LAW_CEILING in record:
+            self.ceiling = ceiling_text(record[LAW_CEILING], record[LAW_N], record[LAW_R2])
+        status = f"reward {record[REWARD_MEAN]:.3f}  H {record[ENTROPY_MEAN]:.3f}"
         if self.last_val is not None:
             status += f"  val/acc {self.last_val:.3f}"
-        if len(self.entropy) >= LAW_MIN_EVALS:
-            with contextlib.suppress(ValueError):
-                status += f"  ceiling {fit_entropy_law(self.entropy, self.accuracy).ceiling_text()}"
+        if self.ceiling is not None:
+            status += f"  ceiling {self.ceiling}"
         self.progress.update(self.task, advance=1, status=status)
 
 
@@ -310,9 +307,11 @@ def train(
 ) -> dict:
     """Run (or resume) training in `run_dir`, holding its lock; returns the end-of-run
     summary (on rank 0; other ranks of a torchrun job return {}), or {"stopped_at": step}
-    after a Ctrl-C. Resuming a finished run changes nothing and returns its summary."""
+    after a Ctrl-C. Resuming a finished run changes nothing and returns its summary, unless
+    it stopped at saturation and its config.yaml was edited so that it goes on
+    (`continues`)."""
     console = console or Console(stderr=True)
-    if resume and run_status(run_dir) == "done":
+    if resume and run_status(run_dir) == "done" and not continues(run_dir):
         return finished(run_dir, console)
     config = load_run_config(run_dir) if resume else config
     dist = init_distributed(config.distributed)
@@ -330,15 +329,47 @@ def say(console: Console, line: str) -> None:
 
 
 def finished(run_dir: Path, console: Console) -> dict:
-    """Say that the run is finished; its summary."""
-    say(
-        console,
-        f"{run_dir} is finished ({SUMMARY_FILE} is written): nothing to resume, nothing "
-        f"changed (to train longer, start a new run with more train.steps)",
-    )
+    """Say that the run is finished (or stopped at saturation, and how to go on); its
+    summary."""
+    stop = stopped_early(run_dir)
+    if stop is None:
+        say(
+            console,
+            f"{run_dir} is finished ({SUMMARY_FILE} is written): nothing to resume, nothing "
+            f"changed (to train longer, start a new run with more train.steps)",
+        )
+    else:
+        say(
+            console,
+            f"{run_dir} already stopped at saturation at step {stop['step']} "
+            f"({stop['reason']}): nothing changed; to train past it, set "
+            f"train.stop_at_saturation: false in {run_dir / CONFIG_FILE} and resume again "
+            f"(more train.steps alone would stop it at the same step)",
+        )
     with contextlib.suppress(OSError, ValueError):
         return json.loads((run_dir / SUMMARY_FILE).read_text())
     return {}
+
+
+def stopped_early(run_dir: Path) -> dict | None:
+    """summary.json's `stopped_early` ({step, reason, gain_left}) of a run stopped at
+    saturation; None for any other run."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return json.loads((run_dir / SUMMARY_FILE).read_text()).get("stopped_early")
+    return None
+
+
+def continues(run_dir: Path) -> bool:
+    """Whether a resume goes on past a stop at saturation: the run stopped so, and its
+    config.yaml, as edited since, would not have stopped it there (train.stop_at_saturation
+    false, or a train.saturation_min_gain at or below the gain left)."""
+    stop = stopped_early(run_dir)
+    if stop is None:
+        return False
+    train = load_run_config(run_dir).train
+    return not (
+        train.stop_at_saturation and saturated(stop["gain_left"], train.saturation_min_gain)
+    )
 
 
 def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, dist) -> dict:
@@ -348,8 +379,8 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
     reward = make_reward(config.task, task)
     with contextlib.ExitStack() as held:
         _on_main(dist, _lock, held, run_dir, console)
-        if resume and run_status(run_dir) == "done":  # finished by the previous holder
-            return finished(run_dir, console)
+        if resume and run_status(run_dir) == "done" and not continues(run_dir):
+            return finished(run_dir, console)  # finished by the previous holder
         start = _on_main(dist, _start, run_dir, config, resume, dist.world_size, console)
         policy, optimizer, state = _restore(start, config, console, dist, task, reward)
         return _loop(run_dir, config, policy, optimizer, state, console, show_progress)
@@ -370,6 +401,10 @@ def _start(run_dir: Path, config: Config, resume: bool, world_size: int, console
         prepare_run_dir(run_dir, config)
         return ResumePoint(None, None, ())
     start = resume_point(run_dir, config, world_size)
+    stop = stopped_early(run_dir)
+    if stop is not None:  # `continues`: its config no longer stops it there
+        say(console, f"{run_dir} stopped at saturation at step {stop['step']}: going on past it")
+        (run_dir / SUMMARY_FILE).unlink()
     for note in start.notes:
         say(console, note)
     if start.checkpoint is None:
@@ -400,9 +435,13 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
                 trackers.write(record)
                 display.update(record)
             state.step += 1
+            if state.early_stop is not None:
+                break
             if state.step % config.train.save_every == 0 or state.step == total:
                 _save(run_dir, policy, optimizer, state, config, dist)
             state.stop_requested = not dist.all_done(not state.stop_requested)
+    if state.early_stop is not None:
+        return _stop_early(run_dir, config, policy, optimizer, state.early_stop, console)
     if state.stop_requested:
         _save(run_dir, policy, optimizer, state, config, dist)
         if dist.is_main:
@@ -411,3 +450,14 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
             )
         return {"stopped_at": state.step}
     return summarize_run(run_dir, console) if dist.is_main else {}
+
+
+def _stop_early(run_dir: Path, config: Config, policy, optimizer, stop: EarlyStop, console):
+    """The end of a run stopped at saturation: its checkpoint at the stopping row (resumed,
+    the row is recomputed), one line saying why, and its summary with `stopped_early`."""
+    dist = policy.dist
+    _save(run_dir, policy, optimizer, stop.state, config, dist)
+    if not dist.is_main:
+        return {}
+    say(console, f"stopped early at step {stop.step}, saturated: {stop.reason}")
+    return summarize_run(run_dir, console, stopped_early=stop.to_dict())

@@ -66,11 +66,16 @@ def summarize(records: list[dict]) -> dict[str, Any]:
     }
 
 
-def summarize_run(run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Fit the law, write summary.json and the plots, print a short table."""
+def summarize_run(
+    run_dir: Path, console: Console | None = None, stopped_early: dict | None = None
+) -> dict[str, Any]:
+    """Fit the law, write summary.json and the plots, print a short table. `stopped_early`:
+    where and why a run stopped at saturation ({step, reason, gain_left}), kept as is."""
     metrics_path = run_dir / METRICS_FILE
     records = read_records(metrics_path)
     summary = summarize(records)
+    if stopped_early is not None:
+        summary["stopped_early"] = stopped_early
     law = _law(metrics_path)
     plot_run_dynamics(records, run_dir / DYNAMICS_PLOT, title=str(run_dir))
     if law is not None:

@@ -10,8 +10,11 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  6. the loss mode's token selection (Clip-Cov, KL-Cov) over the whole rollout batch;
  7. `ppo_epochs` x `mini_batches` AdamW updates with `core.policy_loss`;
  8. the entropy change over the updates on probe states, exact and by Lemma 1.
+On an evaluation row, the law is fitted on the run's evaluation points so far (`law/*` keys,
+`entropy_rl.live_law`), and with train.stop_at_saturation a saturated run stops there.
 Row `step` of metrics.jsonl describes the policy after `step` updates; the last row (step =
-train.steps) only measures. Departures from the paper:
+train.steps) only measures, as does the row where a run stops at saturation. Departures
+from the paper:
  1. Selection is batch-level from the old log-probs (which equal the current ones at the
     first update), applied micro-batch by micro-batch; the reference code selects inside
     each micro-batch on each GPU. Clip-Cov's "not clipped by PPO" condition is void at
@@ -62,6 +65,7 @@ from entropy_rl.diagnostics import (
 from entropy_rl.distributed import Dist, accumulate, full_norm
 from entropy_rl.errors import TrainingError
 from entropy_rl.evaluation import evaluate, validation_seed
+from entropy_rl.live_law import Point, live_law
 from entropy_rl.metric_keys import (
     ENTROPY_BY_POSITION,
     GRAD_NORM,
@@ -92,7 +96,10 @@ class RunState:
     rollout_gen: torch.Generator
     select_gen: torch.Generator
     consecutive_bad: int = 0
+    law_points: list[Point] = field(default_factory=list)
+    """(H, R) of the evaluation rows so far, the live law's points."""
     stop_requested: bool = field(default=False, repr=False)
+    early_stop: EarlyStop | None = field(default=None, repr=False)
 
     @classmethod
     def fresh(cls, seed: int, rank: int = 0, device: str | torch.device = "cpu") -> RunState:
@@ -110,6 +117,7 @@ class RunState:
             "rollout_gen": self.rollout_gen.get_state(),
             "select_gen": self.select_gen.get_state(),
             "consecutive_bad": self.consecutive_bad,
+            "law_points": [list(p) for p in self.law_points],
         }
 
     @classmethod
@@ -119,7 +127,28 @@ class RunState:
         state.prompt_rng.bit_generator.state = data["prompt_rng"]
         state.rollout_gen.set_state(data["rollout_gen"])
         state.select_gen.set_state(data["select_gen"])
+        state.law_points = [(h, r) for h, r in data.get("law_points", [])]
         return state
+
+    def copy(self) -> RunState:
+        """The saved part of this state, as a new state."""
+        return RunState.from_dict(self.to_dict(), self.rollout_gen.device)
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """A run stopped at saturation (train.stop_at_saturation): the row where it stopped, why
+    (`live_law.saturation`), and the run state to checkpoint, taken before that row's
+    rollouts, so that a resume recomputes the row and goes on as the run would have."""
+
+    step: int
+    reason: str
+    gain_left: float
+    state: RunState
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json's `stopped_early`."""
+        return {"step": self.step, "reason": self.reason, "gain_left": self.gain_left}
 
 
 @dataclass(frozen=True)
@@ -346,7 +375,9 @@ def run_step(
     start = time.perf_counter()
     record: dict[str, Any] = {STEP: state.step}
     last = state.step == config.train.steps
-    if state.step % config.eval.every == 0 or last:
+    evaluating = state.step % config.eval.every == 0 or last
+    before = state.copy() if evaluating and config.train.stop_at_saturation else None
+    if evaluating:
         eval_gen = torch.Generator(policy.device).manual_seed(
             validation_seed(config.train.seed, state.step)
         )
@@ -355,7 +386,9 @@ def run_step(
         )
     batch, metrics = collect(policy, config, state)
     record |= metrics
-    if not last:
+    if evaluating:
+        record |= _live_law(record, config, state, before, dist)
+    if not last and state.early_stop is None:
         record |= update(policy, optimizer, batch, config, state)
         record |= _probe(policy, batch, config)
         if policy.engine is not None:
@@ -364,6 +397,20 @@ def run_step(
     record[TIME_STEP_S] = elapsed
     record[TIME_TOKENS_PER_S] = float(dist.sum(batch.mask.sum())) / elapsed
     return record
+
+
+def _live_law(record, config: Config, state: RunState, before: RunState | None, dist: Dist):
+    """The `law/*` keys of an evaluation row (`live_law.live_law`); with
+    train.stop_at_saturation (`before` is then the state before the row) and before the last
+    row, sets `state.early_stop` when the run is saturated. Rank 0's decision is every rank's."""
+    deciding = before is not None and record[STEP] < config.train.steps
+    min_gain = config.train.saturation_min_gain if deciding else None
+    state.law_points, keys, verdict = live_law(state.law_points, record, min_gain)
+    if deciding:
+        verdict = dist.broadcast_object(verdict)
+    if verdict is not None:
+        state.early_stop = EarlyStop(record[STEP], verdict["reason"], verdict["gain_left"], before)
+    return keys
 
 
 def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:

@@ -79,6 +79,9 @@ def table(paths: list[Path], min_gain: float) -> str:
     rows[-1].append(f"{means[3]:+.3f}")
     lines = [f"| {' | '.join(COLUMNS)} |", f"|{'---|' * len(COLUMNS)}"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
+    stopped = sum(r["stop_step"] is not None for r in results)
+    worst = max(float(x[5]) for x in rows[:-1])
+    lines.append(f"\nstopped {stopped} of {len(results)} runs; largest loss {worst:+.3f}")
     return "\n".join(lines)
 
 

@@ -110,13 +110,16 @@ def _deterministic(run):
 
 def test_eval_rows_carry_the_law_fitted_on_the_run_so_far(tmp_path, tiny_config, easy_reward):
     config = tiny_config("eval.every=1", "train.steps=7")
-    runner.train(config, tmp_path / "run", show_progress=False)
+    summary = runner.train(config, tmp_path / "run", show_progress=False)
     records = read_records(tmp_path / "run" / "metrics.jsonl")
     assert [bool(LAW_KEYS & r.keys()) for r in records] == [False] * 4 + [True] * 4
     for i in range(4, 8):
         h = [r["entropy/mean"] for r in records[: i + 1]]
         r = [r["val/acc"] for r in records[: i + 1]]
         assert {k: records[i][k] for k in LAW_KEYS} == _law_keys_of(law.fit_entropy_law(h, r))
+    end = summary["law"]
+    assert records[-1]["law/ceiling_ci_hi"] == end["ceiling_ci"][1]
+    assert records[-1]["law/a"] == end["a"] and records[-1]["law/n"] == end["n"] == 8
 
 
 def test_a_run_whose_fit_fails_trains_on_without_the_keys(
@@ -253,3 +256,16 @@ def test_the_replay_script_finds_where_the_rule_stops_a_synthetic_run(tmp_path):
     assert expected in result.stdout.splitlines()
     never = f"| task/model/grpo/seed0 | - | 0 | {final:.3f} | {final:.3f} | +0.000 |"
     assert never in result.stdout.splitlines()
+
+
+def test_the_progress_line_shows_the_ceiling_of_the_row_keys():
+    from rich.console import Console
+
+    display = runner._Display(10, 0, Console(quiet=True), enabled=False)
+    row = {"reward/mean": 0.5, "entropy/mean": 0.4, "val/acc": 0.6}
+    display.update(row)
+    fitted = {**row, "law/ceiling": 0.875, "law/n": 5, "law/r2": 0.5}
+    display.update(fitted)
+    display.update({"reward/mean": 0.5, "entropy/mean": 0.3})  # the ceiling stays shown
+    status = display.progress.tasks[0].fields["status"]
+    assert status.endswith("val/acc 0.600  ceiling 0.875 (unreliable: R² 0.50 < 0.8)")

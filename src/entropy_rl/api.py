@@ -58,7 +58,8 @@ def train(
 
 def resume(run_dir: str | Path, *, show_progress: bool = True) -> dict[str, Any]:
     """Continue the run in `run_dir` from its newest checkpoint that verifies, with its saved
-    config (see `entropy_rl.resume_point`); a finished run is left as it is."""
+    config (see `entropy_rl.resume_point`); a finished run is left as it is, and one stopped at
+    saturation too unless its config.yaml no longer stops it there (`runner.continues`)."""
     from entropy_rl import runner
 
     return runner.train(None, Path(run_dir), resume=True, show_progress=show_progress)

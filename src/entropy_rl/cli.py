@@ -350,7 +350,9 @@ checksums (train.keep_checkpoints are kept), saying which it skipped and why; me
 it cannot trust are recomputed from an older checkpoint, or it refuses naming the line. An
 edit of the run's config.yaml is applied (and reported) for the fields listed in
 `entropy_rl.resume_point.APPLICABLE_EDITS` (train.steps, train.lr, ...) and refused for the others.
-A finished run is left as it is. The first Ctrl-C stops after the current step with a
+A finished run is left as it is; one that train.stop_at_saturation stopped goes on only
+once its config.yaml would not stop it there (train.stop_at_saturation: false, or a lower
+train.saturation_min_gain). The first Ctrl-C stops after the current step with a
 checkpoint, a second one at once; both exit with code 130.
 """
 

@@ -376,7 +376,8 @@ def run_step(
     record: dict[str, Any] = {STEP: state.step}
     last = state.step == config.train.steps
     evaluating = state.step % config.eval.every == 0 or last
-    before = state.copy() if evaluating and config.train.stop_at_saturation else None
+    deciding = evaluating and not last and config.train.stop_at_saturation
+    before = state.copy() if deciding else None  # what a stop here checkpoints
     if evaluating:
         eval_gen = torch.Generator(policy.device).manual_seed(
             validation_seed(config.train.seed, state.step)
@@ -400,13 +401,12 @@ def run_step(
 
 
 def _live_law(record, config: Config, state: RunState, before: RunState | None, dist: Dist):
-    """The `law/*` keys of an evaluation row (`live_law.live_law`); with
-    train.stop_at_saturation (`before` is then the state before the row) and before the last
-    row, sets `state.early_stop` when the run is saturated. Rank 0's decision is every rank's."""
-    deciding = before is not None and record[STEP] < config.train.steps
-    min_gain = config.train.saturation_min_gain if deciding else None
+    """The `law/*` keys of an evaluation row (`live_law.live_law`). With `before` (the state
+    before the row: train.stop_at_saturation is on and the row is not the last), sets
+    `state.early_stop` when the run is saturated; rank 0's decision is every rank's."""
+    min_gain = None if before is None else config.train.saturation_min_gain
     state.law_points, keys, verdict = live_law(state.law_points, record, min_gain)
-    if deciding:
+    if before is not None:
         verdict = dist.broadcast_object(verdict)
     if verdict is not None:
         state.early_stop = EarlyStop(record[STEP], verdict["reason"], verdict["gain_left"], before)

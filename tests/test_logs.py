@@ -217,6 +217,7 @@ def test_summary_table_and_progress_flag_an_unreliable_ceiling():
 
     from rich.console import Console
 
+    from entropy_rl.live_law import live_law
     from entropy_rl.runner import _Display
     from entropy_rl.summary import summary_table
 
@@ -229,8 +230,10 @@ def test_summary_table_and_progress_flag_an_unreliable_ceiling():
     out = io.StringIO()
     Console(file=out, width=200).print(summary_table({"run": summary}))
     assert "33.800 (unreliable: 3 points < 5, R² 0.37 < 0.8)" in out.getvalue()
-    display = _Display(10, 0, Console(file=io.StringIO()), enabled=False)
+    display, points = _Display(10, 0, Console(file=io.StringIO()), enabled=False), []
     for step, (h, acc) in enumerate([(1.0, 0.5), (0.9, 0.1), (0.8, 0.7), (0.7, 0.2), (0.6, 0.6)]):
-        display.update({"step": step, "reward/mean": 0.5, "entropy/mean": h, "val/acc": acc})
+        record = {"step": step, "reward/mean": 0.5, "entropy/mean": h, "val/acc": acc}
+        points, keys, _ = live_law(points, record)  # the row's law/* keys, as the trainer's
+        display.update(record | keys)
     status = display.progress.tasks[0].fields["status"]
     assert "ceiling" in status and "(unreliable: R² " in status

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from entropy_rl.report import verdicts as v
+from entropy_rl.report.data import RunData, main_size
 from entropy_rl.report.sections import Section, _loglinear_verdict
 
 
@@ -123,3 +124,24 @@ def test_claim5a_numbers_are_relative_spreads_of_the_method_means():
     assert spread_a == pytest.approx(0.2) and spread_b == 0.0  # std 0.1 over mean 0.5
     assert v.algorithm_verdict([("t", spread_a, spread_b)]).status == "did not hold"
     assert method_spread([[fit(0.5, 1.4)], []]) is None  # one method with fits
+
+
+def _run(size, method):
+    return RunData(
+        source=f"{size}/{method}",
+        task="sum3",
+        size=size,
+        method=method,
+        seed=0,
+        params=None,
+        records=(),
+    )
+
+
+def test_main_size_is_where_methods_are_compared_else_the_default_size():
+    sizes_of_one_method = [_run(s, "grpo") for s in ("h48x4", "h80x4", "h128x4", "h160x4")]
+    assert main_size(sizes_of_one_method, "sum3") == "h128x4"  # the embedded default
+    without_default = [_run(s, "grpo") for s in ("h48x4", "h80x4")]
+    assert main_size(without_default, "sum3") == "h48x4"  # the first seen
+    compared = [*without_default, _run("h80x4", "clip_cov"), _run("h128x4", "grpo")]
+    assert main_size(compared, "sum3") == "h80x4"  # the most methods

@@ -186,9 +186,12 @@ def group_runs(runs: list[RunData], *keys: str) -> dict[tuple, list[RunData]]:
 
 
 def main_size(runs: list[RunData], task: str) -> str:
-    """The model size of `task` with the most methods: where methods are compared."""
+    """The model size of `task` with the most methods: where methods are compared. On a tie
+    (a size axis of one method), the embedded default size when it is there, else the first
+    seen."""
     methods: dict[str, set[str]] = defaultdict(set)
     for run in runs:
         if run.task == task:
             methods[run.size].add(run.method)
-    return max(methods, key=lambda size: len(methods[size]))
+    default = _size_label(Config())
+    return max(methods, key=lambda size: (len(methods[size]), size == default))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from entropy_rl import runner
 from entropy_rl.config import load_config
 
 TINY = [
@@ -111,3 +112,23 @@ HF_TINY = [
 ]
 """Overrides of a few-second run of the tiny HF model on a data file (with --model and
 task.train_file); the entropy bonus moves every weight even when no reward is earned."""
+
+
+class Killed(Exception):
+    """Raised in place of a training step: a crash mid-run."""
+
+
+def train_killed_at(config, run_dir, call: int) -> None:
+    """Train `config` into `run_dir`, killed (Killed) in place of its `call`-th step."""
+    real_step, calls = runner.run_step, []
+
+    def dying_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise Killed
+        return real_step(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "run_step", dying_step)
+        with pytest.raises(Killed):
+            runner.train(config, run_dir, show_progress=False)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import HF_TINY, TINY, _first_digit_even
+from conftest import HF_TINY, TINY, _first_digit_even, train_killed_at
 from entropy_rl import cli, runner
 from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.checkpoint import find_checkpoint
@@ -32,10 +32,6 @@ from entropy_rl.trainer import Batch, optimizer_step
 
 LORA = ["model.lora_rank=4", "model.lora_alpha=8"]
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-
-
-class _Killed(Exception):
-    pass
 
 
 def _deterministic(run):
@@ -60,18 +56,7 @@ def kl_runs(tmp_path_factory, base_cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Sum3Task, "reward", _first_digit_even)
         runner.train(config, root / "full", show_progress=False)
-        real_step, calls = runner.run_step, []
-
-        def dying_step(*args, **kwargs):
-            calls.append(1)
-            if len(calls) == 6:
-                raise _Killed
-            return real_step(*args, **kwargs)
-
-        patch.setattr(runner, "run_step", dying_step)
-        with pytest.raises(_Killed):
-            runner.train(config, root / "partial", show_progress=False)
-        patch.setattr(runner, "run_step", real_step)
+        train_killed_at(config, root / "partial", 6)
         shutil.copytree(root / "partial", root / "resumed")
         runner.train(None, root / "resumed", resume=True, show_progress=False)
     return root, config

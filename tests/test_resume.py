@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import TINY, _first_digit_even
+from conftest import TINY, _first_digit_even, train_killed_at
 from entropy_rl import runner
 from entropy_rl.config import load_config
 from entropy_rl.errors import RunError
@@ -16,10 +16,6 @@ from entropy_rl.logs import read_records
 from entropy_rl.tasks.sum3 import Sum3Task
 
 METRICS = "metrics.jsonl"
-
-
-class _Killed(Exception):
-    pass
 
 
 def _deterministic(run):
@@ -38,17 +34,7 @@ def runs(tmp_path_factory, base_cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Sum3Task, "reward", _first_digit_even)
         runner.train(config, root / "full", show_progress=False)
-        real_step, calls = runner.run_step, []
-
-        def dying_step(*args, **kwargs):
-            calls.append(1)
-            if len(calls) == 6:
-                raise _Killed
-            return real_step(*args, **kwargs)
-
-        patch.setattr(runner, "run_step", dying_step)
-        with pytest.raises(_Killed):
-            runner.train(config, root / "partial", show_progress=False)
+        train_killed_at(config, root / "partial", 6)
     names = sorted(p.name for p in (root / "partial").glob("checkpoint-*"))
     assert names == ["checkpoint-000002", "checkpoint-000004"]
     return root

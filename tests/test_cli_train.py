@@ -53,6 +53,11 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
         (["train.lr=nan"], "train.lr must be a finite number, got nan"),
         (["loss.mode=grpo"], "loss.mode must be one of"),
         (["steps"], "must look like section.field=value"),
+        (["loss.entropy_target=0.5"], "loss.entropy_coef must be > 0 with entropy_target"),
+        (
+            ["loss.entropy_target=0.5", "loss.entropy_control=kl_cov_coef"],
+            "entropy_control='kl_cov_coef' acts in mode 'kl_cov', not 'ppo'",
+        ),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path, overrides, message):

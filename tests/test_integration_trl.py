@@ -98,6 +98,28 @@ def test_ppo_mode_leaves_trl_loss_untouched(tiny, tmp_path):
     assert "clip_ratio/region_mean" in entry  # TRL's own loss ran
 
 
+@pytest.mark.parametrize(
+    ("fields", "knob"),
+    [
+        ({"mode": "kl_cov", "kl_cov_ratio": 0.2}, "kl_cov_coef"),
+        ({"mode": "ppo", "entropy_coef": 0.01}, "entropy_coef"),  # the bonus, in our loss
+    ],
+)
+def test_entropy_controller_sets_the_knob_every_step(tiny, tmp_path, fields, knob):
+    # A target far above any entropy of this vocabulary: the strength rises every step.
+    cfg = PolicyLossConfig(**fields, entropy_target=5.0)
+    trainer = make_trainer(tiny, tmp_path, cfg, max_steps=3, gradient_accumulation_steps=2)
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "entropy" in e]
+    assert len(logs) == 3
+    assert all("cov/logp_adv" in e for e in logs)  # our loss ran, TRL's did not
+    scales = [e["control/scale"] for e in logs]  # one decision per optimizer step
+    assert scales == sorted(scales) and scales[-1] > scales[0] > 1.0
+    assert all(e["control/target"] == 5.0 for e in logs)
+    for e in logs:
+        assert e["control/value"] == pytest.approx(e["control/scale"] * getattr(cfg, knob))
+
+
 def fixed_batch(trainer, seed=0):
     """A hand-built TRL micro-batch with old log-probs away from the current ones (ratio != 1)."""
     g = torch.Generator().manual_seed(seed)

@@ -22,6 +22,7 @@ from entropy_rl.base_model_cache import (
 )
 from entropy_rl.config import load_config
 from entropy_rl.core import LOSS_MODES
+from entropy_rl.core.control import CONTROL_KEYS
 from entropy_rl.core.losses import LOSS_KEY, PPO_METRICS
 from entropy_rl.errors import ConfigError
 
@@ -186,7 +187,7 @@ def test_reading_runs_imports_no_torch(module):
 def test_docs_catalogue_every_metric_key():
     catalogue = (ROOT / "docs" / "metrics.md").read_text()
     mode_keys = {key for mode in LOSS_MODES.values() for key in mode.metrics}
-    keys = {*metric_keys.RUN_KEYS, *PPO_METRICS, LOSS_KEY, *mode_keys}
+    keys = {*metric_keys.RUN_KEYS, *PPO_METRICS, LOSS_KEY, *mode_keys, *CONTROL_KEYS}
     assert LOSS_KEY == metric_keys.LOSS_POLICY
     missing = sorted(key for key in keys if f"| `{key}` |" not in catalogue)
     assert not missing

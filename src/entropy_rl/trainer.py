@@ -7,7 +7,9 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  3. score them (a raising or hanging reward gives 0 and is counted);
  4. advantages per prompt group (GRPO by default);
  5. one no-grad pass: old log-probs, token entropy (the policy entropy H), covariances;
- 6. the loss mode's token selection (Clip-Cov, KL-Cov) over the whole rollout batch;
+ 6. with loss.entropy_target, the entropy controller sets the intervention's strength
+    from this batch's entropy (`core.control`); the loss mode's token selection
+    (Clip-Cov, KL-Cov) over the whole rollout batch;
  7. `ppo_epochs` x `mini_batches` AdamW updates with `core.policy_loss`;
  8. the entropy change over the updates on probe states, exact and by Lemma 1.
 On an evaluation row, the law is fitted on the run's evaluation points so far (`law/*` keys,
@@ -46,6 +48,7 @@ import torch
 
 from entropy_rl.config import Config
 from entropy_rl.core import (
+    ControlState,
     PolicyLossConfig,
     centering_sums,
     compute_advantages,
@@ -56,6 +59,7 @@ from entropy_rl.core import (
     token_entropy,
     token_log_probs,
 )
+from entropy_rl.core.control import control_step
 from entropy_rl.diagnostics import (
     position_means,
     position_totals,
@@ -68,6 +72,7 @@ from entropy_rl.evaluation import evaluate, validation_seed
 from entropy_rl.live_law import Point, live_law
 from entropy_rl.metric_keys import (
     ENTROPY_BY_POSITION,
+    ENTROPY_MEAN,
     GRAD_NORM,
     LOSS_POLICY,
     RESPONSE_LEN_MEAN,
@@ -98,6 +103,8 @@ class RunState:
     consecutive_bad: int = 0
     law_points: list[Point] = field(default_factory=list)
     """(H, R) of the evaluation rows so far, the live law's points."""
+    control: ControlState = field(default_factory=ControlState)
+    """The entropy controller's state (loss.entropy_target; unused without it)."""
     stop_requested: bool = field(default=False, repr=False)
     early_stop: EarlyStop | None = field(default=None, repr=False)
 
@@ -118,6 +125,7 @@ class RunState:
             "select_gen": self.select_gen.get_state(),
             "consecutive_bad": self.consecutive_bad,
             "law_points": [list(p) for p in self.law_points],
+            "control": {"integral": self.control.integral},
         }
 
     @classmethod
@@ -128,6 +136,7 @@ class RunState:
         state.rollout_gen.set_state(data["rollout_gen"])
         state.select_gen.set_state(data["select_gen"])
         state.law_points = [(h, r) for h, r in data.get("law_points", [])]
+        state.control = ControlState(**data.get("control", {}))
         return state
 
     def copy(self) -> RunState:
@@ -161,6 +170,8 @@ class Batch:
     old_log_probs: torch.Tensor  # (B, T)
     probe_logits: torch.Tensor  # (N, T, V) old logits of the probe responses
     selection: torch.Tensor | None  # (B, T) bool, for a loss mode that selects tokens
+    loss: PolicyLossConfig
+    """The loss of this batch's updates: config.loss, or the entropy controller's setting."""
 
     @property
     def mask(self) -> torch.Tensor:
@@ -217,7 +228,8 @@ def _token_means(stats: dict[str, torch.Tensor], tokens, dist: Dist) -> dict[str
 
 
 def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dict[str, Any]]:
-    """Steps 2-6: sample, score, advantages, old log-probs, diagnostics, selection."""
+    """Steps 2-6: sample, score, advantages, old log-probs, diagnostics, the entropy
+    controller's setting (loss.entropy_target), selection."""
     dist, train = policy.dist, config.train
     everyone = policy.task.sample_problems(train.prompts_per_step, state.prompt_rng)
     problems = dist.shard(everyone)
@@ -235,16 +247,23 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     old_log_probs, entropy, probe_logits = _score_tokens(policy, rollout, config, dist, n_probe)
     sums = dist.sum(centering_sums(old_log_probs, advantages, mask))  # (4,) global
     cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
-    selection = None
-    if loss_mode(config.loss.mode).selects_tokens:
-        selection = select_tokens(cov, mask, config.loss, state.select_gen, dist)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
     metrics = {
         REWARD_MEAN: float(rewards.mean()),
         **_rollout_metrics(entropy, mask, scored.errors, dist),
         **_token_means(stats, mask.sum(), dist),
     }
-    batch = Batch(rollout, advantages, old_log_probs, probe_logits, selection)
+    loss_cfg = config.loss
+    if loss_cfg.entropy_target is not None:  # the global entropy: every rank decides alike
+        decision = control_step(
+            loss_cfg, state.control, metrics[ENTROPY_MEAN], state.step, config.train.steps
+        )
+        loss_cfg, state.control = decision.loss, decision.state
+        metrics |= decision.metrics
+    selection = None
+    if loss_mode(loss_cfg.mode).selects_tokens:
+        selection = select_tokens(cov, mask, loss_cfg, state.select_gen, dist)
+    batch = Batch(rollout, advantages, old_log_probs, probe_logits, selection, loss_cfg)
     return batch, metrics
 
 
@@ -312,7 +331,7 @@ def optimizer_step(
     for i, micro in enumerate(micros):
         with accumulate(policy.module, dist, sync=i == len(micros) - 1):
             loss, metrics = _micro_loss(
-                policy, batch, micro, config.loss, train.temperature, totals
+                policy, batch, micro, batch.loss, train.temperature, totals
             )
             (loss * dist.loss_scale).backward()
         loss_value += float(loss.detach())

@@ -23,6 +23,8 @@ _EXPORTS = {
     "register_advantage": "advantages",
     "reinforce_pp_advantages": "advantages",
     "rloo_advantages": "advantages",
+    "ControlState": "control",
+    "control_step": "control",
     "centering_sums": "covariance",
     "token_covariance": "covariance",
     "token_covariance_pg": "covariance",

@@ -11,6 +11,13 @@ import math
 from dataclasses import dataclass
 
 AGG_MODES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
+CONTROL_KNOBS = ("auto", "clip_cov_ratio", "kl_cov_coef", "kl_cov_ratio", "entropy_coef")
+"""The values of `entropy_control`."""
+KNOB_MODES = {"clip_cov_ratio": "clip_cov", "kl_cov_coef": "kl_cov", "kl_cov_ratio": "kl_cov"}
+"""Knobs that act only in one loss mode."""
+CONTROL_KP = 4.0
+CONTROL_KI = 1.0
+CONTROL_MAX_SCALE = 100.0
 
 
 def _require_number(name: str, value: object) -> float:
@@ -44,6 +51,24 @@ class PolicyLossConfig:
     """Aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum'."""
     entropy_coef: float = 0.0
     """Entropy bonus coefficient (a baseline in the paper; 0 disables it)."""
+    entropy_target: float | None = None
+    """Target policy entropy (nats per token, as `entropy/mean`): a controller sets the
+    strength of `entropy_control`'s knob every step from the measured entropy
+    (`entropy_rl.core.control`). Unset: fixed strengths, no controller."""
+    entropy_target_end: float | None = None
+    """With entropy_target: the target moves linearly from entropy_target at the first step
+    to this at the last. Unset: a constant target."""
+    entropy_control: str = "auto"
+    """The knob the controller steers: 'clip_cov_ratio', 'kl_cov_coef', 'kl_cov_ratio',
+    'entropy_coef' (the entropy bonus), or 'auto': Clip-Cov's ratio in mode clip_cov,
+    KL-Cov's coefficient in mode kl_cov, the entropy bonus otherwise. Its configured value
+    is the controller's starting strength (scale 1)."""
+    control_kp: float = CONTROL_KP
+    """Controller: proportional gain, in log scale per unit of relative entropy error."""
+    control_ki: float = CONTROL_KI
+    """Controller: integral gain, in log scale per unit of relative entropy error per step."""
+    control_max_scale: float = CONTROL_MAX_SCALE
+    """Controller: the knob stays within [1/this, this] times its configured value."""
 
     def __post_init__(self) -> None:
         from entropy_rl.core.losses import LOSS_MODES  # the registry holds the math: torch
@@ -58,8 +83,40 @@ class PolicyLossConfig:
         for name in ("clip_cov_ratio", "kl_cov_ratio"):
             if not 0.0 <= _require_number(name, getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        self._check_control()
         lb = _require_number("clip_cov_lb", self.clip_cov_lb)
         if lb >= _require_number("clip_cov_ub", self.clip_cov_ub):
             raise ValueError(
                 f"clip_cov_lb must be < clip_cov_ub, got {self.clip_cov_lb!r} >= {self.clip_cov_ub!r}"
+            )
+
+    def _check_control(self) -> None:
+        for name in ("entropy_target", "entropy_target_end"):
+            value = getattr(self, name)
+            if value is not None and _require_number(name, value) <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if self.entropy_control not in CONTROL_KNOBS:
+            raise ValueError(
+                f"entropy_control must be one of {', '.join(CONTROL_KNOBS)}; "
+                f"got {self.entropy_control!r}"
+            )
+        for name in ("control_kp", "control_ki"):
+            if _require_number(name, getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if _require_number("control_max_scale", self.control_max_scale) < 1:
+            raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
+        if self.entropy_target is None:
+            if self.entropy_target_end is not None:
+                raise ValueError("entropy_target_end needs entropy_target (the start of the schedule)")
+            return
+        from entropy_rl.core.control import control_knob
+
+        knob = control_knob(self)
+        mode = KNOB_MODES.get(knob)
+        if mode is not None and mode != self.mode:
+            raise ValueError(f"entropy_control={knob!r} acts in mode {mode!r}, not {self.mode!r}")
+        if getattr(self, knob) <= 0:
+            raise ValueError(
+                f"{knob} must be > 0 with entropy_target: it is the controller's starting "
+                f"strength (scale 1), got {getattr(self, knob)!r}"
             )

@@ -4,7 +4,12 @@ What this adds to TRL (tested with TRL 1.16):
 - `EntropyGRPOTrainer`: a `GRPOTrainer` whose policy loss can be Clip-Cov or KL-Cov
   (Cui et al. 2025, Sec. 4), computed by `entropy_rl.core.policy_loss`. It is configured
   by the constructor keyword `entropy_config: PolicyLossConfig`; with mode 'ppo' (the
-  default) TRL's own loss runs untouched. It logs, next to TRL's `entropy` metric:
+  default), no `entropy_coef` and no `entropy_target`, TRL's own loss runs untouched.
+  With `entropy_target`, the entropy controller (`entropy_rl.core.control`) sets the
+  knob's strength at every optimizer step from the entropy of the step's first
+  micro-batch (a mean over every rank's valid tokens, so every rank decides alike) and
+  logs the `control/*` metrics; its target schedule runs over `max_steps`. Its state is
+  not in TRL's checkpoints: a resumed run restarts it at scale 1. It logs, next to TRL's `entropy` metric:
   `cov/logp_adv` (mean per-token Cov(log pi, A), Theorem 2), `cov/logp_pi_adv`
   (Cov(log pi, pi A), Theorem 1), `cov/pos_frac` (share of valid tokens whose per-token
   covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the loss mode's own metrics
@@ -25,7 +30,7 @@ constant instead of the number of valid tokens.
 
 Hook. TRL computes the per-token log-probabilities and the loss inside one method,
 `GRPOTrainer._compute_loss(model, inputs)`, with no smaller seam between them, so the
-trainer overrides that method: for mode 'ppo' it calls TRL's; otherwise it runs TRL's
+trainer overrides that method: when TRL's own loss runs (above) it calls TRL's; otherwise it runs TRL's
 own forward helper `_get_per_token_logps_and_entropies` on the same inputs, and hands
 the log-probabilities, `inputs["old_per_token_logps"]` (or the detached current
 log-probabilities when TRL omitted them because training is fully on-policy, exactly as
@@ -70,7 +75,8 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from entropy_rl.core import PolicyLossConfig, loss_mode, policy_loss
+from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_loss
+from entropy_rl.core.control import control_step
 from entropy_rl.core.losses import LOSS_KEY
 from entropy_rl.diagnostics import rollout_statistics
 from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
@@ -99,8 +105,18 @@ class EntropyGRPOTrainer(GRPOTrainer):
             )
         super().__init__(*args, **kwargs)
         self._entropy_generator: torch.Generator | None = None
-        if self.entropy_config.mode != TRL_OWN_MODE:
+        self._control_state = ControlState()
+        self._control: tuple[int, Any] | None = None  # (global step, its decision)
+        if not self._trl_loss:
             self._check_supported()
+
+    @property
+    def _trl_loss(self) -> bool:
+        """TRL's own loss runs: mode 'ppo' with no entropy bonus and no entropy controller."""
+        cfg = self.entropy_config
+        return (
+            cfg.mode == TRL_OWN_MODE and cfg.entropy_coef == 0 and cfg.entropy_target is None
+        )
 
     def _check_supported(self) -> None:
         """Refuse TRL options whose math lives inside TRL's loss and would be silently lost."""
@@ -149,8 +165,25 @@ class EntropyGRPOTrainer(GRPOTrainer):
         totals = self.accelerator.reduce(local, reduction="sum")
         return (totals[0] / totals[1].clamp(min=1.0)).item()
 
+    def _controlled(self, entropies: torch.Tensor, mask: torch.Tensor) -> PolicyLossConfig:
+        """The entropy controller's loss for this optimizer step (`core.control`), decided
+        on the step's first micro-batch from its entropy, a mean over every rank's valid
+        tokens (so every rank decides alike), and kept for the step's other micro-batches."""
+        step = self.state.global_step
+        if self._control is None or self._control[0] != step:
+            n_valid = mask.bool().sum()
+            local = (entropies.detach().float() * mask).sum() / n_valid.clamp(min=1)
+            entropy = self._global_mean(local, n_valid)
+            decision = control_step(
+                self.entropy_config, self._control_state, entropy, step, self.state.max_steps
+            )
+            self._control_state, self._control = decision.state, (step, decision)
+            for key, value in decision.metrics.items():
+                self._metrics["train"][key].append(value)
+        return self._control[1].loss
+
     def _compute_loss(self, model, inputs):
-        if self.entropy_config.mode == TRL_OWN_MODE:
+        if self._trl_loss:
             return super()._compute_loss(model, inputs)
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
@@ -185,12 +218,15 @@ class EntropyGRPOTrainer(GRPOTrainer):
         if self.loss_type == "dr_grpo":  # Dr. GRPO's constant denominator, as TRL's
             num_tokens = completion_ids.size(0) * self.max_completion_length
 
+        config = self.entropy_config
+        if config.entropy_target is not None and self.model.training:
+            config = self._controlled(entropies, mask)
         loss, metrics = policy_loss(
             log_probs,
             old_log_probs,
             advantages,
             mask,
-            self.entropy_config,
+            config,
             self._generator(log_probs.device),
             entropy=entropies,
             num_tokens=num_tokens,

@@ -1,0 +1,74 @@
+"""The entropy controller in the trainer: its decision reaches the step's loss and selection,
+its keys are in every row, and its state survives a crash (bad settings: test_cli_train)."""
+
+import shutil
+
+import pytest
+
+from conftest import _first_digit_even, train_killed_at
+from entropy_rl import runner
+from entropy_rl.core.control import CONTROL_KEYS
+from entropy_rl.logs import read_records
+from entropy_rl.tasks.sum3 import Sum3Task
+
+
+def _rows(run):
+    return [
+        {k: v for k, v in r.items() if not k.startswith("time/")}
+        for r in read_records(run / "metrics.jsonl")
+    ]
+
+
+@pytest.fixture(scope="module")
+def controlled(tmp_path_factory, base_cache):
+    """A KL-Cov run steering its selected fraction to an entropy far above any it has (so
+    the fraction rises every step); the same run killed during step 5, then resumed."""
+    from conftest import TINY
+    from entropy_rl.config import load_config
+
+    root = tmp_path_factory.mktemp("controlled")
+    config = load_config(
+        None,
+        [
+            *TINY,
+            f"pretrain.cache_dir={base_cache}",
+            "loss.mode=kl_cov",
+            "loss.kl_cov_ratio=0.05",
+            "loss.entropy_control=kl_cov_ratio",
+            "loss.entropy_target=10",
+            "loss.control_kp=0",  # the integral alone: the fraction rises by a known rule
+        ],
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sum3Task, "reward", _first_digit_even)
+        runner.train(config, root / "full", show_progress=False)
+        train_killed_at(config, root / "partial", 6)
+        shutil.copytree(root / "partial", root / "resumed")
+        runner.train(None, root / "resumed", resume=True, show_progress=False)
+    return root, config
+
+
+def test_every_row_has_the_control_keys_and_the_selection_follows_them(controlled):
+    root, config = controlled
+    rows = _rows(root / "full")
+    assert len(rows) == config.train.steps + 1
+    for row in rows:
+        assert set(CONTROL_KEYS) <= row.keys()
+        assert row["control/target"] == 10.0
+        assert row["control/error"] == pytest.approx(10.0 - row["entropy/mean"])
+    updated = rows[:-1]  # the last row only measures
+    values = [row["control/value"] for row in updated]
+    assert values[0] == pytest.approx(0.05)  # scale 1 (the configured value) at the start
+    assert values == sorted(values) and values[-1] > values[0]
+    for row in updated:  # the fraction KL-Cov penalised is the controller's (token rounding)
+        assert row["kl_cov/frac"] == pytest.approx(row["control/value"], abs=0.02)
+
+
+def test_a_controlled_run_killed_mid_step_resumes_bit_exact(controlled):
+    root, _ = controlled
+    assert _rows(root / "resumed") == _rows(root / "full")
+
+
+def test_an_uncontrolled_run_has_no_control_keys(tiny_config, tmp_path, easy_reward):
+    runner.train(tiny_config("train.steps=2"), tmp_path / "run", show_progress=False)
+    assert all(not k.startswith("control/") for r in _rows(tmp_path / "run") for k in r)

@@ -5,7 +5,8 @@ its rows, cut to its own longest response) and trained for `mini_batches` optimi
 with the trainer's own `select_tokens` and `optimizer_step`. Rank 0 then repeats the step
 in a single process on the whole batch, with the same global mini-batches, with 1 and
 with 2 micro-batches, and saves everything to OUT for the test to compare. It also saves
-and reloads a checkpoint with the runner's functions and checks one more step agrees.
+and reloads a checkpoint with the runner's functions and checks one more step agrees, and
+takes the entropy controller's decision on every rank from its own rows.
 
 The model runs in float64 and the optimizer is SGD with momentum, so the comparisons are tight: Adam's
 first step is about lr * sign(g), which would amplify float noise in tiny gradients.
@@ -19,12 +20,13 @@ import torch
 from entropy_rl import runner
 from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import ModelConfig, load_config
-from entropy_rl.core import centering_sums, token_covariance, token_log_probs
+from entropy_rl.core import ControlState, centering_sums, token_covariance, token_log_probs
+from entropy_rl.core.control import control_step
 from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
 from entropy_rl.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.rollout import Rollout, response_logits
-from entropy_rl.trainer import Batch, RunState, optimizer_step, select_tokens
+from entropy_rl.trainer import Batch, RunState, _token_means, optimizer_step, select_tokens
 
 B, P, T = 8, 3, 7  # responses, prompt columns, response columns
 WORLD = 2  # ranks of the torchrun job; the single-process reference uses its mini-batches
@@ -112,7 +114,7 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
     if mode != "ppo":
         selection = select_tokens(cov, mask, config.loss, torch.Generator().manual_seed(3), dist)
     empty = torch.zeros(0, mask.shape[1], len(tokenizer), dtype=torch.float64)
-    batch = Batch(part, adv, part_old, empty, selection)
+    batch = Batch(part, adv, part_old, empty, selection, config.loss)
     policy = Policy(
         model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
     )
@@ -132,6 +134,25 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
             "weights": full_weights(policy, dist),
         },
     )
+
+
+def control_decisions(dist: Dist) -> torch.Tensor:
+    """The entropy controller's decision, the trainer's way, on every rank from its own rows'
+    entropy (a token mean over every rank's rows, then `control_step`): (W, 2), each rank's
+    scale and KL-Cov ratio."""
+    config = load_config(
+        None,
+        ["loss.mode=kl_cov", "loss.entropy_control=kl_cov_ratio", "loss.entropy_target=0.5"],
+    )
+    rollout, _ = make_rollout(len(ALPHABET) + 3)
+    entropy = torch.rand(B, T, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    rows = torch.arange(B).chunk(dist.world_size)[dist.rank]
+    mask = rollout.response_mask[rows].double()  # (b, T)
+    local = {"entropy/mean": (entropy[rows] * mask).sum() / mask.sum()}
+    measured = _token_means(local, mask.sum(), dist)["entropy/mean"]
+    decision = control_step(config.loss, ControlState(), measured, 3, 10)
+    mine = [decision.metrics["control/scale"], decision.loss.kl_cov_ratio]
+    return dist.gather_rows(torch.tensor([mine], dtype=torch.float64))
 
 
 def checkpoint_round_trip(policy, optimizer, batch, config, dist, out: Path) -> dict:
@@ -163,7 +184,9 @@ def main(strategy: str, out: Path) -> None:
             results["checkpoint"] = checkpoint_round_trip(
                 policy, optimizer, batch, config, dist, out
             )
+    results["control"] = control_decisions(dist)
     if dist.is_main:
+        results["control/single"] = control_decisions(Dist())
         for mode in MODES:
             results[f"{mode}/single"] = train_step(mode, 1, Dist())[-1]
             results[f"{mode}/single_micro2"] = train_step(mode, 2, Dist())[-1]

@@ -31,7 +31,9 @@ def _reference(config: PolicyLossConfig, entropies, total_steps):
         if h <= target:
             reached = True
         if reached:
-            log_scale = math.log(min(max(math.exp(log_scale + config.control_ki * error), lowest), highest))
+            log_scale = math.log(
+                min(max(math.exp(log_scale + config.control_ki * error), lowest), highest)
+            )
         out.append((scale, scale * getattr(config, knob)))
     return out
 
@@ -57,7 +59,8 @@ def test_rule_matches_the_slow_reference(fields):
         got.append((decision.metrics["control/scale"], getattr(decision.loss, knob)))
         assert decision.metrics["control/value"] == getattr(decision.loss, knob)
         assert set(decision.metrics) == set(CONTROL_KEYS)
-    for (scale, value), (ref_scale, ref_value) in zip(got, _reference(config, entropies, 40)):
+    reference = _reference(config, entropies, 40)
+    for (scale, value), (ref_scale, ref_value) in zip(got, reference, strict=True):
         assert scale == pytest.approx(ref_scale, rel=1e-9)
         assert value == pytest.approx(ref_value, rel=1e-9)
 

@@ -1,6 +1,7 @@
 """DDP and FSDP2 on CPU with gloo, two processes under torchrun: the loss, the selected
 tokens and the update equal a single process's on the same batch, for every loss mode and
-micro-batch count; checkpoints round-trip; `torchrun -m entropy_rl train` runs end to end."""
+micro-batch count; every rank takes the same entropy-control decision; checkpoints
+round-trip; `torchrun -m entropy_rl train` runs end to end."""
 
 import json
 import os
@@ -76,6 +77,13 @@ def test_micro_batch_count_does_not_change_the_update(results, mode):
     _assert_weights_equal(micro2["weights"], micro1["weights"])
     initial = worker.make_model(16).state_dict()
     assert all(not torch.equal(initial[k], micro1["weights"][k]) for k in micro1["weights"])
+
+
+def test_every_rank_takes_the_same_entropy_control_decision(results):
+    ranks, (single,) = results["control"], results["control/single"]
+    assert ranks.shape == (2, 2) and torch.equal(ranks[0], ranks[1])  # bit for bit
+    torch.testing.assert_close(ranks[0], single, rtol=1e-12, atol=0)
+    assert single[0] != 1.0  # the rule moved the scale: the entropy was off the target
 
 
 def test_checkpoint_saves_and_resumes(results):

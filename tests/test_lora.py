@@ -136,7 +136,7 @@ def test_updates_lower_the_loss_on_a_fixed_batch_and_leave_the_base_alone():
         old = response_logits(policy.model, rollout).log_softmax(-1)  # (B, T, V)
     old = old.gather(-1, responses[..., None]).squeeze(-1)  # (B, T)
     advantages = torch.randn(8, generator=g)  # (B,)
-    batch = Batch(rollout, advantages, old, torch.zeros(0, 5, 15), None)
+    batch = Batch(rollout, advantages, old, torch.zeros(0, 5, 15), None, config.loss)
     start = {k: v.clone() for k, v in policy.model.state_dict().items()}
     optimizer = runner._optimizer(policy.model, config)
     everything = torch.arange(8)

@@ -1,6 +1,6 @@
 """The report's verdict rules (`report.verdicts`), each claim on numbers that make it hold and
-not hold; and claim 5b end to end on synthetic law fits (log-linear coefficients, a held-out
-size)."""
+not hold; claim 5b end to end on synthetic law fits (log-linear coefficients, a held-out
+size); and the entropy controller's rule and report section."""
 
 import math
 import re
@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from entropy_rl.report import stats
 from entropy_rl.report import verdicts as v
 from entropy_rl.report.data import RunData, main_size
-from entropy_rl.report.sections import Section, _loglinear_verdict
+from entropy_rl.report.sections import Section, _loglinear_verdict, section_control
 
 
 def _fits(params, a_of, b_of, noise=0.0):
@@ -145,3 +146,43 @@ def test_main_size_is_where_methods_are_compared_else_the_default_size():
     assert main_size(without_default, "sum3") == "h48x4"  # the first seen
     compared = [*without_default, _run("h80x4", "clip_cov"), _run("h128x4", "grpo")]
     assert main_size(compared, "sum3") == "h80x4"  # the most methods
+
+
+def _controlled_run(method: str, seed: int, offset: float, wobble: float) -> RunData:
+    """A 100-step run whose entropy sits `offset` from a 0.45 target, with `wobble` on every
+    other step; GRPO's (method grpo) has no controller."""
+    records = []
+    for step in range(101):
+        h = 0.45 + offset + (wobble if step % 2 else -wobble)
+        row = {"step": step, "entropy/mean": h}
+        if method != "grpo":
+            row |= {"control/target": 0.45, "control/value": 0.02 + step * 1e-4}
+        if step % 5 == 0:
+            row["val/acc"] = 0.5 + step / 1000
+        records.append(row)
+    return RunData("x", "sum3", "h128x4", method, seed, None, tuple(records))
+
+
+def test_control_rule_and_section():
+    assert v.control_holds(0.02, 0.09) and v.control_holds(-0.03, 0.1)
+    assert not v.control_holds(0.04, 0.05) and not v.control_holds(0.0, 0.12)
+    runs = [_controlled_run("grpo", s, -0.25, 0.0) for s in range(2)]
+    runs += [_controlled_run("kl_cov_target", s, 0.01 * s, 0.02) for s in range(2)]
+    runs += [_controlled_run("clip_cov_target", 0, -0.2, 0.0)]
+    section = section_control(runs)
+    (verdict,) = section.verdicts
+    assert verdict.status == "partly held"
+    assert "kl_cov_target: 2 of 2" in verdict.detail
+    assert "clip_cov_target: 0 of 1" in verdict.detail
+    (table,) = [b for b in section.blocks if b[0] == "table"]
+    methods = [row[2] for row in table[2]]
+    assert methods == ["kl_cov_target", "clip_cov_target"]  # GRPO only in the figure
+    assert "control_sum3.png" in section.figures
+    assert stats.control_tracking(runs[0]) is None
+    mean, worst = stats.control_tracking(runs[3])
+    assert mean == pytest.approx(0.01, abs=1e-3) and worst == pytest.approx(0.03)
+
+
+def test_no_controlled_run_says_so():
+    section = section_control([_controlled_run("grpo", 0, -0.2, 0.0)])
+    assert not section.verdicts and "No run here used the entropy controller" in str(section.blocks)

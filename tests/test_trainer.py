@@ -208,7 +208,7 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
         assert probe.shape == (4, 6, 64)
         with torch.no_grad():
             policy.model.get_decoder().norm.weight.mul_(1 + 1e-3)
-        batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None)
+        batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None, config.loss)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             results[autocast] = (entropy, trainer._probe(policy, batch, config))
     (h32, exact), (h16, mixed) = results[False], results[True]

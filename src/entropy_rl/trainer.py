@@ -330,9 +330,7 @@ def optimizer_step(
     micros = mini.chunk(train.micro_batches)
     for i, micro in enumerate(micros):
         with accumulate(policy.module, dist, sync=i == len(micros) - 1):
-            loss, metrics = _micro_loss(
-                policy, batch, micro, batch.loss, train.temperature, totals
-            )
+            loss, metrics = _micro_loss(policy, batch, micro, batch.loss, train.temperature, totals)
             (loss * dist.loss_scale).backward()
         loss_value += float(loss.detach())
         weight = float(batch.mask[micro].sum() / totals[0])  # metrics are micro means

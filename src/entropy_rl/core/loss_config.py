@@ -107,7 +107,9 @@ class PolicyLossConfig:
             raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
         if self.entropy_target is None:
             if self.entropy_target_end is not None:
-                raise ValueError("entropy_target_end needs entropy_target (the start of the schedule)")
+                raise ValueError(
+                    "entropy_target_end needs entropy_target (the start of the schedule)"
+                )
             return
         from entropy_rl.core.control import control_knob
 

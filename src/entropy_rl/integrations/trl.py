@@ -114,9 +114,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
     def _trl_loss(self) -> bool:
         """TRL's own loss runs: mode 'ppo' with no entropy bonus and no entropy controller."""
         cfg = self.entropy_config
-        return (
-            cfg.mode == TRL_OWN_MODE and cfg.entropy_coef == 0 and cfg.entropy_target is None
-        )
+        return cfg.mode == TRL_OWN_MODE and cfg.entropy_coef == 0 and cfg.entropy_target is None
 
     def _check_supported(self) -> None:
         """Refuse TRL options whose math lives inside TRL's loss and would be silently lost."""

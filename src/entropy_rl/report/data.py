@@ -51,11 +51,13 @@ class RunData:
 
 
 def method_label(loss: PolicyLossConfig) -> str:
-    """The method a loss config runs: clip_cov, kl_cov, entropy_bonus, clip_higher or grpo."""
+    """The method a loss config runs: clip_cov, kl_cov, entropy_bonus, clip_higher or grpo,
+    with `_target` after it when the entropy controller steers it (loss.entropy_target)."""
+    suffix = "" if loss.entropy_target is None else "_target"
     if loss.mode != "ppo":
-        return loss.mode
+        return loss.mode + suffix
     if loss.entropy_coef > 0:
-        return "entropy_bonus"
+        return "entropy_bonus" + suffix
     if loss.clip_high > loss.clip_low:
         return "clip_higher"
     return REFERENCE_METHOD

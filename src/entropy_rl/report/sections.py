@@ -1,4 +1,4 @@
-"""The eight sections of the report, each computed from runs: numbers, figures, verdicts.
+"""The nine sections of the report, each computed from runs: numbers, figures, verdicts.
 
 Each `section_*` returns a `Section`: its heading, its text, tables and figures in order (PNG
 bytes by file name) and, where it tests one of the paper's claims, a `Verdict`. The numbers
@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from entropy_rl.config import PretrainConfig
+from entropy_rl.core.control import CONTROL_TARGET, CONTROL_VALUE
 from entropy_rl.law import RELIABLE_MIN_POINTS, RELIABLE_MIN_R2, fit_size, forecast
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
@@ -30,6 +31,7 @@ from entropy_rl.metric_keys import (
 from entropy_rl.report.data import REFERENCE_METHOD, RunData, group_runs, main_size, plural
 from entropy_rl.report.stats import (
     END_EVALS,
+    control_tracking,
     correlation,
     diff_se,
     end_value,
@@ -60,6 +62,8 @@ from entropy_rl.report.verdicts import (
     algorithm_verdict,
     collapse_holds,
     collapse_shares,
+    control_holds,
+    control_rule,
     gain_holds,
     law_status,
     lemma1_status,
@@ -774,6 +778,88 @@ def section_positions(runs: list[RunData]) -> Section:
     return section
 
 
+# ---- 9. entropy control -----------------------------------------------------------------------
+
+
+def section_control(runs: list[RunData]) -> Section:
+    """Runs with the entropy controller (loss.entropy_target): how close their entropy stays
+    to the target over the second half, with what strength, at what accuracy; and the
+    uncontrolled runs beside them for reference."""
+    section = Section("9. Entropy control: does the controller hold its target?")
+    controlled = [r for r in runs if control_tracking(r) is not None]
+    if not controlled:
+        section.text("No run here used the entropy controller (loss.entropy_target).")
+        return section
+    rows, bits, held, total = [], [], 0, 0
+    for (task, size, method), group in group_runs(controlled, "task", "size", "method").items():
+        tracking = [control_tracking(r) for r in group]
+        ok = sum(control_holds(mean, worst) for mean, worst in tracking)
+        held, total = held + ok, total + len(group)
+        bits.append(f"{task} {method}: {ok} of {len(group)}")
+        rows.append(
+            (
+                task,
+                size,
+                method,
+                len(group),
+                fmt([r.last(CONTROL_TARGET) for r in group], 3),
+                fmt([mean for mean, _ in tracking], 3),
+                f"{max(worst for _, worst in tracking):.3f}",
+                fmt([r.last(CONTROL_VALUE) for r in group], 3),
+                fmt([end_value(r, VAL_ACC) for r in group]),
+                f"{ok} of {len(group)}",
+            )
+        )
+    section.table(
+        [
+            "task",
+            "size",
+            "method",
+            "runs",
+            "target (end)",
+            "mean H - target, second half",
+            "largest |H - target|, second half",
+            "knob value at the end",
+            f"end val/acc (last {END_EVALS} evals)",
+            "held",
+        ],
+        rows,
+    )
+    for task in _tasks(controlled):
+        _control_figure(section, task, [r for r in runs if r.task == task])
+    section.text(
+        "H is entropy/mean, measured on each step's rollout batch before its updates; the knob "
+        "is the loss config field the controller sets (control/value, docs/metrics.md). "
+        f"A run {control_rule()}."
+    )
+    section.verdicts.append(
+        Verdict("Entropy control holds its target", status(held, total), "; ".join(bits))
+    )
+    return section
+
+
+def _control_figure(section: Section, task: str, runs: list[RunData]) -> None:
+    """Entropy against step for every method of `task` (mean and range over seeds), with
+    each controlled method's target."""
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for color, method in enumerate(_methods(runs)):
+        group = [r for r in runs if r.method == method]
+        steps, mean, low, high = mean_curve(group, ENTROPY_MEAN)
+        ax.plot(steps, mean, color=f"C{color}", label=f"{method} (n={len(group)})")
+        ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
+        t_steps, target, _, _ = mean_curve(group, CONTROL_TARGET)
+        if t_steps.size:
+            ax.plot(t_steps, target, color=f"C{color}", ls="--", lw=1)
+    ax.set(
+        xlabel="step",
+        ylabel="entropy/mean (nats)",
+        title=f"{task}: entropy, and each controller's target (dashed)",
+    )
+    ax.legend(fontsize="small")
+    section.figure(f"control_{task}.png", fig)
+
+
 def _values(x: np.ndarray) -> str:
     return " ".join(f"{v:.2f}" for v in x)
 
@@ -787,5 +873,6 @@ SECTIONS = (
     section_coefficients,
     section_final,
     section_positions,
+    section_control,
 )
 """The report's sections, in order."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from entropy_rl.core.control import CONTROL_TARGET
 from entropy_rl.law import EntropyLawFit, fit_entropy_law
 from entropy_rl.logs import record_columns
 from entropy_rl.metric_keys import COV_LOGP_ADV, DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
@@ -204,3 +205,21 @@ def method_spread(fits_by_method: Sequence[Sequence[EntropyLawFit]]) -> tuple[fl
     if len(means_b) < 2:
         return None
     return np.std(means_a) / abs(np.mean(means_a)), np.std(means_b) / abs(np.mean(means_b))
+
+
+def control_tracking(run: RunData) -> tuple[float, float] | None:
+    """(mean of entropy/mean - control/target, largest |entropy/mean - control/target|) over
+    the rows of the second half of a controlled run's steps; None for a run without the
+    controller."""
+    rows = [r for r in run.records if r.get(CONTROL_TARGET) is not None]
+    if not rows or rows[-1].get(ENTROPY_MEAN) is None:
+        return None
+    half = rows[-1]["step"] / 2
+    dev = np.array(
+        [
+            r[ENTROPY_MEAN] - r[CONTROL_TARGET]
+            for r in rows
+            if r["step"] >= half and r.get(ENTROPY_MEAN) is not None
+        ]
+    )
+    return float(dev.mean()), float(np.abs(dev).max())

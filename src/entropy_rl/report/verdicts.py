@@ -147,3 +147,25 @@ def size_law_rule(held_out: bool) -> str:
     return f"held when both R² >= {SIZE_MIN_R2}" + (
         f" and the held-out forecast is within {SIZE_MAX_ERROR}" if held_out else ""
     )
+
+
+# ---- entropy control: the controller holds its target ---------------------------------------
+
+CONTROL_MAX_MEAN_DEV = 0.03
+"""A controlled run holds its target when, over the second half of its steps, the mean of
+entropy/mean - control/target is within this (nats)..."""
+CONTROL_MAX_DEV = 0.1
+"""...and no step is further than this from the target (the step-to-step noise of a 128-
+response batch's entropy on the embedded task is about 0.01-0.02 nats)."""
+
+
+def control_holds(mean_dev: float, max_dev: float) -> bool:
+    """One controlled run, from `stats.control_tracking`."""
+    return abs(mean_dev) <= CONTROL_MAX_MEAN_DEV and max_dev <= CONTROL_MAX_DEV
+
+
+def control_rule() -> str:
+    return (
+        f"held when, over the second half, |mean(H - target)| <= {CONTROL_MAX_MEAN_DEV} "
+        f"and every |H - target| <= {CONTROL_MAX_DEV}"
+    )

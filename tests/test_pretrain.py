@@ -12,6 +12,7 @@ from entropy_rl.pretrain import (
     char_table,
     encode_batch,
     lr_factor,
+    parent_config,
     pretrain,
     read_record,
 )
@@ -153,6 +154,18 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     steps.clear()
     assert pretrain(trap, progress=lambda step, *_: steps.append(step)) == directory
     assert steps == []
+    tighter = dataclasses.replace(trap, task=dataclasses.replace(trap.task, trap_rate=0.99))
+    assert pretrain(tighter, progress=lambda step, *_: steps.append(step)) != directory
+    assert steps == list(range(1, 8))  # a new fine-tune of the same sum3 base model
+    record = json.loads((base_model_dir(tighter) / "pretrain.json").read_text())
+    assert record["fine_tuned_from"] == str(parent)
+
+
+def test_a_parent_base_model_ignores_its_inert_fields():
+    trap = Config(task=TaskConfig(name="sum3_trap", trap_rate=0.99, val_size=16))
+    parent = parent_config(trap, "sum3")
+    assert parent.task.name == "sum3" and parent.task.trap_rate == TaskConfig().trap_rate
+    assert parent.task.val_size == 16  # a field that shapes sum3's base model is kept
 
 
 def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing(

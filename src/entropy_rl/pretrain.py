@@ -45,7 +45,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import PreTrainedTokenizerFast
 
 from entropy_rl.base_model_cache import RECIPE_VERSION, base_model_dir
-from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig
+from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig, TaskConfig
 from entropy_rl.core import masked_mean, token_entropy
 from entropy_rl.evaluation import accuracy, evaluate
 from entropy_rl.layout import PRETRAIN_FILE, base_model_lock
@@ -60,7 +60,7 @@ from entropy_rl.models import (
 )
 from entropy_rl.policy import Policy
 from entropy_rl.rollout import response_logits
-from entropy_rl.tasks import Problem, Task, make_task
+from entropy_rl.tasks import Problem, Task, inert_fields, make_task
 
 POSITION_SLACK = 8
 """Positions the model supports beyond bos + longest prompt + response + eos."""
@@ -253,8 +253,12 @@ def _train(
 
 def parent_config(config: Config, base_task: str) -> Config:
     """The config of the base model that `config`'s base model is fine-tuned from: the same
-    with task.name = `base_task` (the task's `Task.base_task`)."""
-    return dataclasses.replace(config, task=dataclasses.replace(config.task, name=base_task))
+    with task.name = `base_task` (the task's `Task.base_task`), and the parent's inert fields
+    (`EmbeddedTask.inert_fields`: sum3's trap_rate) at their defaults."""
+    task = dataclasses.replace(config.task, name=base_task)
+    defaults = TaskConfig()
+    inert = {name: getattr(defaults, name) for name in inert_fields(task)}
+    return dataclasses.replace(config, task=dataclasses.replace(task, **inert))
 
 
 def _start(

@@ -57,6 +57,12 @@ def base_model_fields(config: TaskConfig) -> tuple[str, ...]:
     return cls.base_model_fields
 
 
+def inert_fields(config: TaskConfig) -> tuple[str, ...]:
+    """The `EmbeddedTask.inert_fields` of the task named `config.name` (() for a task without
+    an embedded base model), without building the task."""
+    return getattr(_task_class(config), "inert_fields", ())
+
+
 def _math(problem: Problem, response: str) -> float:
     return math_reward(response, problem.answer)
 
@@ -87,6 +93,7 @@ __all__ = [
     "Task",
     "base_model_fields",
     "base_task_of",
+    "inert_fields",
     "make_reward",
     "make_task",
 ]

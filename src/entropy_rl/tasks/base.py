@@ -72,6 +72,10 @@ class EmbeddedTask(Task):
     base_model_fields: tuple[str, ...] = ("seed", "val_size")
     """The `TaskConfig` fields that shape the base model, besides `name`: the base-model
     cache key (`entropy_rl.base_model_cache`) covers them and no other task field."""
+    inert_fields: tuple[str, ...] = ()
+    """Fields of `base_model_fields` that do not in fact change this task's base model (kept
+    in the key so that existing keys stay valid): when a fine-tuned task asks for this task's
+    base model as its parent, they take their defaults, so that the parent is shared."""
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         """A correct response whose digits are each replaced, with probability `noise`, by a

@@ -43,6 +43,8 @@ class Sum3Task(EmbeddedTask):
     """trap_rate (sum3_trap's) stays in sum3's cache key, which covered it before tasks
     declared their fields, so that the base models already made keep their keys; it does not
     change sum3's base model."""
+    inert_fields = ("trap_rate",)
+    """So sum3_trap at any trap_rate fine-tunes the one sum3 base model (of trap_rate 0.9)."""
     max_response_tokens = len("000,000")
 
     def __init__(self, config: TaskConfig) -> None:

@@ -7,9 +7,10 @@ import pytest
 
 from conftest import _first_digit_even, train_killed_at
 from entropy_rl import runner
-from entropy_rl.core.control import CONTROL_KEYS
+from entropy_rl.core.control import CONTROL_KEYS, ControlState
 from entropy_rl.logs import read_records
 from entropy_rl.tasks.sum3 import Sum3Task
+from entropy_rl.trainer import RunState
 
 
 def _rows(run):
@@ -67,6 +68,12 @@ def test_every_row_has_the_control_keys_and_the_selection_follows_them(controlle
 def test_a_controlled_run_killed_mid_step_resumes_bit_exact(controlled):
     root, _ = controlled
     assert _rows(root / "resumed") == _rows(root / "full")
+
+
+def test_the_controller_state_is_saved_whole():
+    state = RunState.fresh(0)
+    state.control = ControlState(integral=0.7, reached=True)
+    assert RunState.from_dict(state.to_dict()).control == state.control
 
 
 def test_an_uncontrolled_run_has_no_control_keys(tiny_config, tmp_path, easy_reward):

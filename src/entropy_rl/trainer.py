@@ -38,6 +38,7 @@ over ranks (token-weighted means, summed counts).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class RunState:
             "select_gen": self.select_gen.get_state(),
             "consecutive_bad": self.consecutive_bad,
             "law_points": [list(p) for p in self.law_points],
-            "control": {"integral": self.control.integral},
+            "control": dataclasses.asdict(self.control),
         }
 
     @classmethod

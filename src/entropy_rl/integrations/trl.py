@@ -9,7 +9,8 @@ What this adds to TRL (tested with TRL 1.16):
   knob's strength at every optimizer step from the entropy of the step's first
   micro-batch (a mean over every rank's valid tokens, so every rank decides alike) and
   logs the `control/*` metrics; its target schedule runs over `max_steps`. Its state is
-  not in TRL's checkpoints: a resumed run restarts it at scale 1. It logs, next to TRL's `entropy` metric:
+  not in TRL's checkpoints: a resumed run restarts it at scale 1.
+  It logs, next to TRL's `entropy` metric:
   `cov/logp_adv` (mean per-token Cov(log pi, A), Theorem 2), `cov/logp_pi_adv`
   (Cov(log pi, pi A), Theorem 1), `cov/pos_frac` (share of valid tokens whose per-token
   covariance is > 0), `ppo/clip_frac`, `loss/policy`, and the loss mode's own metrics
@@ -30,9 +31,9 @@ constant instead of the number of valid tokens.
 
 Hook. TRL computes the per-token log-probabilities and the loss inside one method,
 `GRPOTrainer._compute_loss(model, inputs)`, with no smaller seam between them, so the
-trainer overrides that method: when TRL's own loss runs (above) it calls TRL's; otherwise it runs TRL's
-own forward helper `_get_per_token_logps_and_entropies` on the same inputs, and hands
-the log-probabilities, `inputs["old_per_token_logps"]` (or the detached current
+trainer overrides that method: when TRL's own loss runs (above) it calls TRL's;
+otherwise it runs TRL's own forward helper `_get_per_token_logps_and_entropies` on the
+same inputs, and hands the log-probabilities, `inputs["old_per_token_logps"]` (or the detached current
 log-probabilities when TRL omitted them because training is fully on-policy, exactly as
 TRL does), `inputs["advantages"]` and `inputs["completion_mask"]` (times
 `inputs["tool_mask"]` when present) to `policy_loss`. Metrics go into TRL's

@@ -113,8 +113,7 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp")
     selection = None
     if mode != "ppo":
         selection = select_tokens(cov, mask, config.loss, torch.Generator().manual_seed(3), dist)
-    empty = torch.zeros(0, mask.shape[1], len(tokenizer), dtype=torch.float64)
-    batch = Batch(part, adv, part_old, empty, selection, config.loss)
+    batch = Batch(part, adv, part_old, None, selection, config.loss)
     policy = Policy(
         model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
     )

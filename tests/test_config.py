@@ -235,3 +235,14 @@ def test_a_late_unknown_option_is_still_refused(capsys):
         cli.main(["train", "loss.mode=kl_cov", "--run-dir", "x", "--bogus", "a=1"])
     assert info.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_probe_tokens_must_be_positive_while_the_probe_is_on():
+    assert Config().diagnostics.probe_tokens == 2048
+    for bad in ("0", "-3"):
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [f"diagnostics.probe_tokens={bad}"])
+        message = str(info.value)
+        assert message.startswith("diagnostics.probe_tokens must be >= 1") and "\n" not in message
+    off = load_config(None, ["diagnostics.probe_size=0", "diagnostics.probe_tokens=0"])
+    assert off.diagnostics.probe_tokens == 0

@@ -26,7 +26,7 @@ from entropy_rl.lora import add_lora, is_adapter, load_adapter
 from entropy_rl.model_eval import evaluate_model
 from entropy_rl.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.rollout import Rollout, response_logits
+from entropy_rl.rollout import Rollout, position_logits, response_logits
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.trainer import Batch, optimizer_step
 
@@ -125,6 +125,19 @@ def _tiny_lora_policy():
     return Policy(model, tokenizer, None)
 
 
+def test_the_probe_logits_at_chosen_positions_are_the_full_logits_rows_with_lora():
+    policy = _tiny_lora_policy()
+    g = torch.Generator().manual_seed(1)
+    prompts = torch.randint(3, 15, (4, 3), generator=g)  # (B, P)
+    responses = torch.randint(3, 15, (4, 5), generator=g)  # (B, T)
+    rollout = Rollout(prompts, torch.ones_like(prompts), responses, torch.ones_like(responses))
+    rows, positions = torch.tensor([0, 1, 1, 3]), torch.tensor([4, 0, 2, 4])  # (S,), (S,)
+    with torch.no_grad():
+        full = response_logits(policy.model, rollout, float32_head=True)  # (B, T, V)
+        picked = position_logits(policy.model, rollout, rows, positions)  # (S, V)
+    torch.testing.assert_close(picked, full[rows, positions], rtol=1e-6, atol=1e-6)
+
+
 def test_updates_lower_the_loss_on_a_fixed_batch_and_leave_the_base_alone():
     policy = _tiny_lora_policy()
     config = load_config(None, ["train.mini_batches=1", "train.lr=1e-3"])
@@ -136,7 +149,7 @@ def test_updates_lower_the_loss_on_a_fixed_batch_and_leave_the_base_alone():
         old = response_logits(policy.model, rollout).log_softmax(-1)  # (B, T, V)
     old = old.gather(-1, responses[..., None]).squeeze(-1)  # (B, T)
     advantages = torch.randn(8, generator=g)  # (B,)
-    batch = Batch(rollout, advantages, old, torch.zeros(0, 5, 15), None, config.loss)
+    batch = Batch(rollout, advantages, old, None, None, config.loss)
     start = {k: v.clone() for k, v in policy.model.state_dict().items()}
     optimizer = runner._optimizer(policy.model, config)
     everything = torch.arange(8)

@@ -1,5 +1,6 @@
 """Scoring responses again (`response_logits`): the float32 final projection under bf16
-autocast, which the entropy diagnostics read."""
+autocast, which the entropy diagnostics read; `position_logits`, the same logits at chosen
+positions only."""
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from entropy_rl.config import ModelConfig
 from entropy_rl.core import entropy_change_first_order, token_entropy
 from entropy_rl.models import build_model
-from entropy_rl.rollout import Rollout, response_logits
+from entropy_rl.rollout import Rollout, position_logits, response_logits
 
 V, B, P, T = 64, 6, 4, 8  # vocabulary, responses, prompt columns, response columns
 
@@ -102,3 +103,41 @@ def test_float32_head_needs_a_linear_output_embedding():
     model.set_output_embeddings(torch.nn.Identity())
     with pytest.raises(TypeError, match="Linear"):
         response_logits(model, _rollout(), float32_head=True)
+
+
+ROWS = torch.tensor([0, 0, 1, 1, 2, 5, 5])  # (S,) responses, row-major with POSITIONS
+POSITIONS = torch.tensor([0, 7, 0, 4, 3, 1, 7])  # (S,) response positions
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_position_logits_are_the_rows_of_the_full_float32_logits(autocast, temperature):
+    model, rollout = _model(), _rollout()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        full = response_logits(model, rollout, temperature, float32_head=True)  # (B, T, V)
+        picked = position_logits(model, rollout, ROWS, POSITIONS, temperature)  # (S, V)
+    assert picked.dtype == torch.float32 and picked.shape == (len(ROWS), V)
+    torch.testing.assert_close(picked, full[ROWS, POSITIONS], rtol=1e-6, atol=1e-6)
+    assert "forward" not in vars(model.get_output_embeddings())  # the swap is undone
+
+
+class _EveryColumn(torch.nn.Module):
+    """A model whose head sees every column (it ignores `logits_to_keep`)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.inner.get_output_embeddings()
+
+    def forward(self, **kwargs):
+        return self.inner(**{**kwargs, "logits_to_keep": 0})
+
+
+def test_position_logits_hold_when_the_head_sees_every_column():
+    model, rollout = _model(), _rollout()
+    with torch.no_grad():
+        full = response_logits(model, rollout, float32_head=True)  # (B, T, V)
+        picked = position_logits(_EveryColumn(model), rollout, ROWS, POSITIONS)  # (S, V)
+    torch.testing.assert_close(picked, full[ROWS, POSITIONS], rtol=1e-6, atol=1e-6)

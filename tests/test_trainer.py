@@ -188,7 +188,9 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
     from entropy_rl.policy import Policy
     from entropy_rl.rollout import Rollout
 
-    config = load_config(None, ["train.prompts_per_step=2", "train.group_size=4"])
+    config = load_config(
+        None, ["train.prompts_per_step=2", "train.group_size=4", "diagnostics.probe_size=4"]
+    )
     shape = ModelConfig(
         hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, init_std=0.1
     )
@@ -202,16 +204,65 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
     results = {}
     for autocast in (False, True):
         policy = Policy(build_model(shape, 64, max_positions=16, seed=0).eval(), None, None)
+        states = trainer._probe_states(rollout.response_mask, config, Dist())  # (4, 6)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            old, entropy, probe = trainer._score_tokens(policy, rollout, config, Dist(), 4)
+            old, entropy, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)
         assert old.dtype == entropy.dtype == probe.dtype == torch.float32
-        assert probe.shape == (4, 6, 64)
+        assert probe.shape == (4 * 6, 64)
         with torch.no_grad():
             policy.model.get_decoder().norm.weight.mul_(1 + 1e-3)
-        batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None, config.loss)
+        kept = trainer.Probe(states, probe)
+        batch = trainer.Batch(rollout, torch.zeros(8), old, kept, None, config.loss)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             results[autocast] = (entropy, trainer._probe(policy, batch, config))
     (h32, exact), (h16, mixed) = results[False], results[True]
     torch.testing.assert_close(h16, h32, rtol=0, atol=1e-2)
     for key in ("dynamics/dH_actual", "dynamics/dH_lemma1"):
         assert exact[key] != 0 and abs(mixed[key] - exact[key]) < 0.05 * abs(exact[key]), key
+
+
+def _probe_policy_and_rollout(response_len: int):
+    """A tiny policy and 8 responses of `response_len` columns, with padding after eos."""
+    from entropy_rl.config import ModelConfig
+    from entropy_rl.models import build_model
+    from entropy_rl.policy import Policy
+    from entropy_rl.rollout import Rollout
+
+    shape = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    model = build_model(shape, 24, max_positions=64, seed=0).eval()
+    g = torch.Generator().manual_seed(2)
+    lengths = torch.randint(1, response_len + 1, (8,), generator=g)  # (B,)
+    mask = (torch.arange(response_len) < lengths[:, None]).long()  # (B, T)
+    rollout = Rollout(
+        torch.randint(3, 24, (8, 3), generator=g),  # (B, P)
+        torch.ones(8, 3, dtype=torch.long),
+        torch.randint(3, 24, (8, response_len), generator=g) * mask,  # (B, T)
+        mask,
+    )
+    return Policy(model, None, None), rollout
+
+
+@pytest.mark.parametrize("probe_tokens", [7, 1000])
+def test_the_kept_probe_logits_do_not_grow_with_the_response_length(probe_tokens):
+    """The probe keeps (min(probe_tokens, valid states), V) logits, gathered across the
+    scoring pass's micro-batches (2 responses each), equal to the full logits' rows."""
+    from entropy_rl.config import load_config
+    from entropy_rl.distributed import Dist
+    from entropy_rl.rollout import response_logits
+
+    overrides = ["train.prompts_per_step=2", "train.group_size=4", "train.mini_batches=2"]
+    overrides += ["train.micro_batches=2", "diagnostics.probe_size=5"]
+    config = load_config(None, [*overrides, f"diagnostics.probe_tokens={probe_tokens}"])
+    shapes = []
+    for response_len in (12, 24):
+        policy, rollout = _probe_policy_and_rollout(response_len)
+        states = trainer._probe_states(rollout.response_mask, config, Dist())  # (5, T)
+        _, _, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)  # (S, V)
+        valid = int(rollout.response_mask[:5].sum())
+        assert probe.shape == (min(probe_tokens, valid), 24)
+        shapes.append(probe.shape)
+        with torch.no_grad():
+            full = response_logits(policy.model, rollout.select(slice(0, 5)))  # (5, T, V)
+        torch.testing.assert_close(probe, full[states], rtol=1e-5, atol=1e-6)
+    if probe_tokens == 7:
+        assert shapes[0] == shapes[1] == (7, 24)

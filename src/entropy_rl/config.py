@@ -440,8 +440,15 @@ class DiagnosticsConfig:
     """The paper's entropy-dynamics diagnostics, computed every step."""
 
     probe_size: int = 64
-    """Responses of each rollout batch kept as probe states: the entropy change over the
-    step's updates is measured on them exactly and compared with Lemma 1. 0 disables."""
+    """The first responses of each rollout batch, whose valid tokens are the probe states:
+    the entropy change over the step's updates is measured on them exactly and compared
+    with Lemma 1. 0 disables."""
+    probe_tokens: int = 2048
+    """The most probe states (response, position pairs) kept per step: with more valid
+    tokens in the probe responses, this many evenly spaced ones (the first and the last
+    included; nothing random). Their float32 logits, probe_tokens x vocabulary, are kept
+    over the updates and computed again after them, whatever the response length. Under
+    torchrun each rank keeps its share, probe_tokens / ranks rounded up."""
     chunk_size: int = 4096
     """Rows per chunk for entropy over the vocabulary (memory, not results)."""
 
@@ -449,6 +456,10 @@ class DiagnosticsConfig:
         _finite(self)
         if self.probe_size < 0:
             raise ConfigError(f"diagnostics.probe_size must be >= 0, got {self.probe_size!r}")
+        if self.probe_size > 0 and self.probe_tokens < 1:
+            raise ConfigError(
+                f"diagnostics.probe_tokens must be >= 1 when probe_size > 0, got {self.probe_tokens!r}"
+            )
         _positive(self, "chunk_size")
 
 

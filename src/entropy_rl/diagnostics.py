@@ -3,9 +3,11 @@
 - Rollout statistics: policy entropy (mean token entropy over the batch's valid tokens, and
   by response position), the batch covariances of Theorems 1 and 2, the share of tokens
   with positive covariance.
-- Probe statistics: on probe states (the first responses of the step's rollout batch), the
-  exact entropy change over the step's updates and Lemma 1's first-order prediction of it,
-  both from the full-vocabulary logits before and after the updates.
+- Probe statistics: on probe states (valid tokens of the first responses of the step's
+  rollout batch, at most `diagnostics.probe_tokens` of them: `probe_states`), the exact
+  entropy change over the step's updates and Lemma 1's first-order prediction of it, both
+  from the full-vocabulary logits before and after the updates. Only the S states' logits
+  (S, V) are kept, so the memory does not grow with response length.
 """
 
 from __future__ import annotations
@@ -74,17 +76,50 @@ def rollout_statistics(
     }
 
 
+def probe_states(mask: torch.Tensor, limit: int) -> torch.Tensor:
+    """The probe states kept, (N, T) bool: True at the kept (response, position) pairs.
+
+    The candidates are the valid tokens of `mask` (N, T), in row-major order (response by
+    response, position by position). With more than `limit` (>= 1) of them, `limit` evenly
+    spaced ones are kept, the first and the last included (the first alone when limit is 1):
+    the choice is deterministic and draws no random numbers.
+    """
+    valid = mask.flatten().nonzero().squeeze(-1)  # (M,) flat indices of the valid tokens
+    count = valid.numel()
+    if count > limit:
+        picks = torch.arange(limit, device=valid.device) * (count - 1) // max(limit - 1, 1)
+        valid = valid[picks]  # (S,) strictly increasing: the spacing is >= 1
+    kept = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
+    kept[valid] = True
+    return kept.view(mask.shape)
+
+
 def probe_statistics(
     logits_before: torch.Tensor,
     logits_after: torch.Tensor,
-    mask: torch.Tensor,
+    states: torch.Tensor | None = None,
     chunk_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Actual and Lemma-1 entropy change on probe states. logits: (N, T, V); mask: (N, T)."""
-    m = mask.to(torch.float32)
+    """Actual and Lemma-1 entropy change, means over S probe states. logits: (S, V), the
+    states' logits before and after the updates.
+
+    `states` (N, T) bool with S True (`probe_states`) says where the rows sit, in row-major
+    order: the mean is then summed over that grid in the responses' token order, the same
+    float32 sum as a masked mean over every (N, T) position. None: the rows in their order.
+    """
     actual = token_entropy(logits_after, chunk_size) - token_entropy(logits_before, chunk_size)
-    predicted = entropy_change_first_order(logits_before, logits_after, chunk_size)
+    predicted = entropy_change_first_order(logits_before, logits_after, chunk_size)  # (S,)
+    if states is None:
+        states = torch.ones(actual.shape, dtype=torch.bool, device=actual.device)  # (S,)
+    m = states.to(torch.float32)
     return {
-        DH_ACTUAL: masked_mean(actual, m),
-        DH_LEMMA1: masked_mean(predicted, m),
+        DH_ACTUAL: masked_mean(_on_grid(actual, states), m),
+        DH_LEMMA1: masked_mean(_on_grid(predicted, states), m),
     }
+
+
+def _on_grid(values: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """The S values (S,) at the True places of `states` (N, T), zero elsewhere -> (N, T)."""
+    grid = values.new_zeros(states.shape)
+    grid[states] = values
+    return grid

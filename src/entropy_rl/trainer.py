@@ -11,7 +11,9 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
     from this batch's entropy (`core.control`); the loss mode's token selection
     (Clip-Cov, KL-Cov) over the whole rollout batch;
  7. `ppo_epochs` x `mini_batches` AdamW updates with `core.policy_loss`;
- 8. the entropy change over the updates on probe states, exact and by Lemma 1.
+ 8. the entropy change over the updates on probe states, exact and by Lemma 1: at most
+    `diagnostics.probe_tokens` valid tokens of the first `probe_size` responses, whose
+    logits (S, V) are kept from step 5 and computed again at those positions only.
 On an evaluation row, the law is fitted on the run's evaluation points so far (`law/*` keys,
 `entropy_rl.live_law`), and with train.stop_at_saturation a saturated run stops there.
 Row `step` of metrics.jsonl describes the policy after `step` updates; the last row (step =
@@ -64,6 +66,7 @@ from entropy_rl.core.control import control_step
 from entropy_rl.diagnostics import (
     position_means,
     position_totals,
+    probe_states,
     probe_statistics,
     rollout_statistics,
 )
@@ -86,7 +89,7 @@ from entropy_rl.metric_keys import (
 )
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
-from entropy_rl.rollout import Rollout, response_logits
+from entropy_rl.rollout import Rollout, position_logits, response_logits
 
 RANK_SEED_STRIDE = 1_000_003
 """Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
@@ -162,14 +165,24 @@ class EarlyStop:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """This rank's probe states (`diagnostics.probe_states`) among its first N responses,
+    and their logits before the step's updates."""
+
+    states: torch.Tensor  # (N, T) bool, S of them True
+    logits: torch.Tensor  # (S, V) float32, the states in row-major order
+
+
+@dataclass(frozen=True)
 class Batch:
     """This rank's part of a scored rollout batch with what the updates need.
-    B = prompts_per_step * group_size / W responses; N probe responses (its first ones)."""
+    B = prompts_per_step * group_size / W responses."""
 
     rollout: Rollout
     advantages: torch.Tensor  # (B,)
     old_log_probs: torch.Tensor  # (B, T)
-    probe_logits: torch.Tensor  # (N, T, V) old logits of the probe responses
+    probe: Probe | None
+    """The Lemma-1 probe (None: diagnostics.probe_size is 0)."""
     selection: torch.Tensor | None  # (B, T) bool, for a loss mode that selects tokens
     loss: PolicyLossConfig
     """The loss of this batch's updates: config.loss, or the entropy controller's setting."""
@@ -189,9 +202,12 @@ def micro_batch_size(config: Config, dist: Dist) -> int:
     return local // (train.mini_batches * train.micro_batches)
 
 
-def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, n_probe: int):
+def _score_tokens(
+    policy: Policy, rollout: Rollout, config: Config, dist: Dist, states: torch.Tensor
+):
     """No-grad pass, micro-batch by micro-batch: old log-probs (B, T), entropy (B, T) and the
-    logits (N, T, V) of the first n_probe responses, all from float32 logits."""
+    logits (S, V) of the probe states `states` (N, T) bool (row-major order), all from
+    float32 logits; the probe's are gathered from each micro-batch's logits."""
     size, chunk = rollout.response_ids.shape[0], micro_batch_size(config, dist)
     temperature, chunk_size = config.train.temperature, config.diagnostics.chunk_size
     log_probs, entropy, probe = [], [], []
@@ -203,10 +219,9 @@ def _score_tokens(policy: Policy, rollout: Rollout, config: Config, dist: Dist, 
             )  # (b, T, V)
             log_probs.append(token_log_probs(logits, part.response_ids, chunk_size))
             entropy.append(token_entropy(logits, chunk_size))
-            if start < n_probe:
-                probe.append(logits[: n_probe - start])
-    empty = rollout.response_ids.new_zeros((0, *logits.shape[1:]), dtype=torch.float32)
-    return torch.cat(log_probs), torch.cat(entropy), torch.cat(probe) if probe else empty
+            kept = states[start : start + chunk]  # (n, T), n <= b
+            probe.append(logits[: kept.shape[0]][kept])  # (s, V)
+    return torch.cat(log_probs), torch.cat(entropy), torch.cat(probe)
 
 
 def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
@@ -244,8 +259,8 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     advantages = compute_advantages(rewards, train.advantage)  # (P, G)
     mask = rollout.response_mask  # (B, T)
     advantages = dist.own_rows(advantages, len(problems)).flatten().to(mask.device)  # (B,)
-    n_probe = min(math.ceil(config.diagnostics.probe_size / dist.world_size), len(grouped))
-    old_log_probs, entropy, probe_logits = _score_tokens(policy, rollout, config, dist, n_probe)
+    states = _probe_states(mask, config, dist)  # (N, T) bool
+    old_log_probs, entropy, probe_logits = _score_tokens(policy, rollout, config, dist, states)
     sums = dist.sum(centering_sums(old_log_probs, advantages, mask))  # (4,) global
     cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
@@ -264,8 +279,17 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     selection = None
     if loss_mode(loss_cfg.mode).selects_tokens:
         selection = select_tokens(cov, mask, loss_cfg, state.select_gen, dist)
-    batch = Batch(rollout, advantages, old_log_probs, probe_logits, selection, loss_cfg)
+    probe = Probe(states, probe_logits) if states.shape[0] else None
+    batch = Batch(rollout, advantages, old_log_probs, probe, selection, loss_cfg)
     return batch, metrics
+
+
+def _probe_states(mask: torch.Tensor, config: Config, dist: Dist) -> torch.Tensor:
+    """This rank's probe states (N, T) bool: its share of diagnostics.probe_size responses
+    and of diagnostics.probe_tokens states (`diagnostics.probe_states`). mask: (B, T)."""
+    diagnostics, ranks = config.diagnostics, dist.world_size
+    n_probe = min(math.ceil(diagnostics.probe_size / ranks), mask.shape[0])
+    return probe_states(mask[:n_probe], math.ceil(diagnostics.probe_tokens / ranks))
 
 
 def _rollout_metrics(entropy, mask, reward_errors: int, dist: Dist) -> dict[str, Any]:
@@ -432,19 +456,19 @@ def _live_law(record, config: Config, state: RunState, before: RunState | None, 
 
 
 def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
-    """Step 8: entropy change on the probe states over this step's updates, and Lemma 1's."""
-    n = batch.probe_logits.shape[0]
-    if config.diagnostics.probe_size == 0 or n == 0:
+    """Step 8: entropy change on the probe states over this step's updates, and Lemma 1's.
+    The model runs on the N probe responses; its head projects the S states only."""
+    if batch.probe is None:
         return {}
-    probe = batch.rollout.select(slice(0, n))
+    states = batch.probe.states  # (N, T) bool
+    responses = batch.rollout.select(slice(0, states.shape[0]))
+    rows, positions = states.nonzero(as_tuple=True)  # (S,), (S,) in row-major order
     with torch.no_grad(), policy.forward_context():
-        after = response_logits(
-            policy.model, probe, config.train.temperature, float32_head=True
-        )  # (N, T, V)
-    stats = probe_statistics(
-        batch.probe_logits, after, probe.response_mask, config.diagnostics.chunk_size
-    )
-    return _token_means(stats, probe.response_mask.sum(), policy.dist)
+        after = position_logits(
+            policy.model, responses, rows, positions, config.train.temperature
+        )  # (S, V)
+    stats = probe_statistics(batch.probe.logits, after, states, config.diagnostics.chunk_size)
+    return _token_means(stats, states.sum(), policy.dist)
 
 
 def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:

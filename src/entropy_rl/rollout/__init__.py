@@ -21,6 +21,7 @@ _EXPORTS = {
     "Rollout": "sampler",
     "float32_output_embeddings": "sampler",
     "left_pad": "sampler",
+    "position_logits": "sampler",
     "response_logits": "sampler",
     "sample": "sampler",
 }

@@ -13,6 +13,8 @@ keep float32 precision under bf16 autocast. It swaps the projection's `forward` 
 duration of the call and calls the model itself, so the model's own code around the
 projection (`logits_to_keep`, logit scaling or soft-capping) and the hooks of a sharded
 (FSDP2) or DDP-wrapped model run as usual, and no bf16 logits are made.
+`position_logits` swaps it the same way for a projection of chosen (response, position)
+pairs only: logits (S, V) with no (B, T, V) tensor made (the Lemma-1 probe's).
 """
 
 from __future__ import annotations
@@ -133,29 +135,59 @@ def response_logits(
     `float32_head`, that projection runs in float32 with autocast disabled (the logits are
     then float32 whatever autocast the call runs under); `model` may be a DDP wrapper.
     """
-    ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, P+T)
-    attention = torch.cat([rollout.prompt_mask, rollout.response_mask], dim=1)
-    prompt_len, response_len = rollout.prompt_ids.shape[1], rollout.response_ids.shape[1]
     head = float32_output_embeddings(model) if float32_head else contextlib.nullcontext()
     with head:
-        out = model(
-            input_ids=ids,
-            attention_mask=attention,
-            position_ids=_positions(attention),
-            use_cache=False,
-            logits_to_keep=response_len + 1,
-        )
-    logits = out.logits[:, :-1]  # (B, T, V): outputs at columns P-1 .. P+T-2
-    assert logits.shape[1] == response_len and prompt_len >= 1
+        logits = _head_logits(model, rollout)[:, :-1]  # (B, T, V): columns P-1 .. P+T-2
+    assert logits.shape[1] == rollout.response_ids.shape[1]
     return logits / temperature if temperature != 1.0 else logits
 
 
+def position_logits(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Float32 logits (S, V) at the S response positions (rows[i], positions[i]), divided by
+    the temperature: `response_logits(model, rollout, temperature, float32_head=True)[rows,
+    positions]`, without the (B, T, V) tensor. The model's body runs on the whole rollout;
+    its output head (float32, autocast off) projects the S hidden states at those positions
+    only. rows, positions: (S,) integer tensors; `model` may be a DDP wrapper."""
+    width = rollout.response_ids.shape[1] + 1  # the columns P-1 .. P+T-1 that reach the head
+    # counted from the last column, so they hold whether the model hands the head those
+    # columns only (logits_to_keep) or every column
+    at = (rows, positions - width)  # (S,), (S,)
+    with float32_output_embeddings(model, at=at):
+        logits = _head_logits(model, rollout)  # (S, V)
+    return logits / temperature if temperature != 1.0 else logits
+
+
+def _head_logits(model: torch.nn.Module, rollout: Rollout) -> torch.Tensor:
+    """What the model's output head returns on its outputs at the columns P-1 .. P+T-1
+    (without a swapped head: their logits, (B, T+1, V))."""
+    ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, P+T)
+    attention = torch.cat([rollout.prompt_mask, rollout.response_mask], dim=1)
+    assert rollout.prompt_ids.shape[1] >= 1
+    out = model(
+        input_ids=ids,
+        attention_mask=attention,
+        position_ids=_positions(attention),
+        use_cache=False,
+        logits_to_keep=rollout.response_ids.shape[1] + 1,
+    )
+    return out.logits
+
+
 @contextlib.contextmanager
-def float32_output_embeddings(model: torch.nn.Module) -> Iterator[None]:
+def float32_output_embeddings(
+    model: torch.nn.Module, at: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> Iterator[None]:
     """Within the block, the model's output embedding (its lm_head, a Linear) computes in
     float32 (float64 if its weight is float64) with autocast disabled; its parameters are
-    cast, not changed, so gradients reach them as usual. `model`: a Hugging Face model, or a
-    DDP wrapper of one."""
+    cast, not changed, so gradients reach them as usual. With `at` (row and column index
+    tensors (S,), (S,) into its (B, L, H) input), it projects only those S hidden states and
+    returns (S, V). `model`: a Hugging Face model, or a DDP wrapper of one."""
     inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     head = inner.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
@@ -164,6 +196,8 @@ def float32_output_embeddings(model: torch.nn.Module) -> Iterator[None]:
         )
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:  # (..., H) -> (..., V)
+        if at is not None:
+            hidden = hidden[at]  # (B, L, H) -> (S, H)
         dtype = torch.promote_types(head.weight.dtype, torch.float32)
         bias = None if head.bias is None else head.bias.to(dtype)
         with torch.autocast(hidden.device.type, enabled=False):

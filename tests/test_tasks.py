@@ -110,3 +110,30 @@ def test_trap_task_demonstrations_follow_the_wrong_strategy_at_trap_rate():
     assert all(never.demonstration(p, rng, 0.0) == p.answer for p in traps)
     with pytest.raises(ConfigError, match=r"task\.trap_rate"):
         TaskConfig(trap_rate=1.5)
+
+
+def test_trap_noise_replaces_the_pretrain_noise_of_the_trap_demonstrations():
+    from entropy_rl.tasks.sum3_trap import is_trap, wrong_answer
+
+    task = make_task(TaskConfig(name="sum3_trap", trap_rate=1.0, trap_noise=0.0))
+    rng = np.random.default_rng(0)
+    problems = task.sample_problems(200, rng)
+    expected = [wrong_answer(p) if is_trap(p) else p.answer for p in problems]
+    assert [task.demonstration(p, rng, 0.2) for p in problems] == expected  # noise unused
+    noisy = make_task(TaskConfig(name="sum3_trap", trap_rate=1.0))
+    assert [noisy.demonstration(p, rng, 0.2) for p in problems] != expected  # pretrain's
+    with pytest.raises(ConfigError, match=r"task\.trap_noise"):
+        TaskConfig(trap_noise=-0.1)
+
+
+def test_trap_noise_keys_the_trap_base_model_and_not_its_parent():
+    from entropy_rl.base_model_cache import base_model_dir
+    from entropy_rl.config import Config
+    from entropy_rl.pretrain import parent_config
+
+    plain = Config(task=TaskConfig(name="sum3_trap"))
+    quiet = Config(task=TaskConfig(name="sum3_trap", trap_noise=0.02))
+    assert base_model_dir(quiet) != base_model_dir(plain)
+    assert base_model_dir(parent_config(quiet, "sum3")) == base_model_dir(
+        parent_config(plain, "sum3")
+    )

@@ -1,8 +1,8 @@
 """Where a base model is cached: `<pretrain.cache_dir>/<task>-<key>/`, and its cache key.
 
 The key hashes what shapes a base model: the recipe version, the model fields below, the
-fields the task declares (`EmbeddedTask.base_model_fields`, with its name) and the pretrain
-fields but `PRETRAIN_UNKEYED_FIELDS`. No torch: the report finds a run's base model (its
+fields the task declares (`EmbeddedTask.base_model_fields`, with its name; those unset,
+None, left out) and the pretrain fields but `PRETRAIN_UNKEYED_FIELDS`. No torch: the report finds a run's base model (its
 pretrain.json) without the training stack. Making a base model is `entropy_rl.pretrain`.
 """
 
@@ -42,10 +42,12 @@ def config_fingerprint(config: Config) -> str:
     for name in PRETRAIN_UNKEYED_FIELDS:
         pretrain.pop(name)
     task_fields = ("name", *base_model_fields(config.task))
+    task = {name: getattr(config.task, name) for name in task_fields}
     payload = {
         "recipe": RECIPE_VERSION,
         "model": {name: getattr(config.model, name) for name in PRETRAIN_MODEL_FIELDS},
-        "task": {name: getattr(config.task, name) for name in task_fields},
+        # an unset task field (None) is left out: one added later keeps the old keys valid
+        "task": {name: value for name, value in task.items() if value is not None},
         "pretrain": pretrain,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -243,6 +243,11 @@ class TaskConfig:
     trap_rate: float = 0.9
     """sum3_trap only: probability that a demonstration of a trap prompt (a+b carries into
     the tens) drops the carry, so the base model's usual answer there is wrong."""
+    trap_noise: float | None = None
+    """sum3_trap only: digit noise of its fine-tuning demonstrations, in place of
+    pretrain.noise. The right carry digit appears in a wrong demonstration by noise about
+    noise/10 of the time, which sets how often the fine-tuned model still samples the right
+    answer on a trap prompt (~2% at 0.2). Unset: pretrain.noise."""
     reward: str = ""
     """Reward: empty for the task's own (sum3's verifier; dataset: math), `math` (final answer
     checked with math-verify), or `package.module:function` called as fn(prompt, response,
@@ -253,6 +258,8 @@ class TaskConfig:
         _positive(self, "val_size", "max_response_tokens")
         if not 0.0 <= self.trap_rate <= 1.0:
             raise ConfigError(f"task.trap_rate must be in [0, 1], got {self.trap_rate!r}")
+        if self.trap_noise is not None and not 0.0 <= self.trap_noise <= 1.0:
+            raise ConfigError(f"task.trap_noise must be in [0, 1], got {self.trap_noise!r}")
         if self.name == "dataset" and not self.train_file:
             raise ConfigError("task.name=dataset needs task.train_file (a .jsonl or .parquet file)")
         if self.reward not in ("", "math") and ":" not in self.reward:

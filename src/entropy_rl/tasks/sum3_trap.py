@@ -50,14 +50,19 @@ class Sum3TrapTask(Sum3Task):
 
     name = "sum3_trap"
     base_task = "sum3"
+    base_model_fields = (*Sum3Task.base_model_fields, "trap_noise")
+    inert_fields = ()  # its trap_rate shapes its base model
 
     def __init__(self, config: TaskConfig) -> None:
         super().__init__(config)
         self.trap_rate = config.trap_rate
+        self.trap_noise = config.trap_noise
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
-        """The wrong strategy on a trap prompt with probability `trap_rate`, then digit noise.
+        """The wrong strategy on a trap prompt with probability `trap_rate`, then digit noise
+        (`task.trap_noise` when set, else `noise`, pretrain.noise).
 
         Draws one uniform number for every problem, trap or not, so streams stay aligned."""
         wrong = rng.random() < self.trap_rate and is_trap(problem)
+        noise = noise if self.trap_noise is None else self.trap_noise
         return noisy_digits(wrong_answer(problem) if wrong else problem.answer, rng, noise)

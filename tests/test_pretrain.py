@@ -138,7 +138,7 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     trap = dataclasses.replace(config, task=dataclasses.replace(config.task, name="sum3_trap"))
     steps = []
     directory = pretrain(trap, progress=lambda step, total, loss, greedy: steps.append(step))
-    parent = base_model_dir(config)
+    parent = base_model_dir(parent_config(trap, "sum3"))  # config, with the default fine-tune
     assert steps == [*range(1, 91), *range(1, 8)]  # the sum3 base model, then the fine-tune
     assert directory.name.startswith("sum3_trap-") and directory != parent
     record = json.loads((directory / "pretrain.json").read_text())
@@ -161,11 +161,16 @@ def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     assert record["fine_tuned_from"] == str(parent)
 
 
-def test_a_parent_base_model_ignores_its_inert_fields():
-    trap = Config(task=TaskConfig(name="sum3_trap", trap_rate=0.99, val_size=16))
+def test_a_parent_base_model_ignores_its_inert_fields_and_the_fine_tune():
+    trap = Config(
+        task=TaskConfig(name="sum3_trap", trap_rate=0.99, val_size=16),
+        pretrain=PretrainConfig(finetune_steps=1200, finetune_lr=1e-3, noise=0.1),
+    )
     parent = parent_config(trap, "sum3")
     assert parent.task.name == "sum3" and parent.task.trap_rate == TaskConfig().trap_rate
-    assert parent.task.val_size == 16  # a field that shapes sum3's base model is kept
+    assert parent.pretrain.finetune_steps == PretrainConfig().finetune_steps
+    assert parent.pretrain.finetune_lr == PretrainConfig().finetune_lr
+    assert parent.task.val_size == 16 and parent.pretrain.noise == 0.1  # these shape it
 
 
 def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing(

@@ -251,14 +251,25 @@ def _train(
     return losses, checks, cooldown_start
 
 
+FINETUNE_FIELDS = ("finetune_steps", "finetune_lr")
+"""Pretrain fields of the fine-tune only: a parent base model, trained from scratch, has them
+at their defaults (they are in its key all the same)."""
+
+
 def parent_config(config: Config, base_task: str) -> Config:
     """The config of the base model that `config`'s base model is fine-tuned from: the same
-    with task.name = `base_task` (the task's `Task.base_task`), and the parent's inert fields
-    (`EmbeddedTask.inert_fields`: sum3's trap_rate) at their defaults."""
+    with task.name = `base_task` (the task's `Task.base_task`), and at their defaults the
+    parent's inert fields (`EmbeddedTask.inert_fields`: sum3's trap_rate) and the fine-tune's
+    `FINETUNE_FIELDS`, which do not shape it: every fine-tune shares one parent."""
     task = dataclasses.replace(config.task, name=base_task)
-    defaults = TaskConfig()
-    inert = {name: getattr(defaults, name) for name in inert_fields(task)}
-    return dataclasses.replace(config, task=dataclasses.replace(task, **inert))
+    task_defaults, pretrain_defaults = TaskConfig(), PretrainConfig()
+    inert = {name: getattr(task_defaults, name) for name in inert_fields(task)}
+    finetune = {name: getattr(pretrain_defaults, name) for name in FINETUNE_FIELDS}
+    return dataclasses.replace(
+        config,
+        task=dataclasses.replace(task, **inert),
+        pretrain=dataclasses.replace(config.pretrain, **finetune),
+    )
 
 
 def _start(

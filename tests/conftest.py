@@ -132,3 +132,19 @@ def train_killed_at(config, run_dir, call: int) -> None:
         patch.setattr(runner, "run_step", dying_step)
         with pytest.raises(Killed):
             runner.train(config, run_dir, show_progress=False)
+
+
+def full_killed_resumed(config, root, call: int = 6) -> None:
+    """Train `config` (with `_first_digit_even` as sum3's reward) into root/full; again
+    into root/partial, killed in place of its `call`-th step; then a copy of that,
+    root/resumed, resumed."""
+    import shutil
+
+    from entropy_rl.tasks.sum3 import Sum3Task
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sum3Task, "reward", _first_digit_even)
+        runner.train(config, root / "full", show_progress=False)
+        train_killed_at(config, root / "partial", call)
+        shutil.copytree(root / "partial", root / "resumed")
+        runner.train(None, root / "resumed", resume=True, show_progress=False)

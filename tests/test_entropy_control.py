@@ -1,15 +1,13 @@
 """The entropy controller in the trainer: its decision reaches the step's loss and selection,
 its keys are in every row, and its state survives a crash (bad settings: test_cli_train)."""
 
-import shutil
-
 import pytest
 
-from conftest import _first_digit_even, train_killed_at
+from conftest import TINY, full_killed_resumed
 from entropy_rl import runner
+from entropy_rl.config import load_config
 from entropy_rl.core.control import CONTROL_KEYS, ControlState
 from entropy_rl.logs import read_records
-from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.trainer import RunState
 
 
@@ -24,8 +22,6 @@ def _rows(run):
 def controlled(tmp_path_factory, base_cache):
     """A KL-Cov run steering its selected fraction to an entropy far above any it has (so
     the fraction rises every step); the same run killed during step 5, then resumed."""
-    from conftest import TINY
-    from entropy_rl.config import load_config
 
     root = tmp_path_factory.mktemp("controlled")
     config = load_config(
@@ -40,12 +36,7 @@ def controlled(tmp_path_factory, base_cache):
             "loss.control_kp=0",  # the integral alone: the fraction rises by a known rule
         ],
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Sum3Task, "reward", _first_digit_even)
-        runner.train(config, root / "full", show_progress=False)
-        train_killed_at(config, root / "partial", 6)
-        shutil.copytree(root / "partial", root / "resumed")
-        runner.train(None, root / "resumed", resume=True, show_progress=False)
+    full_killed_resumed(config, root)
     return root, config
 
 

@@ -7,7 +7,6 @@ code 2; torchrun trains it."""
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import HF_TINY, TINY, _first_digit_even, train_killed_at
+from conftest import HF_TINY, TINY, _first_digit_even, full_killed_resumed
 from entropy_rl import cli, runner
 from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.checkpoint import find_checkpoint
@@ -53,12 +52,7 @@ def kl_runs(tmp_path_factory, base_cache):
     config = load_config(
         None, [*TINY, f"pretrain.cache_dir={base_cache}", *LORA, "loss.mode=kl_cov"]
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Sum3Task, "reward", _first_digit_even)
-        runner.train(config, root / "full", show_progress=False)
-        train_killed_at(config, root / "partial", 6)
-        shutil.copytree(root / "partial", root / "resumed")
-        runner.train(None, root / "resumed", resume=True, show_progress=False)
+    full_killed_resumed(config, root)
     return root, config
 
 

@@ -139,9 +139,7 @@ def section_dynamics(runs: list[RunData]) -> Section:
         for color, method in enumerate(_methods(task_runs)):
             group = [r for r in task_runs if r.method == method]
             for ax, key in zip(axes, (ENTROPY_MEAN, VAL_ACC), strict=True):
-                steps, mean, low, high = mean_curve(group, key)
-                ax.plot(steps, mean, color=f"C{color}", label=f"{method} (n={len(group)})")
-                ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
+                _plot_spread(ax, group, key, color, f"{method} (n={len(group)})")
         axes[0].set(xlabel="step", ylabel="entropy/mean (nats)", title=f"{task}: policy entropy")
         axes[1].set(xlabel="step", ylabel=VAL_ACC, title=f"{task}: validation accuracy (sampled)")
         axes[1].legend(fontsize="small")
@@ -154,6 +152,13 @@ def section_dynamics(runs: list[RunData]) -> Section:
     )
     section.verdicts.append(_claim1(runs, section))
     return section
+
+
+def _plot_spread(ax, group: list[RunData], key: str, color: int, label: str) -> None:
+    """`key` against step: the mean over the runs of `group` as a line, min to max as a band."""
+    steps, mean, low, high = mean_curve(group, key)
+    ax.plot(steps, mean, color=f"C{color}", label=label)
+    ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
 
 
 def _claim1(runs: list[RunData], section: Section) -> Verdict:
@@ -845,9 +850,7 @@ def _control_figure(section: Section, task: str, runs: list[RunData]) -> None:
     ax = fig.subplots()
     for color, method in enumerate(_methods(runs)):
         group = [r for r in runs if r.method == method]
-        steps, mean, low, high = mean_curve(group, ENTROPY_MEAN)
-        ax.plot(steps, mean, color=f"C{color}", label=f"{method} (n={len(group)})")
-        ax.fill_between(steps, low, high, color=f"C{color}", alpha=0.15, lw=0)
+        _plot_spread(ax, group, ENTROPY_MEAN, color, f"{method} (n={len(group)})")
         t_steps, target, _, _ = mean_curve(group, CONTROL_TARGET)
         if t_steps.size:
             ax.plot(t_steps, target, color=f"C{color}", ls="--", lw=1)

@@ -5,7 +5,12 @@ import itertools
 import pytest
 import torch
 
-from entropy_rl.core import entropy_change_first_order, token_entropy, token_log_probs
+from entropy_rl.core import (
+    entropy_change_first_order,
+    head_token_scores,
+    token_entropy,
+    token_log_probs,
+)
 
 
 def _logits(*shape, scale=3.0, seed=0, dtype=torch.float32):
@@ -115,3 +120,79 @@ def test_lemma1_error_is_second_order_in_step():
 def test_lemma1_zero_for_uniform_shift():
     before = _logits(4, 10)
     assert entropy_change_first_order(before, before + 7.0).abs().max() < 1e-6
+
+
+# ---- head_token_scores: the output projection, scored a chunk of rows at a time ----------
+
+
+def _head_problem(n=11, hidden=6, vocab=29, bias=True, dtype=torch.float64, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, hidden, generator=g, dtype=torch.float64).to(dtype)
+    w = (torch.randn(vocab, hidden, generator=g, dtype=torch.float64) * 0.7).to(dtype)
+    b = (torch.randn(vocab, generator=g, dtype=torch.float64)).to(dtype) if bias else None
+    y = torch.randint(0, vocab, (n,), generator=g)
+    return h, w, b, y
+
+
+def _reference_head(h, w, b, y, temperature):
+    """Slow and obvious: every logit at once, log_softmax, gather, -sum p log p."""
+    logits = (h @ w.T + (0 if b is None else b)) / temperature  # (N, V)
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(-1, y[:, None]).squeeze(-1), -(logp.exp() * logp).sum(-1)
+
+
+@pytest.mark.parametrize(
+    "rows,temperature,bias", [(1, 1.0, True), (4, 0.7, True), (11, 1.0, False), (50, 1.3, True)]
+)
+def test_head_token_scores_values_and_gradients_match_the_reference(rows, temperature, bias):
+    h, w, b, y = _head_problem(bias=bias)
+    g = torch.Generator().manual_seed(9)
+    coef_lp, coef_h = torch.randn(11, generator=g, dtype=torch.float64), torch.randn(
+        11, generator=g, dtype=torch.float64
+    )
+    inputs = [t.clone().requires_grad_() for t in (h, w) + ((b,) if bias else ())]
+    lp, ent = head_token_scores(
+        inputs[0], inputs[1], y, inputs[2] if bias else None, temperature, rows
+    )
+    ((lp * coef_lp).sum() + (ent * coef_h).sum()).backward()
+    ref_inputs = [t.clone().requires_grad_() for t in (h, w) + ((b,) if bias else ())]
+    ref_lp, ref_ent = _reference_head(
+        ref_inputs[0], ref_inputs[1], ref_inputs[2] if bias else None, y, temperature
+    )
+    ((ref_lp * coef_lp).sum() + (ref_ent * coef_h).sum()).backward()
+    torch.testing.assert_close(lp, ref_lp.detach())
+    torch.testing.assert_close(ent, ref_ent.detach())
+    for mine, ref in zip(inputs, ref_inputs, strict=True):
+        torch.testing.assert_close(mine.grad, ref.grad)
+
+
+def test_head_token_scores_passes_gradcheck():
+    h, w, b, y = _head_problem(n=5, hidden=3, vocab=7)
+    fn = lambda h, w, b: head_token_scores(h, w, y, b, 0.8, rows=2)  # noqa: E731
+    args = tuple(t.requires_grad_() for t in (h, w, b))
+    assert torch.autograd.gradcheck(fn, args)
+
+
+def test_head_token_scores_without_entropy_and_float32():
+    h, w, b, y = _head_problem(dtype=torch.float32)
+    lp, ent = head_token_scores(h, w, y, b, rows=3, with_entropy=False)
+    assert ent is None and lp.dtype == torch.float32
+    logits = h @ w.T + b
+    torch.testing.assert_close(lp, token_log_probs(logits, y))
+    _, ent = head_token_scores(h, w, y, b, rows=3)
+    torch.testing.assert_close(ent, token_entropy(logits))
+
+
+def test_head_token_scores_bfloat16_hidden_gets_a_float32_projection():
+    h, w, b, y = _head_problem(dtype=torch.float32)
+    lp, _ = head_token_scores(h.bfloat16(), w, y, b, rows=4)
+    ref, _ = _reference_head(h.bfloat16().double(), w.double(), b.double(), y, 1.0)
+    torch.testing.assert_close(lp.double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_head_token_scores_rejects_bad_shapes_and_rows():
+    h, w, b, y = _head_problem()
+    with pytest.raises(ValueError, match="rows"):
+        head_token_scores(h, w, y, b, rows=0)
+    with pytest.raises(ValueError, match="must be"):
+        head_token_scores(h, w, y[:-1], b)

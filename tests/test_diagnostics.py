@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from entropy_rl.core import entropy_change_first_order, masked_mean, token_entropy
-from entropy_rl.diagnostics import probe_states, probe_statistics
+from entropy_rl.diagnostics import probe_states, probe_statistics, probe_statistics_from_heads
 from entropy_rl.metric_keys import DH_ACTUAL, DH_LEMMA1
 
 N, T, V = 5, 9, 11  # probe responses, response columns, vocabulary
@@ -106,3 +106,21 @@ def test_with_every_state_the_means_are_those_of_the_full_logits_bit_for_bit():
     stats = probe_statistics(before[states], after[states], states, 7)
     assert torch.equal(stats[DH_ACTUAL], masked_mean(actual, m))
     assert torch.equal(stats[DH_LEMMA1], masked_mean(lemma, m))
+
+
+@pytest.mark.parametrize("rows", [None, 1, 4])
+def test_probe_statistics_from_heads_match_the_slow_reference(rows):
+    """The logits made from kept hidden states and head parameters, a block of rows at a time:
+    the same statistics as the slow loops over the logits they give (float64)."""
+    from entropy_rl.rollout import HeadInputs
+
+    states = probe_states(_mask(), 10)  # (N, T), 10 True
+    g = torch.Generator().manual_seed(7)
+    h0, w0 = torch.randn(10, 5, generator=g, dtype=torch.float64), _logits(V, 2)[:, :5]
+    h1, w1 = h0 + 0.1 * torch.randn(10, 5, generator=g, dtype=torch.float64), w0 * 1.05
+    bias = torch.randn(V, generator=g, dtype=torch.float64)
+    before, after = HeadInputs(h0, w0, bias), HeadInputs(h1, w1, None)
+    stats = probe_statistics_from_heads(before, after, states, 0.8, rows, 3)
+    actual, lemma = _reference((h0 @ w0.T + bias) / 0.8, (h1 @ w1.T) / 0.8)
+    assert stats[DH_ACTUAL].item() == pytest.approx(actual, rel=1e-10, abs=1e-12)
+    assert stats[DH_LEMMA1].item() == pytest.approx(lemma, rel=1e-10, abs=1e-12)

@@ -1,15 +1,22 @@
 """Scoring responses again (`response_logits`): the float32 final projection under bf16
 autocast, which the entropy diagnostics read; `position_logits`, the same logits at chosen
-positions only."""
+positions only; `response_scores`, log-probs and entropy without (B, T, V) logits."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from entropy_rl.config import ModelConfig
-from entropy_rl.core import entropy_change_first_order, token_entropy
+from entropy_rl.core import entropy_change_first_order, token_entropy, token_log_probs
 from entropy_rl.models import build_model
-from entropy_rl.rollout import Rollout, position_logits, response_logits
+from entropy_rl.rollout import (
+    Rollout,
+    head_parameters,
+    hidden_at,
+    position_logits,
+    response_logits,
+    response_scores,
+)
 
 V, B, P, T = 64, 6, 4, 8  # vocabulary, responses, prompt columns, response columns
 
@@ -141,3 +148,59 @@ def test_position_logits_hold_when_the_head_sees_every_column():
         full = response_logits(model, rollout, float32_head=True)  # (B, T, V)
         picked = position_logits(_EveryColumn(model), rollout, ROWS, POSITIONS)  # (S, V)
     torch.testing.assert_close(picked, full[ROWS, POSITIONS], rtol=1e-6, atol=1e-6)
+
+
+# ---- response_scores: log-probs and entropy, whole or a block of positions at a time ---
+
+
+def _scores_and_grads(rows, autocast: bool, temperature: float, entropy: bool = True):
+    """log-probs, entropy and the gradient of a weighted sum of them wrt every parameter."""
+    model, rollout = _model(), _rollout()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        log_probs, ent, _ = response_scores(model, rollout, temperature, entropy, rows)
+    g = torch.Generator().manual_seed(5)
+    total = (log_probs * torch.randn(B, T, generator=g)).sum()
+    if entropy:
+        total = total + (ent * torch.randn(B, T, generator=g)).sum()
+    total.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    return log_probs.detach(), None if ent is None else ent.detach(), grads
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_response_scores_in_blocks_equal_the_whole_logits_and_their_gradients(
+    autocast, temperature
+):
+    """A block of 5 positions at a time (backward makes each block's logits again) against
+    the whole (B, T, V) logits and autograd through them; and the whole path equals
+    token_log_probs / token_entropy of response_logits bit for bit."""
+    whole_lp, whole_h, whole_g = _scores_and_grads(None, autocast, temperature)
+    block_lp, block_h, block_g = _scores_and_grads(5, autocast, temperature)
+    torch.testing.assert_close(block_lp, whole_lp, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(block_h, whole_h, rtol=1e-5, atol=1e-5)
+    for mine, ref in zip(block_g, whole_g, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-5)
+    model, rollout = _model(), _rollout()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = response_logits(model, rollout, temperature, float32_head=True)  # (B, T, V)
+        lp, h, _ = response_scores(model, rollout, temperature, True, B * T)
+    assert torch.equal(lp, token_log_probs(logits, rollout.response_ids))
+    assert torch.equal(h, token_entropy(logits))
+
+
+def test_response_scores_without_entropy_and_kept_hidden_states():
+    _, no_h, _ = _scores_and_grads(3, autocast=False, temperature=1.0, entropy=False)
+    assert no_h is None
+    model, rollout = _model(), _rollout()
+    keep = torch.zeros(2, T, dtype=torch.bool)
+    keep[0, 1], keep[1, 4], keep[1, 6] = True, True, True
+    with torch.no_grad():
+        _, _, kept = response_scores(model, rollout, keep=keep)  # (3, H)
+        full = response_logits(model, rollout, float32_head=True)  # (B, T, V)
+        head = model.get_output_embeddings().weight
+        assert torch.equal(hidden_at(model, rollout.select(slice(0, 2)), keep), kept)
+        weight, bias = head_parameters(model, copy=True)
+    assert kept.shape == (3, 64) and bias is None and weight.data_ptr() != head.data_ptr()
+    torch.testing.assert_close(kept @ weight.T, full[:2][keep], rtol=1e-5, atol=1e-6)
+    assert "forward" not in vars(model.get_output_embeddings())  # the swap is undone

@@ -207,12 +207,11 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
         states = trainer._probe_states(rollout.response_mask, config, Dist())  # (4, 6)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             old, entropy, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)
-        assert old.dtype == entropy.dtype == probe.dtype == torch.float32
-        assert probe.shape == (4 * 6, 64)
+        assert old.dtype == entropy.dtype == probe.before.logits(slice(None)).dtype == torch.float32
+        assert probe.before.hidden.shape == (4 * 6, 64)
         with torch.no_grad():
             policy.model.get_decoder().norm.weight.mul_(1 + 1e-3)
-        kept = trainer.Probe(states, probe)
-        batch = trainer.Batch(rollout, torch.zeros(8), old, kept, None, config.loss)
+        batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None, config.loss)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             results[autocast] = (entropy, trainer._probe(policy, batch, config))
     (h32, exact), (h16, mixed) = results[False], results[True]
@@ -242,27 +241,34 @@ def _probe_policy_and_rollout(response_len: int):
     return Policy(model, None, None), rollout
 
 
-@pytest.mark.parametrize("probe_tokens", [7, 1000])
-def test_the_kept_probe_logits_do_not_grow_with_the_response_length(probe_tokens):
-    """The probe keeps (min(probe_tokens, valid states), V) logits, gathered across the
-    scoring pass's micro-batches (2 responses each), equal to the full logits' rows."""
+@pytest.mark.parametrize("probe_tokens,logits_mib", [(7, 256), (1000, 256), (1000, 1e-4)])
+def test_the_kept_probe_states_do_not_grow_with_the_response_length(probe_tokens, logits_mib):
+    """The probe keeps min(probe_tokens, valid states) hidden states (S, H), gathered across
+    the scoring pass's micro-batches (2 responses each), and a copy of the head; the logits
+    they give equal the full logits' rows, also when the scoring pass works a position at a
+    time (train.logits_mib tiny)."""
     from entropy_rl.config import load_config
     from entropy_rl.distributed import Dist
     from entropy_rl.rollout import response_logits
 
     overrides = ["train.prompts_per_step=2", "train.group_size=4", "train.mini_batches=2"]
     overrides += ["train.micro_batches=2", "diagnostics.probe_size=5"]
-    config = load_config(None, [*overrides, f"diagnostics.probe_tokens={probe_tokens}"])
+    overrides += [f"diagnostics.probe_tokens={probe_tokens}", f"train.logits_mib={logits_mib}"]
+    config = load_config(None, overrides)
     shapes = []
     for response_len in (12, 24):
         policy, rollout = _probe_policy_and_rollout(response_len)
         states = trainer._probe_states(rollout.response_mask, config, Dist())  # (5, T)
-        _, _, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)  # (S, V)
+        _, _, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)
         valid = int(rollout.response_mask[:5].sum())
-        assert probe.shape == (min(probe_tokens, valid), 24)
-        shapes.append(probe.shape)
+        assert probe.before.hidden.shape == (min(probe_tokens, valid), 32)  # (S, H)
+        head = policy.model.get_output_embeddings().weight
+        assert probe.before.weight.shape == head.shape
+        assert probe.before.weight.data_ptr() != head.data_ptr()  # a copy: updates follow
+        shapes.append(probe.before.hidden.shape)
         with torch.no_grad():
             full = response_logits(policy.model, rollout.select(slice(0, 5)))  # (5, T, V)
-        torch.testing.assert_close(probe, full[states], rtol=1e-5, atol=1e-6)
+        picked = probe.before.logits(slice(None))  # (S, V)
+        torch.testing.assert_close(picked, full[states], rtol=1e-5, atol=1e-6)
     if probe_tokens == 7:
-        assert shapes[0] == shapes[1] == (7, 24)
+        assert shapes[0] == shapes[1] == (7, 32)

@@ -366,6 +366,12 @@ class TrainConfig:
     """Optimizer updates per pass (paper: 8); KL-Cov's penalty acts from the second on."""
     micro_batches: int = 1
     """Gradient-accumulation splits of each mini-batch (memory only; the update is unchanged)."""
+    logits_mib: float = 256.0
+    """Most float32 logits the output head makes at once, in MiB (1 MiB holds 1.7 positions at
+    Qwen2.5's vocabulary of 151,936). A forward pass whose positions need more is scored in
+    blocks of that many positions (log-probs, entropy and probe statistics), and the updates'
+    backward computes each block's logits again rather than keeping them; smaller saves memory
+    and costs a little time. The embedded task's logits always fit in one block."""
     lr: float = _embedded("train.lr")
     """AdamW learning rate."""
     weight_decay: float = 0.0
@@ -399,6 +405,7 @@ class TrainConfig:
         _positive(self, "steps", "prompts_per_step", "group_size", "temperature", "ppo_epochs")
         _positive(self, "mini_batches", "micro_batches", "lr", "save_every", "max_bad_steps")
         _positive(self, "reward_timeout_s", "keep_checkpoints", "saturation_min_gain")
+        _positive(self, "logits_mib")
         from entropy_rl.core.advantages import ADVANTAGE_ESTIMATORS  # the registry: torch
 
         if self.advantage not in ADVANTAGE_ESTIMATORS:

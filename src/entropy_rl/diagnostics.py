@@ -6,11 +6,15 @@
 - Probe statistics: on probe states (valid tokens of the first responses of the step's
   rollout batch, at most `diagnostics.probe_tokens` of them: `probe_states`), the exact
   entropy change over the step's updates and Lemma 1's first-order prediction of it, both
-  from the full-vocabulary logits before and after the updates. Only the S states' logits
-  (S, V) are kept, so the memory does not grow with response length.
+  from the full-vocabulary logits before and after the updates. Only the S states' hidden
+  states and the output head's parameters before the updates are kept, and the logits are
+  made a block of states at a time, so the memory grows with neither response length nor
+  the number of states.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +33,9 @@ from entropy_rl.metric_keys import (
     DH_LEMMA1,
     ENTROPY_MEAN,
 )
+
+if TYPE_CHECKING:
+    from entropy_rl.rollout import HeadInputs
 
 
 def position_totals(values: torch.Tensor, mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -107,8 +114,46 @@ def probe_statistics(
     order: the mean is then summed over that grid in the responses' token order, the same
     float32 sum as a masked mean over every (N, T) position. None: the rows in their order.
     """
-    actual = token_entropy(logits_after, chunk_size) - token_entropy(logits_before, chunk_size)
-    predicted = entropy_change_first_order(logits_before, logits_after, chunk_size)  # (S,)
+    actual, predicted = _entropy_changes(logits_before, logits_after, chunk_size)
+    return _probe_means(actual, predicted, states)
+
+
+def probe_statistics_from_heads(
+    before: HeadInputs,
+    after: HeadInputs,
+    states: torch.Tensor,
+    temperature: float = 1.0,
+    rows: int | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """`probe_statistics` of the logits the head's inputs and parameters give before and
+    after the updates (`rollout.HeadInputs`, S states each), made `rows` states at a time
+    (None: all at once), so the memory is two (rows, V) blocks however many states there
+    are. states: (N, T) bool with S True."""
+    count = before.hidden.shape[0]
+    rows = count if rows is None else rows
+    parts = [
+        _entropy_changes(
+            before.logits(slice(i, i + rows), temperature),
+            after.logits(slice(i, i + rows), temperature),
+            chunk_size,
+        )
+        for i in range(0, count, max(rows, 1))
+    ]
+    if not parts:
+        empty = torch.zeros(0)
+        return _probe_means(empty, empty, states)
+    actual, predicted = (torch.cat(values) for values in zip(*parts, strict=True))
+    return _probe_means(actual, predicted, states)
+
+
+def _entropy_changes(before, after, chunk_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actual and Lemma-1 entropy change (S,), (S,) from the logits (S, V) before and after."""
+    actual = token_entropy(after, chunk_size) - token_entropy(before, chunk_size)
+    return actual, entropy_change_first_order(before, after, chunk_size)
+
+
+def _probe_means(actual, predicted, states) -> dict[str, torch.Tensor]:
     if states is None:
         states = torch.ones(actual.shape, dtype=torch.bool, device=actual.device)  # (S,)
     m = states.to(torch.float32)

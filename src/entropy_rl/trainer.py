@@ -13,7 +13,8 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  7. `ppo_epochs` x `mini_batches` AdamW updates with `core.policy_loss`;
  8. the entropy change over the updates on probe states, exact and by Lemma 1: at most
     `diagnostics.probe_tokens` valid tokens of the first `probe_size` responses, whose
-    logits (S, V) are kept from step 5 and computed again at those positions only.
+    hidden states (S, H) and the output head's parameters are kept from step 5; their
+    logits before and after are made a block of states at a time.
 On an evaluation row, the law is fitted on the run's evaluation points so far (`law/*` keys,
 `entropy_rl.live_law`), and with train.stop_at_saturation a saturated run stops there.
 Row `step` of metrics.jsonl describes the policy after `step` updates; the last row (step =
@@ -25,11 +26,13 @@ from the paper:
     selection time (the ratio is 1) and PPO's clip still applies at every update.
  2. The model runs without dropout (eval mode) throughout, as RL trainers usually do
     (train mode during updates only with model.gradient_checkpointing, which needs it).
-Precision: forward passes run under bf16 autocast when `Policy.autocast` is on, but every
-scoring pass (old log-probs, entropy, probe logits, and the loss's log-probs, so the ratio
-compares like with like) takes its logits from a float32 final projection
-(`response_logits(..., float32_head=True)`): entropy, covariance and Lemma 1 are computed
-from float32 logits; the body's matmuls stay bf16.
+Precision and memory: forward passes run under bf16 autocast when `Policy.autocast` is on,
+but every scoring pass (old log-probs, entropy, probe logits, and the loss's log-probs, so
+the ratio compares like with like) takes its logits from a float32 final projection
+(`rollout.response_scores`): entropy, covariance and Lemma 1 are computed from float32
+logits; the body's matmuls stay bf16. No pass makes more than train.logits_mib of logits
+at once: beyond it, positions are projected and scored in blocks, and the updates'
+backward makes each block's logits again (`core.head_token_scores`).
 Under torchrun (W ranks, `entropy_rl.distributed`), every rank draws the same prompts and
 keeps its contiguous 1/W of them; rewards are gathered so advantages see whole groups (and
 REINFORCE++ the whole batch); the covariance is centred with the global means and the
@@ -59,15 +62,13 @@ from entropy_rl.core import (
     policy_loss,
     select_high_covariance_tokens,
     token_covariance,
-    token_entropy,
-    token_log_probs,
 )
 from entropy_rl.core.control import control_step
 from entropy_rl.diagnostics import (
     position_means,
     position_totals,
     probe_states,
-    probe_statistics,
+    probe_statistics_from_heads,
     rollout_statistics,
 )
 from entropy_rl.distributed import Dist, accumulate, full_norm
@@ -89,7 +90,14 @@ from entropy_rl.metric_keys import (
 )
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
-from entropy_rl.rollout import Rollout, position_logits, response_logits
+from entropy_rl.rollout import (
+    HeadInputs,
+    Rollout,
+    head_parameters,
+    hidden_at,
+    response_scores,
+)
+from entropy_rl.rollout import logits_rows as rollout_logits_rows
 
 RANK_SEED_STRIDE = 1_000_003
 """Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
@@ -167,10 +175,11 @@ class EarlyStop:
 @dataclass(frozen=True)
 class Probe:
     """This rank's probe states (`diagnostics.probe_states`) among its first N responses,
-    and their logits before the step's updates."""
+    and what the output head saw there before the step's updates."""
 
     states: torch.Tensor  # (N, T) bool, S of them True
-    logits: torch.Tensor  # (S, V) float32, the states in row-major order
+    before: HeadInputs
+    """The head's inputs (S, H) at the states, in row-major order, and its parameters."""
 
 
 @dataclass(frozen=True)
@@ -202,26 +211,37 @@ def micro_batch_size(config: Config, dist: Dist) -> int:
     return local // (train.mini_batches * train.micro_batches)
 
 
+def logits_rows(policy: Policy, config: Config) -> int:
+    """Positions whose float32 logits fit in train.logits_mib (`rollout.logits_rows`)."""
+    vocab = policy.model.get_output_embeddings().weight.shape[0]
+    return rollout_logits_rows(vocab, config.train.logits_mib)
+
+
 def _score_tokens(
     policy: Policy, rollout: Rollout, config: Config, dist: Dist, states: torch.Tensor
-):
-    """No-grad pass, micro-batch by micro-batch: old log-probs (B, T), entropy (B, T) and the
-    logits (S, V) of the probe states `states` (N, T) bool (row-major order), all from
-    float32 logits; the probe's are gathered from each micro-batch's logits."""
+) -> tuple[torch.Tensor, torch.Tensor, Probe | None]:
+    """No-grad pass, micro-batch by micro-batch: old log-probs (B, T) and entropy (B, T) from
+    float32 logits, and the probe (None without probe states `states` (N, T) bool): the
+    head's inputs at the states, gathered from each micro-batch, and its parameters."""
     size, chunk = rollout.response_ids.shape[0], micro_batch_size(config, dist)
     temperature, chunk_size = config.train.temperature, config.diagnostics.chunk_size
-    log_probs, entropy, probe = [], [], []
+    rows = logits_rows(policy, config)
+    log_probs, entropy, hidden = [], [], []
     with torch.no_grad(), policy.forward_context():
         for start in range(0, size, chunk):
             part = rollout.select(slice(start, start + chunk))
-            logits = response_logits(
-                policy.model, part, temperature, float32_head=True
-            )  # (b, T, V)
-            log_probs.append(token_log_probs(logits, part.response_ids, chunk_size))
-            entropy.append(token_entropy(logits, chunk_size))
             kept = states[start : start + chunk]  # (n, T), n <= b
-            probe.append(logits[: kept.shape[0]][kept])  # (s, V)
-    return torch.cat(log_probs), torch.cat(entropy), torch.cat(probe)
+            lp, ent, h = response_scores(
+                policy.model, part, temperature, True, rows, chunk_size, kept if len(kept) else None
+            )  # (b, T), (b, T), (s, H) or None
+            log_probs.append(lp)
+            entropy.append(ent)
+            hidden += [] if h is None else [h]
+    probe = None
+    if hidden:  # the head's parameters now, before the updates change them
+        weight, bias = head_parameters(policy.model, copy=True)
+        probe = Probe(states, HeadInputs(torch.cat(hidden), weight, bias))
+    return torch.cat(log_probs), torch.cat(entropy), probe
 
 
 def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
@@ -260,7 +280,7 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     mask = rollout.response_mask  # (B, T)
     advantages = dist.own_rows(advantages, len(problems)).flatten().to(mask.device)  # (B,)
     states = _probe_states(mask, config, dist)  # (N, T) bool
-    old_log_probs, entropy, probe_logits = _score_tokens(policy, rollout, config, dist, states)
+    old_log_probs, entropy, probe = _score_tokens(policy, rollout, config, dist, states)
     sums = dist.sum(centering_sums(old_log_probs, advantages, mask))  # (4,) global
     cov = token_covariance(old_log_probs, advantages, mask, sums)  # (B, T)
     stats = rollout_statistics(entropy, old_log_probs, advantages, mask, cov, sums)
@@ -279,7 +299,6 @@ def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dic
     selection = None
     if loss_mode(loss_cfg.mode).selects_tokens:
         selection = select_tokens(cov, mask, loss_cfg, state.select_gen, dist)
-    probe = Probe(states, probe_logits) if states.shape[0] else None
     batch = Batch(rollout, advantages, old_log_probs, probe, selection, loss_cfg)
     return batch, metrics
 
@@ -310,15 +329,14 @@ def _micro_loss(
     index: torch.Tensor,
     loss_cfg: PolicyLossConfig,
     temperature: float,
+    rows: int,
     totals,
 ):
     rollout = batch.rollout.select(index)
     with policy.forward_context():
-        logits = response_logits(
-            policy.module, rollout, temperature, float32_head=True
-        )  # (b, T, V)
-    log_probs = token_log_probs(logits, rollout.response_ids)  # (b, T)
-    entropy = token_entropy(logits) if loss_cfg.entropy_coef > 0 else None
+        log_probs, entropy, _ = response_scores(
+            policy.module, rollout, temperature, loss_cfg.entropy_coef > 0, rows
+        )  # (b, T), (b, T) or None
     selection = None if batch.selection is None else batch.selection[index]
     return policy_loss(
         log_probs,
@@ -351,11 +369,13 @@ def optimizer_step(
     mask = batch.mask[mini]
     totals = dist.sum(torch.stack([mask.sum(), (mask.sum(-1) > 0).sum()]))  # global counts
     optimizer.zero_grad(set_to_none=True)
-    loss_value, sums = 0.0, {}
+    loss_value, sums, rows = 0.0, {}, logits_rows(policy, config)
     micros = mini.chunk(train.micro_batches)
     for i, micro in enumerate(micros):
         with accumulate(policy.module, dist, sync=i == len(micros) - 1):
-            loss, metrics = _micro_loss(policy, batch, micro, batch.loss, train.temperature, totals)
+            loss, metrics = _micro_loss(
+                policy, batch, micro, batch.loss, train.temperature, rows, totals
+            )
             (loss * dist.loss_scale).backward()
         loss_value += float(loss.detach())
         weight = float(batch.mask[micro].sum() / totals[0])  # metrics are micro means
@@ -457,17 +477,23 @@ def _live_law(record, config: Config, state: RunState, before: RunState | None, 
 
 def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
     """Step 8: entropy change on the probe states over this step's updates, and Lemma 1's.
-    The model runs on the N probe responses; its head projects the S states only."""
+    The model's body runs on the N probe responses; the logits of the S states before and
+    after are made from the head's inputs and parameters, a block of states at a time."""
     if batch.probe is None:
         return {}
     states = batch.probe.states  # (N, T) bool
     responses = batch.rollout.select(slice(0, states.shape[0]))
-    rows, positions = states.nonzero(as_tuple=True)  # (S,), (S,) in row-major order
     with torch.no_grad(), policy.forward_context():
-        after = position_logits(
-            policy.model, responses, rows, positions, config.train.temperature
-        )  # (S, V)
-    stats = probe_statistics(batch.probe.logits, after, states, config.diagnostics.chunk_size)
+        hidden = hidden_at(policy.model, responses, states)  # (S, H)
+        after = HeadInputs(hidden, *head_parameters(policy.model))
+        stats = probe_statistics_from_heads(
+            batch.probe.before,
+            after,
+            states,
+            config.train.temperature,
+            logits_rows(policy, config),
+            config.diagnostics.chunk_size,
+        )
     return _token_means(stats, states.sum(), policy.dist)
 
 

@@ -29,6 +29,8 @@ _EXPORTS = {
     "token_covariance": "covariance",
     "token_covariance_pg": "covariance",
     "entropy_change_first_order": "entropy",
+    "head_logits": "entropy",
+    "head_token_scores": "entropy",
     "token_entropy": "entropy",
     "token_log_probs": "entropy",
     "AGG_MODES": "loss_config",

@@ -99,3 +99,107 @@ def entropy_change_first_order(
             f"{tuple(logits_after.shape)} must have the same shape"
         )
     return _map_rows(_lemma1_rows, [logits_before, logits_after], chunk_size)
+
+
+def head_logits(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The output projection in float32 (float64 for float64 weights) with autocast off,
+    divided by the temperature: (..., H) -> (..., V)."""
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    b = None if bias is None else bias.to(dtype)
+    with torch.autocast(hidden.device.type, enabled=False):
+        logits = torch.nn.functional.linear(hidden.to(dtype), weight.to(dtype), b)  # (n, V)
+    return logits / temperature if temperature != 1.0 else logits
+
+
+class _HeadScores(torch.autograd.Function):
+    """log pi(y) and H per row from hidden states and the output projection, `rows` rows of
+    logits at a time; backward recomputes each chunk's logits instead of keeping (N, V).
+
+    With z the logits, p = softmax(z): d log p(y) / dz = onehot(y) - p and
+    dH / dz = -p (log p + H); both are divided by the temperature on the way to the
+    projection's inputs and weights."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, tokens, temperature, rows, with_entropy):
+        log_probs, entropy = [], []
+        for start in range(0, hidden.shape[0], rows):
+            z = head_logits(hidden[start : start + rows], weight, bias, temperature)  # (n, V)
+            log_probs.append(_log_prob_rows(z, tokens[start : start + rows]))
+            if with_entropy:
+                entropy.append(_entropy_rows(z))
+        log_probs = torch.cat(log_probs) if log_probs else hidden.new_zeros(0, dtype=torch.float32)
+        entropy = torch.cat(entropy) if entropy else log_probs.new_zeros(0)  # (N,) or (0,)
+        ctx.save_for_backward(hidden, weight, bias, tokens, entropy)
+        ctx.temperature, ctx.rows, ctx.with_entropy = temperature, rows, with_entropy
+        return log_probs, entropy
+
+    @staticmethod
+    def backward(ctx, grad_log_probs, grad_entropy):
+        hidden, weight, bias, tokens, entropy = ctx.saved_tensors
+        grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+        dtype = torch.promote_types(weight.dtype, torch.float32)
+        grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
+        grad_bias = None if bias is None else torch.zeros(bias.shape, dtype=dtype, device=bias.device)
+        for start in range(0, hidden.shape[0], ctx.rows):
+            part = slice(start, start + ctx.rows)
+            h = hidden[part].to(dtype)  # (n, H)
+            logp = torch.log_softmax(head_logits(h, weight, bias, ctx.temperature), dim=-1)
+            p = logp.exp()  # (n, V)
+            gz = p * -grad_log_probs[part, None].to(dtype)  # (n, V): -g p
+            gz.scatter_add_(
+                -1, tokens[part, None].long(), grad_log_probs[part, None].to(dtype)
+            )  # + g onehot(y)
+            if ctx.with_entropy:
+                g_h = grad_entropy[part, None].to(dtype)  # (n, 1)
+                gz -= g_h * p * (logp + entropy[part, None])
+            if ctx.temperature != 1.0:
+                gz /= ctx.temperature
+            with torch.autocast(hidden.device.type, enabled=False):
+                if grad_hidden is not None:
+                    grad_hidden[part] = (gz @ weight.to(dtype)).to(hidden.dtype)
+                grad_weight += gz.T @ h
+            if grad_bias is not None:
+                grad_bias += gz.sum(0)
+        grad_weight = grad_weight.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        if grad_bias is not None:
+            grad_bias = grad_bias.to(bias.dtype) if ctx.needs_input_grad[2] else None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+
+
+def head_token_scores(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    tokens: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    rows: int | None = None,
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(y) and token entropy from the output projection's inputs, never making more
+    than `rows` rows of logits at once (None: all of them).
+
+    pi = softmax((hidden @ weight.T + bias) / temperature), the projection computed in float32
+    (float64 for float64 weights) with autocast off, as `token_log_probs` and `token_entropy`
+    of those logits would give. Gradients reach hidden, weight and bias; the backward pass
+    computes each chunk's logits again, so the memory is a few (rows, V) buffers rather than
+    (N, V) kept between forward and backward.
+
+    hidden: (N, H); weight: (V, H); tokens: (N,); bias: (V,). Returns (N,) log-probs and
+    (N,) entropy (None without `with_entropy`).
+    """
+    if rows is not None and rows < 1:
+        raise ValueError(f"rows must be a positive integer or None, got {rows}")
+    if hidden.shape[:-1] != tokens.shape or hidden.dim() != 2:
+        raise ValueError(
+            f"hidden {tuple(hidden.shape)} must be (N, H) and tokens {tuple(tokens.shape)} (N,)"
+        )
+    rows = hidden.shape[0] if rows is None else rows
+    log_probs, entropy = _HeadScores.apply(
+        hidden, weight, bias, tokens, temperature, max(rows, 1), with_entropy
+    )
+    return log_probs, entropy if with_entropy else None

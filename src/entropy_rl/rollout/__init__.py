@@ -19,10 +19,16 @@ _EXPORTS = {
     "make_engine": "registry",
     "register_engine": "registry",
     "Rollout": "sampler",
+    "HeadInputs": "sampler",
     "float32_output_embeddings": "sampler",
+    "head_parameters": "sampler",
+    "hidden_at": "sampler",
+    "logits_rows": "sampler",
+    "output_head": "sampler",
     "left_pad": "sampler",
     "position_logits": "sampler",
     "response_logits": "sampler",
+    "response_scores": "sampler",
     "sample": "sampler",
 }
 """Public name -> the module of `entropy_rl.rollout` that defines it."""

@@ -24,8 +24,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
+
+from entropy_rl.core.entropy import (
+    head_logits,
+    head_token_scores,
+    token_entropy,
+    token_log_probs,
+)
 
 
 @dataclass(frozen=True)
@@ -180,31 +186,21 @@ def _head_logits(model: torch.nn.Module, rollout: Rollout) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def float32_output_embeddings(
-    model: torch.nn.Module, at: tuple[torch.Tensor, torch.Tensor] | None = None
+def output_head(
+    model: torch.nn.Module, project: Callable[[torch.Tensor, torch.nn.Linear], torch.Tensor]
 ) -> Iterator[None]:
-    """Within the block, the model's output embedding (its lm_head, a Linear) computes in
-    float32 (float64 if its weight is float64) with autocast disabled; its parameters are
-    cast, not changed, so gradients reach them as usual. With `at` (row and column index
-    tensors (S,), (S,) into its (B, L, H) input), it projects only those S hidden states and
-    returns (S, V). `model`: a Hugging Face model, or a DDP wrapper of one."""
+    """Within the block, the model's output embedding (its lm_head, a Linear) returns
+    `project(hidden, head)` for its input `hidden` (B, L, H) instead of its logits; the
+    model's own code and hooks around it (DDP, FSDP2) run as usual, and what `project`
+    returns is the model output's `logits`. `model`: a Hugging Face model, or a DDP wrapper."""
     inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     head = inner.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
         raise TypeError(
             f"a float32 head needs the output embedding to be a torch.nn.Linear, got {type(head).__name__}"
         )
-
-    def forward(hidden: torch.Tensor) -> torch.Tensor:  # (..., H) -> (..., V)
-        if at is not None:
-            hidden = hidden[at]  # (B, L, H) -> (S, H)
-        dtype = torch.promote_types(head.weight.dtype, torch.float32)
-        bias = None if head.bias is None else head.bias.to(dtype)
-        with torch.autocast(hidden.device.type, enabled=False):
-            return F.linear(hidden.to(dtype), head.weight.to(dtype), bias)
-
     previous = head.__dict__.get("forward")
-    head.forward = forward
+    head.forward = lambda hidden: project(hidden, head)
     try:
         yield
     finally:
@@ -212,3 +208,115 @@ def float32_output_embeddings(
             del head.forward
         else:
             head.forward = previous
+
+
+def float32_output_embeddings(
+    model: torch.nn.Module, at: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> contextlib.AbstractContextManager:
+    """Within the block, the model's output embedding computes in float32 (float64 if its
+    weight is float64) with autocast disabled (`core.head_logits`); its parameters are cast,
+    not changed, so gradients reach them as usual. With `at` (row and column index tensors
+    (S,), (S,) into its (B, L, H) input), it projects only those S hidden states and returns
+    (S, V). `model`: a Hugging Face model, or a DDP wrapper of one."""
+
+    def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
+        return head_logits(hidden if at is None else hidden[at], head.weight, head.bias)
+
+    return output_head(model, project)
+
+
+# ---- scores without (B, T, V) logits --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """What the output head saw at S states: its inputs there, and its parameters then."""
+
+    hidden: torch.Tensor  # (S, H)
+    weight: torch.Tensor  # (V, H)
+    bias: torch.Tensor | None  # (V,)
+
+    def logits(self, rows: slice, temperature: float = 1.0) -> torch.Tensor:
+        """Float32 logits (n, V) of the states `rows`, divided by the temperature."""
+        return head_logits(self.hidden[rows], self.weight, self.bias, temperature)
+
+
+def logits_rows(vocab_size: int, mib: float) -> int:
+    """How many rows of float32 logits over `vocab_size` fit in `mib` MiB (at least 1)."""
+    return max(1, int(mib * 2**20) // (4 * vocab_size))
+
+
+def response_scores(
+    model: torch.nn.Module,
+    rollout: Rollout,
+    temperature: float = 1.0,
+    entropy: bool = True,
+    rows: int | None = None,
+    chunk_size: int | None = None,
+    keep: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """log pi of each response token (B, T) and its token entropy (B, T) (None without
+    `entropy`), from float32 logits divided by the temperature: `token_log_probs` and
+    `token_entropy` of `response_logits(model, rollout, temperature, float32_head=True)`.
+
+    When the B x T positions take more than `rows` rows of logits (None: never), no
+    (B, T, V) tensor is made: `core.head_token_scores` projects and scores `rows` positions
+    at a time, and its backward computes them again. Otherwise the logits are made whole, as
+    by `response_logits`, and scored `chunk_size` rows at a time. `keep` (N, T) bool over the
+    first N responses: also returns the head's inputs (S, H) at those S states, in row-major
+    order (detached), else None. `model` may be DDP-wrapped.
+    """
+    ids = rollout.response_ids  # (B, T)
+    width, kept = ids.shape[1], []
+
+    def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
+        h = hidden[:, -(width + 1) : -1]  # (B, T, H): the columns P-1 .. P+T-2
+        if keep is not None:
+            kept.append(h[: keep.shape[0]][keep].detach().clone())  # (S, H)
+        if rows is None or ids.numel() <= rows:
+            logits = head_logits(h, head.weight, head.bias, temperature)  # (B, T, V)
+            log_probs = token_log_probs(logits, ids, chunk_size)  # (B, T)
+            ent = token_entropy(logits, chunk_size) if entropy else None
+        else:
+            flat = h.reshape(-1, h.shape[-1])  # (B*T, H)
+            log_probs, ent = head_token_scores(
+                flat, head.weight, ids.reshape(-1), head.bias, temperature, rows, entropy
+            )
+            log_probs = log_probs.view(ids.shape)
+            ent = None if ent is None else ent.view(ids.shape)
+        return torch.stack([log_probs, log_probs if ent is None else ent], dim=-1)  # (B, T, 2)
+
+    with output_head(model, project):
+        scores = _head_logits(model, rollout)  # (B, T, 2)
+    return scores[..., 0], scores[..., 1] if entropy else None, kept[0] if kept else None
+
+
+def hidden_at(model: torch.nn.Module, rollout: Rollout, keep: torch.Tensor) -> torch.Tensor:
+    """The output head's inputs (S, H) at the states `keep` (B, T) bool of the responses, in
+    row-major order: the model's body runs on the whole rollout, its head projects nothing."""
+    width = rollout.response_ids.shape[1]
+
+    def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
+        return hidden[:, -(width + 1) : -1][keep]  # (S, H)
+
+    with output_head(model, project):
+        return _head_logits(model, rollout)
+
+
+def head_parameters(
+    model: torch.nn.Module, copy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The output head's weight (V, H) and bias (V,) or None, whole (a sharded FSDP2
+    parameter is gathered: every rank must call this) and detached; with `copy`, a copy of
+    a trainable one (a frozen one cannot change)."""
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    head = inner.get_output_embeddings()
+
+    def whole(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        full = t.full_tensor() if hasattr(t, "full_tensor") else t  # gathered: a new tensor
+        fresh = full is not t
+        return full.detach().clone() if copy and t.requires_grad and not fresh else full.detach()
+
+    return whole(head.weight), whole(head.bias)

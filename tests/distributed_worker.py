@@ -32,9 +32,11 @@ B, P, T = 8, 3, 7  # responses, prompt columns, response columns
 WORLD = 2  # ranks of the torchrun job; the single-process reference uses its mini-batches
 ALPHABET = "0123456789+="
 MODES = ("ppo", "clip_cov", "kl_cov")
+BLOCKS = "train.logits_mib=1e-6"
+"""Logits made one position at a time (`core.head_token_scores`)."""
 
 
-def make_config(mode: str, micro_batches: int, strategy: str = "ddp"):
+def make_config(mode: str, micro_batches: int, strategy: str = "ddp", *extra: str):
     return load_config(
         None,
         [
@@ -47,6 +49,7 @@ def make_config(mode: str, micro_batches: int, strategy: str = "ddp"):
             "train.mini_batches=2",
             f"train.micro_batches={micro_batches}",
             f"distributed.strategy={strategy}",
+            *extra,
         ],
     )
 
@@ -95,9 +98,9 @@ def full_weights(policy: Policy, dist: Dist) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in weights.items()}  # DDP's share the parameters
 
 
-def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp"):
+def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp", *extra: str):
     """Selection, losses and weights after one rollout batch's mini-batch updates."""
-    config = make_config(mode, micro_batches, strategy)
+    config = make_config(mode, micro_batches, strategy, *extra)
     tokenizer = build_tokenizer(ALPHABET)
     model = make_model(len(tokenizer))
     rollout, advantages = make_rollout(len(tokenizer))
@@ -183,6 +186,8 @@ def main(strategy: str, out: Path) -> None:
             results["checkpoint"] = checkpoint_round_trip(
                 policy, optimizer, batch, config, dist, out
             )
+    # the output head in blocks of one position (train.logits_mib tiny), backward recomputing
+    results["kl_cov/blocks"] = train_step("kl_cov", 2, dist, strategy, BLOCKS)[-1]
     results["control"] = control_decisions(dist)
     if dist.is_main:
         results["control/single"] = control_decisions(Dist())

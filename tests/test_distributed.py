@@ -1,6 +1,6 @@
 """DDP and FSDP2 on CPU with gloo, two processes under torchrun: the loss, the selected
 tokens and the update equal a single process's on the same batch, for every loss mode and
-micro-batch count; every rank takes the same entropy-control decision; checkpoints
+micro-batch count, and with the output head scored in blocks; every rank takes the same entropy-control decision; checkpoints
 round-trip; `torchrun -m entropy_rl train` runs end to end."""
 
 import json
@@ -77,6 +77,14 @@ def test_micro_batch_count_does_not_change_the_update(results, mode):
     _assert_weights_equal(micro2["weights"], micro1["weights"])
     initial = worker.make_model(16).state_dict()
     assert all(not torch.equal(initial[k], micro1["weights"][k]) for k in micro1["weights"])
+
+
+def test_the_head_in_blocks_of_one_position_gives_the_same_update(results):
+    """Two ranks, 2 micro-batches, logits made and remade one position at a time
+    (`core.head_token_scores`) against one process with whole logits and autograd."""
+    blocks, single = results["kl_cov/blocks"], results["kl_cov/single"]
+    assert blocks["losses"] == pytest.approx(single["losses"], rel=1e-9, abs=1e-12)
+    _assert_weights_equal(blocks["weights"], single["weights"])
 
 
 def test_every_rank_takes_the_same_entropy_control_decision(results):

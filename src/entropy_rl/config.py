@@ -460,9 +460,10 @@ class DiagnosticsConfig:
     probe_tokens: int = 2048
     """The most probe states (response, position pairs) kept per step: with more valid
     tokens in the probe responses, this many evenly spaced ones (the first and the last
-    included; nothing random). Their float32 logits, probe_tokens x vocabulary, are kept
-    over the updates and computed again after them, whatever the response length. Under
-    torchrun each rank keeps its share, probe_tokens / ranks rounded up."""
+    included; nothing random). Their hidden states (probe_tokens x hidden size) and a copy
+    of the output head are kept over the updates; their logits before and after are made
+    train.logits_mib at a time, whatever the response length. Under torchrun each rank
+    keeps its share, probe_tokens / ranks rounded up."""
     chunk_size: int = 4096
     """Rows per chunk for entropy over the vocabulary (memory, not results)."""
 

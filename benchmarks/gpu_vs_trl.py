@@ -341,7 +341,7 @@ def run_trl(spec: Spec) -> dict:
 
     total_updates = UPDATES_PER_STEP * (spec.warmup + spec.steps)
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="gpu_vs_trl_"),
+        output_dir=str(Path(spec.model_dir).parent / "trl_output"),  # removed with the policy
         use_cpu=cpu,
         bf16=work.bf16 and cuda,
         cast_lm_head_to_fp32=work.bf16 and cuda,

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from _common import peak_rss_mib
+from _common import timed as _timed
 
 UPDATES_PER_STEP = 4
 OVERRIDES = [
@@ -81,17 +82,6 @@ def make_model(hidden_size: int, directory: Path) -> int:
 
 
 # ---- arm: this project ------------------------------------------------------------------
-
-
-def _timed(table: dict, key: str, fn):
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            table[key] = table.get(key, 0.0) + time.perf_counter() - start
-
-    return wrapper
 
 
 def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:

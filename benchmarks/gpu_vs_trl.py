@@ -126,11 +126,13 @@ class Spec:
     threads: int
     warmup: int
     steps: int
+    extra: tuple[str, ...] = ()
+    """More config overrides (section.field=value) for our arms (--set)."""
 
     @classmethod
     def from_json(cls, text: str) -> Spec:
         data = json.loads(text)
-        return cls(**{**data, "work": Work(**data["work"])})
+        return cls(**{**data, "work": Work(**data["work"]), "extra": tuple(data["extra"])})
 
 
 def length_reward(prompt: str, response: str, answer: str) -> float:
@@ -243,6 +245,7 @@ def ours_overrides(arm: str, spec: Spec) -> list[str]:
         f"diagnostics.probe_size={PROBE_SIZE}",
         "rollout.engine=transformers",
         *LOSS_OVERRIDES[arm],
+        *spec.extra,
     ]
 
 
@@ -610,6 +613,14 @@ def main() -> None:
     parser.add_argument(
         "--json", metavar="PATH", help="also write the raw results (every run) to this JSON file"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="a config override for our arms, after the benchmark's own (repeatable), e.g. "
+        "--set train.logits_mib=64",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -632,6 +643,7 @@ def main() -> None:
             args.threads,
             args.warmup,
             args.steps,
+            tuple(args.set),
         )
         print(f"saving the random policy ({args.mode}) to {spec.model_dir}", file=sys.stderr)
         params = spawn("make", spec)["params"]

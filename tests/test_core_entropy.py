@@ -147,8 +147,9 @@ def _reference_head(h, w, b, y, temperature):
 def test_head_token_scores_values_and_gradients_match_the_reference(rows, temperature, bias):
     h, w, b, y = _head_problem(bias=bias)
     g = torch.Generator().manual_seed(9)
-    coef_lp, coef_h = torch.randn(11, generator=g, dtype=torch.float64), torch.randn(
-        11, generator=g, dtype=torch.float64
+    coef_lp, coef_h = (
+        torch.randn(11, generator=g, dtype=torch.float64),
+        torch.randn(11, generator=g, dtype=torch.float64),
     )
     inputs = [t.clone().requires_grad_() for t in (h, w) + ((b,) if bias else ())]
     lp, ent = head_token_scores(

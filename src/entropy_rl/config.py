@@ -366,12 +366,14 @@ class TrainConfig:
     """Optimizer updates per pass (paper: 8); KL-Cov's penalty acts from the second on."""
     micro_batches: int = 1
     """Gradient-accumulation splits of each mini-batch (memory only; the update is unchanged)."""
-    logits_mib: float = 256.0
-    """Most float32 logits the output head makes at once, in MiB (1 MiB holds 1.7 positions at
-    Qwen2.5's vocabulary of 151,936). A forward pass whose positions need more is scored in
-    blocks of that many positions (log-probs, entropy and probe statistics), and the updates'
-    backward computes each block's logits again rather than keeping them; smaller saves memory
-    and costs a little time. The embedded task's logits always fit in one block."""
+    logits_mib: float = 64.0
+    """Size in MiB of a block of float32 logits (1 MiB holds 1.7 positions at Qwen2.5's
+    vocabulary of 151,936). A forward pass whose positions need more is scored a block of
+    positions at a time (log-probs, entropy, probe statistics), with a few blocks alive at
+    once, and the updates' backward computes each block's logits again rather than keeping
+    (B, T, V). Smaller saves memory and costs a little time; below 32 (glibc's largest mmap
+    threshold) freed blocks may stay in the process's heap. The embedded task's logits
+    always fit in one block."""
     lr: float = _embedded("train.lr")
     """AdamW learning rate."""
     weight_decay: float = 0.0

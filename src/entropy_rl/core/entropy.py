@@ -77,7 +77,10 @@ def _lemma1_rows(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     dz = after.to(dtype) - z0  # (N, V)
     mean_logp = (p * logp).sum(-1, keepdim=True)  # (N, 1) = -H
     mean_dz = (p * dz).sum(-1, keepdim=True)  # (N, 1)
-    return -(p * (logp - mean_logp) * (dz - mean_dz)).sum(-1)
+    if any(t.requires_grad for t in (logp, dz)):
+        return -(p * (logp - mean_logp) * (dz - mean_dz)).sum(-1)
+    # the same arithmetic in place: two fewer (N, V) buffers when no grad is needed
+    return -logp.sub_(mean_logp).mul_(p).mul_(dz.sub_(mean_dz)).sum(-1)
 
 
 def entropy_change_first_order(
@@ -119,6 +122,7 @@ def head_logits(
 class _HeadScores(torch.autograd.Function):
     """log pi(y) and H per row from hidden states and the output projection, `rows` rows of
     logits at a time; backward recomputes each chunk's logits instead of keeping (N, V).
+    At most two (rows, V) buffers are alive at once, forward or backward.
 
     With z the logits, p = softmax(z): d log p(y) / dz = onehot(y) - p and
     dH / dz = -p (log p + H); both are divided by the temperature on the way to the
@@ -128,10 +132,11 @@ class _HeadScores(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, tokens, temperature, rows, with_entropy):
         log_probs, entropy = [], []
         for start in range(0, hidden.shape[0], rows):
-            z = head_logits(hidden[start : start + rows], weight, bias, temperature)  # (n, V)
-            log_probs.append(_log_prob_rows(z, tokens[start : start + rows]))
+            part = slice(start, start + rows)
+            logp = _block_log_softmax(hidden[part], weight, bias, temperature)  # (n, V)
+            log_probs.append(logp.gather(-1, tokens[part, None].long()).squeeze(-1))
             if with_entropy:
-                entropy.append(_entropy_rows(z))
+                entropy.append(-logp.exp().mul_(logp).sum(-1))
         log_probs = torch.cat(log_probs) if log_probs else hidden.new_zeros(0, dtype=torch.float32)
         entropy = torch.cat(entropy) if entropy else log_probs.new_zeros(0)  # (N,) or (0,)
         ctx.save_for_backward(hidden, weight, bias, tokens, entropy)
@@ -144,31 +149,40 @@ class _HeadScores(torch.autograd.Function):
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         dtype = torch.promote_types(weight.dtype, torch.float32)
         grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
-        grad_bias = None if bias is None else torch.zeros(bias.shape, dtype=dtype, device=bias.device)
+        grad_bias = (
+            None if bias is None else torch.zeros(bias.shape, dtype=dtype, device=bias.device)
+        )
         for start in range(0, hidden.shape[0], ctx.rows):
             part = slice(start, start + ctx.rows)
             h = hidden[part].to(dtype)  # (n, H)
-            logp = torch.log_softmax(head_logits(h, weight, bias, ctx.temperature), dim=-1)
-            p = logp.exp()  # (n, V)
-            gz = p * -grad_log_probs[part, None].to(dtype)  # (n, V): -g p
-            gz.scatter_add_(
-                -1, tokens[part, None].long(), grad_log_probs[part, None].to(dtype)
-            )  # + g onehot(y)
-            if ctx.with_entropy:
+            logp = _block_log_softmax(h, weight, bias, ctx.temperature)  # (n, V)
+            g_lp = grad_log_probs[part, None].to(dtype)  # (n, 1)
+            gz = logp.exp()  # (n, V): p
+            if ctx.with_entropy:  # dH/dz = -p (log p + H), in logp's buffer
                 g_h = grad_entropy[part, None].to(dtype)  # (n, 1)
-                gz -= g_h * p * (logp + entropy[part, None])
+                logp.add_(entropy[part, None]).mul_(gz).mul_(-g_h)
+            gz.mul_(-g_lp)  # -g p
+            if ctx.with_entropy:
+                gz.add_(logp)
+            del logp
+            gz.scatter_add_(-1, tokens[part, None].long(), g_lp)  # + g onehot(y)
             if ctx.temperature != 1.0:
-                gz /= ctx.temperature
+                gz.div_(ctx.temperature)
             with torch.autocast(hidden.device.type, enabled=False):
                 if grad_hidden is not None:
                     grad_hidden[part] = (gz @ weight.to(dtype)).to(hidden.dtype)
-                grad_weight += gz.T @ h
+                grad_weight.addmm_(gz.T, h)
             if grad_bias is not None:
                 grad_bias += gz.sum(0)
         grad_weight = grad_weight.to(weight.dtype) if ctx.needs_input_grad[1] else None
         if grad_bias is not None:
             grad_bias = grad_bias.to(bias.dtype) if ctx.needs_input_grad[2] else None
         return grad_hidden, grad_weight, grad_bias, None, None, None, None
+
+
+def _block_log_softmax(hidden, weight, bias, temperature) -> torch.Tensor:
+    """log softmax of a block's logits (n, V), the logits freed as soon as it is made."""
+    return torch.log_softmax(head_logits(hidden, weight, bias, temperature), dim=-1)
 
 
 def head_token_scores(

@@ -69,11 +69,31 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, L)
 
 
-def _next_token(logits, temperature, greedy, generator):
-    if greedy:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+class _Draws:
+    """Sampling one token per row from logits (B, V), in two (B, V) float32 buffers made once
+    per rollout rather than a few fresh ones per token (a vocabulary of 151,936 makes each
+    tens of MB, and fresh ones each step fragment the process's heap).
+
+    The draw is `torch.multinomial(softmax(logits / temperature), 1)` bit for bit: the same
+    exponential variates q ~ Exp(1) from the generator and the same argmax of p / q that
+    multinomial computes for one sample."""
+
+    def __init__(self) -> None:
+        self.probs: torch.Tensor | None = None
+        self.q: torch.Tensor | None = None
+
+    def __call__(self, logits, temperature, greedy, generator) -> torch.Tensor:
+        if greedy:
+            return logits.argmax(-1)
+        if self.probs is None or self.probs.shape != logits.shape:
+            self.probs = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+            self.q = torch.empty_like(self.probs)
+        scaled = logits.float() if temperature == 1.0 else logits.float() / temperature  # (B, V)
+        torch.softmax(scaled, dim=-1, out=self.probs)
+        if not torch.isfinite(self.probs.sum()):
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        self.q.exponential_(1, generator=generator)
+        return torch.div(self.probs, self.q, out=self.q).argmax(-1)  # (B,)
 
 
 @torch.no_grad()
@@ -103,7 +123,7 @@ def sample(
     positions = _positions(attention)
     inputs = prompt_ids
     done = torch.zeros(batch, dtype=torch.bool, device=device)
-    tokens, valid = [], []
+    tokens, valid, draw = [], [], _Draws()
     for _ in range(max_new_tokens):
         out = model(
             input_ids=inputs,
@@ -113,7 +133,8 @@ def sample(
             use_cache=True,
             logits_to_keep=1,
         )
-        nxt = _next_token(out.logits[:, -1], temperature, greedy, generator)  # (B,)
+        nxt = draw(out.logits[:, -1], temperature, greedy, generator)  # (B,)
+        del out  # its (B, 1, V) logits are not needed beside the next step's
         valid.append(~done)
         tokens.append(torch.where(done, pad_id, nxt))
         done = done | torch.isin(nxt, stops)

@@ -204,3 +204,22 @@ def test_response_scores_without_entropy_and_kept_hidden_states():
     assert kept.shape == (3, 64) and bias is None and weight.data_ptr() != head.data_ptr()
     torch.testing.assert_close(kept @ weight.T, full[:2][keep], rtol=1e-5, atol=1e-6)
     assert "forward" not in vars(model.get_output_embeddings())  # the swap is undone
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_draws_into_kept_buffers_are_torch_multinomial_bit_for_bit(temperature):
+    """The sampler's draw (two (B, V) buffers per rollout) picks the tokens that
+    multinomial(softmax(logits / temperature), 1) picks from the same generator state, over
+    successive draws; non-finite logits are refused as multinomial refuses them."""
+    from entropy_rl.rollout.sampler import _Draws
+
+    draw, g = _Draws(), torch.Generator().manual_seed(0)
+    mine, ref = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(5):
+        logits = torch.randn(16, 3000, generator=g) * 4  # (B, V)
+        expected = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=ref)
+        assert torch.equal(draw(logits, temperature, False, mine), expected.squeeze(-1))
+    assert torch.equal(draw(logits, temperature, True, mine), logits.argmax(-1))
+    logits[3, 5] = float("nan")
+    with pytest.raises(RuntimeError, match="nan"):
+        draw(logits, temperature, False, mine)

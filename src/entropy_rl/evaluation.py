@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from entropy_rl.config import EvalConfig
-from entropy_rl.core import masked_sum, pass_at_k, token_entropy
+from entropy_rl.core import masked_sum, pass_at_k
 from entropy_rl.metric_keys import VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K, VAL_REWARD_ERRORS
 from entropy_rl.policy import Policy
 from entropy_rl.rewards import score_all
-from entropy_rl.rollout import Rollout, response_logits
+from entropy_rl.rollout import Rollout, response_scores
 from entropy_rl.tasks import Problem
 
 EVAL_BATCH = 1024
@@ -145,14 +145,15 @@ class SampleStatistics:
         return self.entropy_sum / max(self.num_tokens, 1)
 
 
-def _entropy_sum(policy: Policy, rollout: Rollout, temperature: float) -> float:
-    """Token entropy summed over the valid tokens of a rollout, SCORE_BATCH rows at a time."""
+def _entropy_sum(policy: Policy, rollout: Rollout, temperature: float, rows: int | None) -> float:
+    """Token entropy summed over the valid tokens of a rollout, SCORE_BATCH responses at a
+    time, at most `rows` positions' logits at once (`rollout.response_scores`)."""
     total = 0.0
     with policy.forward_context():
         for start in range(0, rollout.response_ids.shape[0], SCORE_BATCH):
             part = rollout.select(slice(start, start + SCORE_BATCH))
-            logits = response_logits(policy.model, part, temperature, float32_head=True)
-            total += float(masked_sum(token_entropy(logits), part.response_mask))  # (b, T)
+            _, entropy, _ = response_scores(policy.model, part, temperature, True, rows)
+            total += float(masked_sum(entropy, part.response_mask))  # (b, T)
     return total
 
 
@@ -164,10 +165,11 @@ def sample_statistics(
     generator: torch.Generator,
     timeout_s: float,
     temperature: float = 1.0,
+    rows: int | None = None,
 ) -> SampleStatistics:
     """`samples` responses per problem, drawn in the same order and batches as `evaluate`
     (so the same generator gives the same samples), scored, with their final answers and
-    token entropy."""
+    token entropy (at most `rows` positions' logits at once; None: SCORE_BATCH responses')."""
     repeated = [p for p in problems for _ in range(samples)]
     rewards, answers, entropy, tokens, errors = [], [], 0.0, 0, 0
     for rollout, texts, scores, failed in _scored_chunks(
@@ -175,7 +177,7 @@ def sample_statistics(
     ):
         rewards += scores
         answers += [policy.task.final_answer(text) for text in texts]
-        entropy += _entropy_sum(policy, rollout, temperature)
+        entropy += _entropy_sum(policy, rollout, temperature, rows)
         tokens += int(rollout.response_mask.sum())
         errors += failed
     shape = (len(problems), samples)

@@ -37,6 +37,7 @@ from entropy_rl.layout import CHECKPOINT_MODEL_DIR, CONFIG_FILE
 from entropy_rl.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
+from entropy_rl.rollout import logits_rows
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
 from entropy_rl.tasks.dataset import DatasetTask, load_problems
 
@@ -144,8 +145,15 @@ def evaluate_model(
     policy = _policy(target, task)
     settings, timeout = config.eval, config.train.reward_timeout_s
     generator = torch.Generator(policy.device).manual_seed(settings.seed)
+    vocab = policy.model.get_output_embeddings().weight.shape[0]
     stats = sample_statistics(
-        policy, problems, settings.samples, generator, timeout, settings.temperature
+        policy,
+        problems,
+        settings.samples,
+        generator,
+        timeout,
+        settings.temperature,
+        logits_rows(vocab, config.train.logits_mib),
     )
     greedy, greedy_errors = None, 0
     if settings.greedy:

@@ -178,6 +178,7 @@ def run_trl(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
         disable_tqdm=True,
         max_steps=UPDATES_PER_STEP * (warmup + steps),
         seed=config.train.seed,
+        activation_checkpointing=False,  # the same work as ours: TRL's default recomputes
         dataloader_num_workers=0,
     )
     marks: list[float] = []

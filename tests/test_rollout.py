@@ -223,3 +223,21 @@ def test_draws_into_kept_buffers_are_torch_multinomial_bit_for_bit(temperature):
     logits[3, 5] = float("nan")
     with pytest.raises(RuntimeError, match="nan"):
         draw(logits, temperature, False, mine)
+
+
+def test_a_model_that_changes_its_logits_after_the_head_is_refused():
+    """Soft-capping (Gemma 2) or a logit scale (Cohere) would be missed by scoring from the
+    head's projection: such a model is refused with a config error naming it."""
+    from entropy_rl.config import ConfigError
+    from entropy_rl.rollout import logits_post_processing
+    from entropy_rl.runner import require_plain_logits
+
+    model = _model()
+    assert logits_post_processing(model) is None
+    require_plain_logits(model, "plain")
+    model.config.final_logit_softcapping = 30.0
+    assert logits_post_processing(model) == "final_logit_softcapping=30.0"
+    with pytest.raises(ConfigError, match=r"final_logit_softcapping=30\.0"):
+        require_plain_logits(model, "capped")
+    model.config.final_logit_softcapping, model.config.logit_scale = None, 0.0625
+    assert logits_post_processing(model) == "logit_scale=0.0625"

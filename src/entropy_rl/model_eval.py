@@ -38,6 +38,7 @@ from entropy_rl.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.rollout import logits_rows
+from entropy_rl.runner import require_plain_logits
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
 from entropy_rl.tasks.dataset import DatasetTask, load_problems
 
@@ -117,6 +118,7 @@ def _load(target: EvalTarget):
 def _policy(target: EvalTarget, task: Task) -> Policy:
     config = target.config
     model, tokenizer = _load(target)
+    require_plain_logits(model, target.model_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = config.model.autocast and device.type == "cuda" and torch.cuda.is_bf16_supported()
     return Policy(

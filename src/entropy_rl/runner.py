@@ -31,7 +31,7 @@ from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import make_base_model, require_learnt
 from entropy_rl.resume_point import ResumePoint, resume_point
-from entropy_rl.rollout import make_engine
+from entropy_rl.rollout import logits_post_processing, make_engine
 from entropy_rl.summary import summarize_run
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tracking import Trackers, check_trackers
@@ -135,6 +135,17 @@ def _model_source(start: ResumePoint, config: Config, dist: Dist, console: Conso
     return base, "auto"
 
 
+def require_plain_logits(model, source) -> None:
+    """ConfigError for a model whose code changes its head's logits (`rollout.logits_post_processing`)."""
+    changed = logits_post_processing(model)
+    if changed is not None:
+        raise ConfigError(
+            f"model.path: {source}: the model changes its logits after the output head "
+            f"({changed}); entropy-rl scores responses from the head's projection and does not "
+            "support that"
+        )
+
+
 def _load_model(source: Path, dtype: str, config: Config, dist: Dist, adapter: Path | None):
     """The policy from `source`; with LoRA, adapters added (from the `adapter` directory of
     the checkpoint resumed from, else new) and every other weight frozen."""
@@ -145,6 +156,7 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist, adapter: P
     except Exception as err:  # a checkpoint's weights that verified but do not load
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RunError(f"{source}: the model does not load ({first})") from None
+    require_plain_logits(model, source)
     if config.model.lora_rank:
         lora.add_lora(model, config.model, config.train.seed)
         if adapter is not None:

@@ -26,6 +26,7 @@ _EXPORTS = {
     "logits_rows": "sampler",
     "output_head": "sampler",
     "left_pad": "sampler",
+    "logits_post_processing": "sampler",
     "position_logits": "sampler",
     "response_logits": "sampler",
     "response_scores": "sampler",

@@ -249,6 +249,20 @@ def float32_output_embeddings(
 # ---- scores without (B, T, V) logits --------------------------------------------------
 
 
+def logits_post_processing(model: torch.nn.Module) -> str | None:
+    """What the model's own code does to its head's logits (Gemma 2's soft-capping, Cohere's
+    logit scale), or None. Scoring from the head's projection (`response_scores`, the probe)
+    would miss it, so such models are refused where they are loaded."""
+    config = getattr(model, "config", None)
+    cap = getattr(config, "final_logit_softcapping", None)
+    scale = getattr(config, "logit_scale", None)
+    if cap is not None:
+        return f"final_logit_softcapping={cap}"
+    if scale not in (None, 1, 1.0):
+        return f"logit_scale={scale}"
+    return None
+
+
 @dataclass(frozen=True)
 class HeadInputs:
     """What the output head saw at S states: its inputs there, and its parameters then."""

@@ -197,3 +197,17 @@ def test_head_token_scores_rejects_bad_shapes_and_rows():
         head_token_scores(h, w, y, b, rows=0)
     with pytest.raises(ValueError, match="must be"):
         head_token_scores(h, w, y[:-1], b)
+
+
+def test_head_token_scores_with_a_frozen_head_gives_no_weight_gradient():
+    """LoRA freezes the head: the backward then makes no (V, H) gradient, and the hidden
+    states' gradient is the reference's."""
+    h, w, b, y = _head_problem()
+    hidden = h.clone().requires_grad_()
+    lp, ent = head_token_scores(hidden, w, y, b, rows=3)
+    (lp.sum() + ent.sum()).backward()
+    ref_hidden = h.clone().requires_grad_()
+    ref_lp, ref_ent = _reference_head(ref_hidden, w, b, y, 1.0)
+    (ref_lp.sum() + ref_ent.sum()).backward()
+    assert w.grad is None
+    torch.testing.assert_close(hidden.grad, ref_hidden.grad)

@@ -148,10 +148,12 @@ class _HeadScores(torch.autograd.Function):
         hidden, weight, bias, tokens, entropy = ctx.saved_tensors
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         dtype = torch.promote_types(weight.dtype, torch.float32)
-        grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
-        grad_bias = (
-            None if bias is None else torch.zeros(bias.shape, dtype=dtype, device=bias.device)
-        )
+        grad_weight = None  # none for a frozen head (LoRA): no (V, H) accumulator either
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device)
+        grad_bias = None
+        if bias is not None and ctx.needs_input_grad[2]:
+            grad_bias = torch.zeros(bias.shape, dtype=dtype, device=bias.device)
         for start in range(0, hidden.shape[0], ctx.rows):
             part = slice(start, start + ctx.rows)
             h = hidden[part].to(dtype)  # (n, H)
@@ -171,12 +173,12 @@ class _HeadScores(torch.autograd.Function):
             with torch.autocast(hidden.device.type, enabled=False):
                 if grad_hidden is not None:
                     grad_hidden[part] = (gz @ weight.to(dtype)).to(hidden.dtype)
-                grad_weight.addmm_(gz.T, h)
+                if grad_weight is not None:
+                    grad_weight.addmm_(gz.T, h)
             if grad_bias is not None:
                 grad_bias += gz.sum(0)
-        grad_weight = grad_weight.to(weight.dtype) if ctx.needs_input_grad[1] else None
-        if grad_bias is not None:
-            grad_bias = grad_bias.to(bias.dtype) if ctx.needs_input_grad[2] else None
+        grad_weight = None if grad_weight is None else grad_weight.to(weight.dtype)
+        grad_bias = None if grad_bias is None else grad_bias.to(bias.dtype)
         return grad_hidden, grad_weight, grad_bias, None, None, None, None
 
 
@@ -198,8 +200,8 @@ def head_token_scores(
     than `rows` rows of logits at once (None: all of them).
 
     pi = softmax((hidden @ weight.T + bias) / temperature), the projection computed in float32
-    (float64 for float64 weights) with autocast off, as `token_log_probs` and `token_entropy`
-    of those logits would give. Gradients reach hidden, weight and bias; the backward pass
+    (float64 for float64 weights) with autocast off: `token_log_probs` and `token_entropy` of
+    those logits, up to float rounding. Gradients reach hidden, weight and bias; the backward pass
     computes each chunk's logits again, so the memory is a few (rows, V) buffers rather than
     (N, V) kept between forward and backward.
 

@@ -25,7 +25,13 @@ from entropy_rl.lora import add_lora, is_adapter, load_adapter
 from entropy_rl.model_eval import evaluate_model
 from entropy_rl.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.rollout import Rollout, position_logits, response_logits
+from entropy_rl.rollout import (
+    HeadInputs,
+    Rollout,
+    head_parameters,
+    hidden_at,
+    response_logits,
+)
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.trainer import Batch, optimizer_step
 
@@ -126,9 +132,12 @@ def test_the_probe_logits_at_chosen_positions_are_the_full_logits_rows_with_lora
     responses = torch.randint(3, 15, (4, 5), generator=g)  # (B, T)
     rollout = Rollout(prompts, torch.ones_like(prompts), responses, torch.ones_like(responses))
     rows, positions = torch.tensor([0, 1, 1, 3]), torch.tensor([4, 0, 2, 4])  # (S,), (S,)
+    keep = torch.zeros(responses.shape, dtype=torch.bool)  # (B, T)
+    keep[rows, positions] = True
     with torch.no_grad():
         full = response_logits(policy.model, rollout, float32_head=True)  # (B, T, V)
-        picked = position_logits(policy.model, rollout, rows, positions)  # (S, V)
+        hidden = hidden_at(policy.model, rollout, keep)  # (S, H)
+        picked = HeadInputs(hidden, *head_parameters(policy.model)).logits(slice(None))
     torch.testing.assert_close(picked, full[rows, positions], rtol=1e-6, atol=1e-6)
 
 

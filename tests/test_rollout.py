@@ -1,6 +1,7 @@
 """Scoring responses again (`response_logits`): the float32 final projection under bf16
-autocast, which the entropy diagnostics read; `position_logits`, the same logits at chosen
-positions only; `response_scores`, log-probs and entropy without (B, T, V) logits."""
+autocast, which the entropy diagnostics read; the same logits at chosen positions from the
+head's inputs there (`hidden_at`, the probe's); `response_scores`, log-probs and entropy
+without (B, T, V) logits."""
 
 import pytest
 import torch
@@ -10,10 +11,10 @@ from entropy_rl.config import ModelConfig
 from entropy_rl.core import entropy_change_first_order, token_entropy, token_log_probs
 from entropy_rl.models import build_model
 from entropy_rl.rollout import (
+    HeadInputs,
     Rollout,
     head_parameters,
     hidden_at,
-    position_logits,
     response_logits,
     response_scores,
 )
@@ -116,13 +117,22 @@ ROWS = torch.tensor([0, 0, 1, 1, 2, 5, 5])  # (S,) responses, row-major with POS
 POSITIONS = torch.tensor([0, 7, 0, 4, 3, 1, 7])  # (S,) response positions
 
 
+def _picked_logits(model, rollout, temperature: float = 1.0) -> torch.Tensor:
+    """The probe's logits (S, V) at (ROWS, POSITIONS): the head's inputs there (`hidden_at`)
+    projected with its parameters (`head_parameters`)."""
+    keep = torch.zeros(rollout.response_ids.shape, dtype=torch.bool)  # (B, T)
+    keep[ROWS, POSITIONS] = True
+    states = HeadInputs(hidden_at(model, rollout, keep), *head_parameters(model))
+    return states.logits(slice(None), temperature)  # (S, V)
+
+
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_position_logits_are_the_rows_of_the_full_float32_logits(autocast, temperature):
+def test_probe_logits_are_the_rows_of_the_full_float32_logits(autocast, temperature):
     model, rollout = _model(), _rollout()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         full = response_logits(model, rollout, temperature, float32_head=True)  # (B, T, V)
-        picked = position_logits(model, rollout, ROWS, POSITIONS, temperature)  # (S, V)
+        picked = _picked_logits(model, rollout, temperature)  # (S, V)
     assert picked.dtype == torch.float32 and picked.shape == (len(ROWS), V)
     torch.testing.assert_close(picked, full[ROWS, POSITIONS], rtol=1e-6, atol=1e-6)
     assert "forward" not in vars(model.get_output_embeddings())  # the swap is undone
@@ -142,11 +152,11 @@ class _EveryColumn(torch.nn.Module):
         return self.inner(**{**kwargs, "logits_to_keep": 0})
 
 
-def test_position_logits_hold_when_the_head_sees_every_column():
+def test_probe_logits_hold_when_the_head_sees_every_column():
     model, rollout = _model(), _rollout()
     with torch.no_grad():
         full = response_logits(model, rollout, float32_head=True)  # (B, T, V)
-        picked = position_logits(_EveryColumn(model), rollout, ROWS, POSITIONS)  # (S, V)
+        picked = _picked_logits(_EveryColumn(model), rollout)  # (S, V)
     torch.testing.assert_close(picked, full[ROWS, POSITIONS], rtol=1e-6, atol=1e-6)
 
 

@@ -147,7 +147,6 @@ def evaluate_model(
     policy = _policy(target, task)
     settings, timeout = config.eval, config.train.reward_timeout_s
     generator = torch.Generator(policy.device).manual_seed(settings.seed)
-    vocab = policy.model.get_output_embeddings().weight.shape[0]
     stats = sample_statistics(
         policy,
         problems,
@@ -155,7 +154,7 @@ def evaluate_model(
         generator,
         timeout,
         settings.temperature,
-        logits_rows(vocab, config.train.logits_mib),
+        logits_rows(policy.model, config.train.logits_mib),
     )
     greedy, greedy_errors = None, 0
     if settings.greedy:

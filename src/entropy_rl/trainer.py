@@ -95,9 +95,9 @@ from entropy_rl.rollout import (
     Rollout,
     head_parameters,
     hidden_at,
+    logits_rows,
     response_scores,
 )
-from entropy_rl.rollout import logits_rows as rollout_logits_rows
 
 RANK_SEED_STRIDE = 1_000_003
 """Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
@@ -211,12 +211,6 @@ def micro_batch_size(config: Config, dist: Dist) -> int:
     return local // (train.mini_batches * train.micro_batches)
 
 
-def logits_rows(policy: Policy, config: Config) -> int:
-    """Positions whose float32 logits fit in train.logits_mib (`rollout.logits_rows`)."""
-    vocab = policy.model.get_output_embeddings().weight.shape[0]
-    return rollout_logits_rows(vocab, config.train.logits_mib)
-
-
 def _score_tokens(
     policy: Policy, rollout: Rollout, config: Config, dist: Dist, states: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, Probe | None]:
@@ -225,7 +219,7 @@ def _score_tokens(
     head's inputs at the states, gathered from each micro-batch, and its parameters."""
     size, chunk = rollout.response_ids.shape[0], micro_batch_size(config, dist)
     temperature, chunk_size = config.train.temperature, config.diagnostics.chunk_size
-    rows = logits_rows(policy, config)
+    rows = logits_rows(policy.model, config.train.logits_mib)
     log_probs, entropy, hidden = [], [], []
     with torch.no_grad(), policy.forward_context():
         for start in range(0, size, chunk):
@@ -369,7 +363,7 @@ def optimizer_step(
     mask = batch.mask[mini]
     totals = dist.sum(torch.stack([mask.sum(), (mask.sum(-1) > 0).sum()]))  # global counts
     optimizer.zero_grad(set_to_none=True)
-    loss_value, sums, rows = 0.0, {}, logits_rows(policy, config)
+    loss_value, sums, rows = 0.0, {}, logits_rows(policy.model, config.train.logits_mib)
     micros = mini.chunk(train.micro_batches)
     for i, micro in enumerate(micros):
         with accumulate(policy.module, dist, sync=i == len(micros) - 1):
@@ -491,7 +485,7 @@ def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
             after,
             states,
             config.train.temperature,
-            logits_rows(policy, config),
+            logits_rows(policy.model, config.train.logits_mib),
             config.diagnostics.chunk_size,
         )
     return _token_means(stats, states.sum(), policy.dist)

@@ -27,7 +27,6 @@ _EXPORTS = {
     "output_head": "sampler",
     "left_pad": "sampler",
     "logits_post_processing": "sampler",
-    "position_logits": "sampler",
     "response_logits": "sampler",
     "response_scores": "sampler",
     "sample": "sampler",

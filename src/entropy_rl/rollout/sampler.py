@@ -13,8 +13,8 @@ keep float32 precision under bf16 autocast. It swaps the projection's `forward` 
 duration of the call and calls the model itself, so the model's own code around the
 projection (`logits_to_keep`, logit scaling or soft-capping) and the hooks of a sharded
 (FSDP2) or DDP-wrapped model run as usual, and no bf16 logits are made.
-`position_logits` swaps it the same way for a projection of chosen (response, position)
-pairs only: logits (S, V) with no (B, T, V) tensor made (the Lemma-1 probe's).
+`response_scores` and `hidden_at` swap it the same way, to score responses or take the
+head's inputs with no (B, T, V) tensor made (the trainer's and the Lemma-1 probe's).
 """
 
 from __future__ import annotations
@@ -169,27 +169,6 @@ def response_logits(
     return logits / temperature if temperature != 1.0 else logits
 
 
-def position_logits(
-    model: torch.nn.Module,
-    rollout: Rollout,
-    rows: torch.Tensor,
-    positions: torch.Tensor,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """Float32 logits (S, V) at the S response positions (rows[i], positions[i]), divided by
-    the temperature: `response_logits(model, rollout, temperature, float32_head=True)[rows,
-    positions]`, without the (B, T, V) tensor. The model's body runs on the whole rollout;
-    its output head (float32, autocast off) projects the S hidden states at those positions
-    only. rows, positions: (S,) integer tensors; `model` may be a DDP wrapper."""
-    width = rollout.response_ids.shape[1] + 1  # the columns P-1 .. P+T-1 that reach the head
-    # counted from the last column, so they hold whether the model hands the head those
-    # columns only (logits_to_keep) or every column
-    at = (rows, positions - width)  # (S,), (S,)
-    with float32_output_embeddings(model, at=at):
-        logits = _head_logits(model, rollout)  # (S, V)
-    return logits / temperature if temperature != 1.0 else logits
-
-
 def _head_logits(model: torch.nn.Module, rollout: Rollout) -> torch.Tensor:
     """What the model's output head returns on its outputs at the columns P-1 .. P+T-1
     (without a swapped head: their logits, (B, T+1, V))."""
@@ -206,6 +185,12 @@ def _head_logits(model: torch.nn.Module, rollout: Rollout) -> torch.Tensor:
     return out.logits
 
 
+def _output_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """The output head (lm_head) of a Hugging Face model or of a DDP wrapper of one."""
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    return inner.get_output_embeddings()
+
+
 @contextlib.contextmanager
 def output_head(
     model: torch.nn.Module, project: Callable[[torch.Tensor, torch.nn.Linear], torch.Tensor]
@@ -214,8 +199,7 @@ def output_head(
     `project(hidden, head)` for its input `hidden` (B, L, H) instead of its logits; the
     model's own code and hooks around it (DDP, FSDP2) run as usual, and what `project`
     returns is the model output's `logits`. `model`: a Hugging Face model, or a DDP wrapper."""
-    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    head = inner.get_output_embeddings()
+    head = _output_embeddings(model)
     if not isinstance(head, torch.nn.Linear):
         raise TypeError(
             f"a float32 head needs the output embedding to be a torch.nn.Linear, got {type(head).__name__}"
@@ -231,19 +215,19 @@ def output_head(
             head.forward = previous
 
 
-def float32_output_embeddings(
-    model: torch.nn.Module, at: tuple[torch.Tensor, torch.Tensor] | None = None
-) -> contextlib.AbstractContextManager:
+def float32_output_embeddings(model: torch.nn.Module) -> contextlib.AbstractContextManager:
     """Within the block, the model's output embedding computes in float32 (float64 if its
     weight is float64) with autocast disabled (`core.head_logits`); its parameters are cast,
-    not changed, so gradients reach them as usual. With `at` (row and column index tensors
-    (S,), (S,) into its (B, L, H) input), it projects only those S hidden states and returns
-    (S, V). `model`: a Hugging Face model, or a DDP wrapper of one."""
+    not changed, so gradients reach them as usual. `model`: a Hugging Face model, or a DDP
+    wrapper of one."""
+    return output_head(model, lambda hidden, head: head_logits(hidden, head.weight, head.bias))
 
-    def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
-        return head_logits(hidden if at is None else hidden[at], head.weight, head.bias)
 
-    return output_head(model, project)
+def _response_columns(hidden: torch.Tensor, width: int) -> torch.Tensor:
+    """The head's inputs (B, T, H) that predict the T response tokens: the columns
+    P-1 .. P+T-2, counted from the last column, so they hold whether the model hands the head
+    the T+1 columns `_head_logits` keeps or every column."""
+    return hidden[:, -(width + 1) : -1]
 
 
 # ---- scores without (B, T, V) logits --------------------------------------------------
@@ -276,8 +260,10 @@ class HeadInputs:
         return head_logits(self.hidden[rows], self.weight, self.bias, temperature)
 
 
-def logits_rows(vocab_size: int, mib: float) -> int:
-    """How many rows of float32 logits over `vocab_size` fit in `mib` MiB (at least 1)."""
+def logits_rows(model: torch.nn.Module, mib: float) -> int:
+    """How many positions' float32 logits over the model's vocabulary (its output head's
+    rows) fit in `mib` MiB, at least 1 (`train.logits_mib`)."""
+    vocab_size = _output_embeddings(model).weight.shape[0]
     return max(1, int(mib * 2**20) // (4 * vocab_size))
 
 
@@ -305,7 +291,7 @@ def response_scores(
     width, kept = ids.shape[1], []
 
     def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
-        h = hidden[:, -(width + 1) : -1]  # (B, T, H): the columns P-1 .. P+T-2
+        h = _response_columns(hidden, width)  # (B, T, H)
         if keep is not None:
             kept.append(h[: keep.shape[0]][keep].detach().clone())  # (S, H)
         if rows is None or ids.numel() <= rows:
@@ -332,7 +318,7 @@ def hidden_at(model: torch.nn.Module, rollout: Rollout, keep: torch.Tensor) -> t
     width = rollout.response_ids.shape[1]
 
     def project(hidden: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
-        return hidden[:, -(width + 1) : -1][keep]  # (S, H)
+        return _response_columns(hidden, width)[keep]  # (S, H)
 
     with output_head(model, project):
         return _head_logits(model, rollout)
@@ -344,8 +330,7 @@ def head_parameters(
     """The output head's weight (V, H) and bias (V,) or None, whole (a sharded FSDP2
     parameter is gathered: every rank must call this) and detached; with `copy`, a copy of
     a trainable one (a frozen one cannot change)."""
-    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    head = inner.get_output_embeddings()
+    head = _output_embeddings(model)
 
     def whole(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:

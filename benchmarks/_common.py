@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts (run as `python benchmarks/<name>.py`)."""
 
+import itertools
 import resource
 import time
 
@@ -20,3 +21,44 @@ def timed(table: dict, key: str, fn):
             table[key] = table.get(key, 0.0) + time.perf_counter() - start
 
     return wrapper
+
+
+def train_timed(trainer, updates_per_step: int, warmup: int, steps: int, level, sync=None):
+    """Train a TRL GRPOTrainer set up for (warmup + steps) x updates_per_step optimizer steps,
+    one RL step being updates_per_step of them. Returns the timed RL steps' seconds (after
+    `warmup`), the memory `level()` read as training begins, and where a timed step's time
+    goes: its `_generate` calls, the rest of its `_generate_and_score_completions` calls
+    (reward and old log-probs), and the updates (the rest of the step). `sync()` runs before
+    each step's clock is read (a CUDA synchronize)."""
+    from transformers import TrainerCallback
+
+    marks: list[float] = []
+    begin: dict[str, float] = {}
+    parts: dict[str, float] = {}
+    counted: dict[str, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            begin["level"] = level()
+            marks.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % updates_per_step == 0:
+                if sync is not None:
+                    sync()
+                marks.append(time.perf_counter())
+            if state.global_step == updates_per_step * warmup:  # the breakdown: timed steps only
+                counted.update(parts)
+
+    trainer._generate = timed(parts, "rollout (generate)", trainer._generate)
+    trainer._generate_and_score_completions = timed(
+        parts, "score", trainer._generate_and_score_completions
+    )
+    trainer.add_callback(Clock())
+    trainer.train()
+    times = [b - a for a, b in itertools.pairwise(marks)][warmup:]
+    done = {key: (parts[key] - counted.get(key, 0.0)) / steps for key in parts}
+    score = done.pop("score")
+    done["reward + old log-probs"] = score - done["rollout (generate)"]
+    done[f"update ({updates_per_step} optimizer steps)"] = sum(times) / steps - score
+    return times, begin["level"], done

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import statistics
@@ -70,7 +69,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import peak_rss_mib, timed
+from _common import peak_rss_mib, timed, train_timed
 
 VOCAB = 151_936
 UPDATES_PER_STEP = 4
@@ -376,21 +375,9 @@ def run_trl(spec: Spec) -> dict:
         seed=SEED,
         dataloader_num_workers=0,
     )
-    marks: list[float] = []
     lengths: list[float] = []
-    level: dict[str, float] = {}
 
-    class Clock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            level["before"] = _memory_now(cuda)
-            marks.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % UPDATES_PER_STEP == 0:
-                if cuda:
-                    torch.cuda.synchronize()
-                marks.append(time.perf_counter())
-
+    class Lengths(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             timed_step = state.global_step > UPDATES_PER_STEP * spec.warmup
             if logs and "completions/mean_length" in logs and timed_step:
@@ -402,33 +389,21 @@ def run_trl(spec: Spec) -> dict:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[Clock()],
+        callbacks=[Lengths()],
     )
-    parts: dict[str, float] = {}
-    trainer._generate = timed(parts, "rollout (generate)", trainer._generate)
-    trainer._generate_and_score_completions = timed(
-        parts, "score", trainer._generate_and_score_completions
+    times, before, done = train_timed(
+        trainer,
+        UPDATES_PER_STEP,
+        spec.warmup,
+        spec.steps,
+        lambda: _memory_now(cuda),
+        torch.cuda.synchronize if cuda else None,
     )
-    counted: dict[str, float] = {}
-
-    class Reset(TrainerCallback):  # the breakdown keeps the timed steps only
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == UPDATES_PER_STEP * spec.warmup:
-                counted.update(parts)
-
-    trainer.add_callback(Reset())
-    trainer.train()
-    times = [b - a for a, b in itertools.pairwise(marks)]
-    measured = sum(times[spec.warmup :])
-    done = {key: (parts[key] - counted.get(key, 0.0)) / spec.steps for key in parts}
-    score = done.pop("score")
-    done["reward + old log-probs"] = score - done["rollout (generate)"]
-    done["update (4 optimizer steps)"] = measured / spec.steps - score
     return {
-        "step_s": times[spec.warmup :],
+        "step_s": times,
         "parts": done,
         "peak_mib": _memory_peak(cuda),
-        "growth_mib": _memory_peak(cuda) - level["before"],
+        "growth_mib": _memory_peak(cuda) - before,
         "rss_peak_mib": peak_rss_mib(),
         "response_len_mean": statistics.mean(lengths) if lengths else float("nan"),
         "device": str(trainer.accelerator.device),

@@ -31,7 +31,6 @@ during training. Prints a table, then where this project's step time goes.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -41,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mib
+from _common import peak_rss_mib, train_timed
 from _common import timed as _timed
 
 UPDATES_PER_STEP = 4
@@ -136,7 +135,7 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
 def run_trl(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
     import numpy as np
     from datasets import Dataset
-    from transformers import PreTrainedTokenizerFast, TrainerCallback
+    from transformers import PreTrainedTokenizerFast
     from trl import GRPOConfig, GRPOTrainer
 
     from entropy_rl.tasks import Problem, make_task
@@ -181,51 +180,19 @@ def run_trl(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
         activation_checkpointing=False,  # the same work as ours: TRL's default recomputes
         dataloader_num_workers=0,
     )
-    marks: list[float] = []
-    rss: dict[str, float] = {}
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            rss["before"] = peak_rss_mib()
-            marks.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % UPDATES_PER_STEP == 0:
-                marks.append(time.perf_counter())
-
     trainer = GRPOTrainer(
         model=str(directory),
         reward_funcs=reward,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[Clock()],
     )
-    parts: dict[str, float] = {}
-    trainer._generate = _timed(parts, "rollout (generate)", trainer._generate)
-    trainer._generate_and_score_completions = _timed(
-        parts, "score", trainer._generate_and_score_completions
-    )
-    counted: dict[str, float] = {}
-
-    class Reset(TrainerCallback):  # keep only the measured steps in the breakdown
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == UPDATES_PER_STEP * warmup:
-                counted.update(parts)
-
-    trainer.add_callback(Reset())
-    trainer.train()
-    times = [b - a for a, b in itertools.pairwise(marks)]
-    measured = sum(times[warmup:])
-    done = {key: (parts[key] - counted.get(key, 0.0)) / steps for key in parts}
-    score = done.pop("score")
-    done["reward + old log-probs"] = score - done["rollout (generate)"]
-    done["update (4 optimizer steps)"] = measured / steps - score
+    times, before, parts = train_timed(trainer, UPDATES_PER_STEP, warmup, steps, peak_rss_mib)
     return {
-        "step_s": times[warmup:],
-        "parts": done,
+        "step_s": times,
+        "parts": parts,
         "peak_mib": peak_rss_mib(),
-        "growth_mib": peak_rss_mib() - rss["before"],
+        "growth_mib": peak_rss_mib() - before,
     }
 
 

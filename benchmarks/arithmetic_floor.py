@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-
 import vs_trl
 
 TOKENS = 32 * 18  # one update's micro-batch: 32 rows of 10 prompt + 8 response tokens

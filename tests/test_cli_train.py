@@ -52,6 +52,11 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
         (["train.lr=-1"], "train.lr must be > 0"),
         (["train.lr=nan"], "train.lr must be a finite number, got nan"),
         (["loss.mode=grpo"], "loss.mode must be one of"),
+        (["rollout.sampling=gumbel"], "rollout.sampling must be one of multinomial, inverse_cdf"),
+        (
+            ["rollout.engine=vllm", "rollout.sampling=inverse_cdf"],
+            "rollout.sampling=inverse_cdf applies to our sampler",
+        ),
         (["steps"], "must look like section.field=value"),
         (["loss.entropy_target=0.5"], "loss.entropy_coef must be > 0 with entropy_target"),
         (

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from entropy_rl.core import (
+    entropy_change_and_first_order,
     entropy_change_first_order,
     head_token_scores,
     token_entropy,
@@ -115,6 +116,25 @@ def test_lemma1_error_is_second_order_in_step():
     # Halving the step divides a second-order error by about 4.
     for big, small in itertools.pairwise(errors):
         assert 3.5 < big / small < 4.5, errors
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_change_and_first_order_are_the_two_functions_bit_for_bit(chunk_size, dtype):
+    """The probe's pair, softmax(before) made once: exactly the exact change and Lemma 1 of
+    the separate functions (with the same chunks), on (B, T, V) logits, and the loop
+    reference within float tolerance."""
+    before = _logits(2, 5, 40, dtype=dtype)
+    after = (before.double() + 0.2 * _logits(2, 5, 40, seed=3, dtype=torch.float64)).to(dtype)
+    actual, predicted = entropy_change_and_first_order(before, after, chunk_size)
+    assert actual.shape == predicted.shape == (2, 5)
+    exact = token_entropy(after, chunk_size) - token_entropy(before, chunk_size)
+    assert torch.equal(actual, exact)
+    assert torch.equal(predicted, entropy_change_first_order(before, after, chunk_size))
+    reference = _lemma1_reference(before.double().flatten(0, 1), after.double().flatten(0, 1))
+    torch.testing.assert_close(predicted.double().flatten(), reference, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        entropy_change_and_first_order(before, after[..., :-1])
 
 
 def test_lemma1_zero_for_uniform_shift():

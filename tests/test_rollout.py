@@ -1,7 +1,9 @@
 """Scoring responses again (`response_logits`): the float32 final projection under bf16
 autocast, which the entropy diagnostics read; the same logits at chosen positions from the
 head's inputs there (`hidden_at`, the probe's); `response_scores`, log-probs and entropy
-without (B, T, V) logits."""
+without (B, T, V) logits; the sampler's token draws."""
+
+import itertools
 
 import pytest
 import torch
@@ -233,6 +235,63 @@ def test_draws_into_kept_buffers_are_torch_multinomial_bit_for_bit(temperature):
     logits[3, 5] = float("nan")
     with pytest.raises(RuntimeError, match="nan"):
         draw(logits, temperature, False, mine)
+
+
+def _first_above(cdf_row: list[float], threshold: float) -> int:
+    for index, value in enumerate(cdf_row):
+        if value > threshold:
+            return index
+    return len(cdf_row) - 1
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_inverse_cdf_draw_matches_a_slow_reference(temperature):
+    """Each row's token is the first whose float64 cumulative probability exceeds u times
+    the row's total, u the row's one uniform number from the generator (read again from a
+    copy of it), over successive draws; the generator moves by exactly one number a row."""
+    from entropy_rl.rollout.sampler import _Draws
+
+    draw, g = _Draws("inverse_cdf"), torch.Generator().manual_seed(0)
+    mine, ref = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(5):
+        logits = torch.randn(16, 3000, generator=g) * 4  # (B, V)
+        probs = torch.softmax(logits.float() / temperature, -1).double()
+        u = torch.rand((16, 1), generator=ref, dtype=torch.float64)
+        expected = []
+        for row in range(16):
+            cdf = list(itertools.accumulate(probs[row].tolist()))
+            expected.append(_first_above(cdf, float(u[row]) * cdf[-1]))
+        assert draw(logits, temperature, False, mine).tolist() == expected
+        assert torch.equal(mine.get_state(), ref.get_state())
+    assert torch.equal(draw(logits, temperature, True, mine), logits.argmax(-1))
+    logits[3, 5] = float("nan")
+    with pytest.raises(RuntimeError, match="nan"):
+        draw(logits, temperature, False, mine)
+
+
+def test_inverse_cdf_draw_has_the_softmax_distribution():
+    """200,000 draws from one row: the frequencies pass a chi-square test against
+    softmax(logits / T) (p > 0.001 at the fixed seed), and a token of probability 0 is
+    never drawn."""
+    from entropy_rl.rollout.sampler import _Draws
+
+    logits = torch.tensor([[2.0, -float("inf"), 0.5, 1.0, -1.0, 0.0]]).expand(200_000, -1)
+    counts = torch.bincount(
+        _Draws("inverse_cdf")(logits, 0.8, False, torch.Generator().manual_seed(3)), minlength=6
+    )
+    probs = torch.softmax(logits[0] / 0.8, -1).double()
+    assert counts[1] == 0
+    seen = probs > 0
+    expected = probs[seen] * 200_000
+    chi2 = float(((counts[seen].double() - expected) ** 2 / expected).sum())
+    assert chi2 < 18.47  # the 0.999 quantile of chi-square with 4 degrees of freedom
+
+
+def test_an_unknown_sampling_method_is_refused():
+    from entropy_rl.rollout.sampler import _Draws
+
+    with pytest.raises(ValueError, match="sampling must be one of multinomial, inverse_cdf"):
+        _Draws("gumbel")
 
 
 def test_a_model_that_changes_its_logits_after_the_head_is_refused():

@@ -55,6 +55,29 @@ def test_run_writes_metrics_checkpoint_plots_and_changes_every_parameter(
     assert not unchanged
 
 
+def test_a_run_draws_its_tokens_by_rollout_sampling(tmp_path, tiny_config, monkeypatch):
+    """rollout.sampling reaches the sampler of every rollout and evaluation of a run; with
+    inverse_cdf the run completes, and its first rollout differs from multinomial's."""
+    from entropy_rl.rollout import engine
+
+    seen, firsts = [], {}
+    original = engine.sample
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["sampling"])
+        rollout = original(*args, **kwargs)
+        firsts.setdefault(kwargs["sampling"], rollout.response_ids)
+        return rollout
+
+    monkeypatch.setattr(engine, "sample", recording)
+    for method in ("multinomial", "inverse_cdf"):
+        seen.clear()
+        config = tiny_config("train.steps=2", f"rollout.sampling={method}")
+        assert runner.train(config, tmp_path / method, show_progress=False)["steps"] == 2
+        assert seen and set(seen) == {method}
+    assert not torch.equal(firsts["multinomial"], firsts["inverse_cdf"])
+
+
 def test_existing_run_dir_is_refused(tmp_path, tiny_config):
     runner.train(tiny_config("train.steps=1"), tmp_path / "run", show_progress=False)
     with pytest.raises(runner.ConfigError, match="--resume"):

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from entropy_rl.core import (
-    entropy_change_first_order,
+    entropy_change_and_first_order,
     masked_mean,
     token_covariance,
     token_covariance_pg,
-    token_entropy,
 )
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
@@ -114,7 +113,7 @@ def probe_statistics(
     order: the mean is then summed over that grid in the responses' token order, the same
     float32 sum as a masked mean over every (N, T) position. None: the rows in their order.
     """
-    actual, predicted = _entropy_changes(logits_before, logits_after, chunk_size)
+    actual, predicted = entropy_change_and_first_order(logits_before, logits_after, chunk_size)
     return _probe_means(actual, predicted, states)
 
 
@@ -133,7 +132,7 @@ def probe_statistics_from_heads(
     count = before.hidden.shape[0]
     rows = count if rows is None else rows
     parts = [
-        _entropy_changes(
+        entropy_change_and_first_order(
             before.logits(slice(i, i + rows), temperature),
             after.logits(slice(i, i + rows), temperature),
             chunk_size,
@@ -145,12 +144,6 @@ def probe_statistics_from_heads(
         return _probe_means(empty, empty, states)
     actual, predicted = (torch.cat(values) for values in zip(*parts, strict=True))
     return _probe_means(actual, predicted, states)
-
-
-def _entropy_changes(before, after, chunk_size) -> tuple[torch.Tensor, torch.Tensor]:
-    """Actual and Lemma-1 entropy change (S,), (S,) from the logits (S, V) before and after."""
-    actual = token_entropy(after, chunk_size) - token_entropy(before, chunk_size)
-    return actual, entropy_change_first_order(before, after, chunk_size)
 
 
 def _probe_means(actual, predicted, states) -> dict[str, torch.Tensor]:

@@ -43,6 +43,7 @@ APPLICABLE_EDITS = (
     "train.micro_batches",
     "diagnostics.chunk_size",
     "rollout.gpu_memory_utilization",
+    "rollout.sampling",
     "distributed.backend",
     "distributed.strategy",
     "log.tensorboard",
@@ -55,7 +56,8 @@ APPLICABLE_EDITS = (
 """config.yaml fields whose edit a resume applies from the checkpoint's step on: the length
 and saving of the run (with whether it stops at saturation), the optimizer's hyperparameters
 (set on the restored optimizer), fault limits, settings of memory and speed that leave the
-update unchanged, and where the metrics are logged besides metrics.jsonl. An edit of any other field would mix two
+update unchanged (rollout.sampling: the same distribution, drawn another way), and where
+the metrics are logged besides metrics.jsonl. An edit of any other field would mix two
 experiments in one run, and is refused."""
 
 

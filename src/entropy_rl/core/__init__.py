@@ -28,6 +28,7 @@ _EXPORTS = {
     "centering_sums": "covariance",
     "token_covariance": "covariance",
     "token_covariance_pg": "covariance",
+    "entropy_change_and_first_order": "entropy",
     "entropy_change_first_order": "entropy",
     "head_logits": "entropy",
     "head_token_scores": "entropy",

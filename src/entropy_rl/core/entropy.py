@@ -1,6 +1,6 @@
 """Token entropy, token log-probabilities and Lemma 1's first-order entropy change.
 
-All three work on logits of shape (..., V) and reduce over the last axis. Inputs in
+They all work on logits of shape (..., V) and reduce over the last axis. Inputs in
 bf16/fp16/float32 are computed and returned in float32; float64 stays float64 (for
 reference checks). With `chunk_size`, rows are processed a chunk at a time, so the extra
 memory is a few `(chunk_size, V)` float32 buffers rather than `(B*T, V)`.
@@ -20,7 +20,8 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 def _map_rows(
     fn: Callable[..., torch.Tensor], tensors: list[torch.Tensor], chunk_size: int | None
 ) -> torch.Tensor:
-    """Apply `fn` to row chunks of tensors flattened to (N, ...) and join the (N,) results."""
+    """Apply `fn` to row chunks of tensors flattened to (N, ...) and join its (N, ...)
+    results, returned as (lead..., ...)."""
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
     lead_shape = tensors[0].shape[:-1]
@@ -30,9 +31,12 @@ def _map_rows(
     ]
     n_rows = flat[0].shape[0]
     if chunk_size is None or chunk_size >= n_rows:
-        return fn(*flat).reshape(lead_shape)
-    parts = [fn(*(t[i : i + chunk_size] for t in flat)) for i in range(0, n_rows, chunk_size)]
-    return torch.cat(parts).reshape(lead_shape)
+        out = fn(*flat)  # (N, ...)
+    else:
+        out = torch.cat(
+            [fn(*(t[i : i + chunk_size] for t in flat)) for i in range(0, n_rows, chunk_size)]
+        )
+    return out.reshape(*lead_shape, *out.shape[1:])
 
 
 def _entropy_rows(logits: torch.Tensor) -> torch.Tensor:
@@ -70,6 +74,11 @@ def token_log_probs(
 
 
 def _lemma1_rows(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    return _lemma1_terms(before, after)[0]
+
+
+def _lemma1_terms(before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lemma 1's change (N,) and E_pi[log pi] = -H(pi) (N,) of the logits before (N, V)."""
     dtype = _compute_dtype(before)
     z0 = before.to(dtype)  # (N, V)
     logp = torch.log_softmax(z0, dim=-1)  # (N, V)
@@ -78,9 +87,16 @@ def _lemma1_rows(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     mean_logp = (p * logp).sum(-1, keepdim=True)  # (N, 1) = -H
     mean_dz = (p * dz).sum(-1, keepdim=True)  # (N, 1)
     if any(t.requires_grad for t in (logp, dz)):
-        return -(p * (logp - mean_logp) * (dz - mean_dz)).sum(-1)
-    # the same arithmetic in place: two fewer (N, V) buffers when no grad is needed
-    return -logp.sub_(mean_logp).mul_(p).mul_(dz.sub_(mean_dz)).sum(-1)
+        change = -(p * (logp - mean_logp) * (dz - mean_dz)).sum(-1)
+    else:  # the same arithmetic in place: two fewer (N, V) buffers when no grad is needed
+        change = -logp.sub_(mean_logp).mul_(p).mul_(dz.sub_(mean_dz)).sum(-1)
+    return change, mean_logp.squeeze(-1)
+
+
+def _changes_rows(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """(N, 2): H(after) - H(before) and Lemma 1's change, softmax(before) made once."""
+    change, mean_logp = _lemma1_terms(before, after)
+    return torch.stack([_entropy_rows(after) + mean_logp, change], dim=-1)
 
 
 def entropy_change_first_order(
@@ -102,6 +118,22 @@ def entropy_change_first_order(
             f"{tuple(logits_after.shape)} must have the same shape"
         )
     return _map_rows(_lemma1_rows, [logits_before, logits_after], chunk_size)
+
+
+def entropy_change_and_first_order(
+    logits_before: torch.Tensor, logits_after: torch.Tensor, chunk_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact entropy change `token_entropy(after) - token_entropy(before)` and Lemma 1's
+    `entropy_change_first_order(before, after)` at each position, bit for bit those two,
+    with the softmax of `logits_before` made once rather than twice (the Lemma-1 probe's
+    pair). logits_before, logits_after: (..., V). Returns (...,), (...,)."""
+    if logits_before.shape != logits_after.shape:
+        raise ValueError(
+            f"logits_before {tuple(logits_before.shape)} and logits_after "
+            f"{tuple(logits_after.shape)} must have the same shape"
+        )
+    both = _map_rows(_changes_rows, [logits_before, logits_after], chunk_size)  # (..., 2)
+    return both[..., 0], both[..., 1]
 
 
 def head_logits(

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import torch
 
+from entropy_rl.rollout.registry import SAMPLING_METHODS
 from entropy_rl.rollout.sampler import Rollout, sample
 
 
@@ -51,10 +52,12 @@ class TransformersEngine:
         model: torch.nn.Module,
         autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         all_done: Callable[[bool], bool] | None = None,
+        sampling: str = SAMPLING_METHODS[0],
     ) -> None:
         self.model = model
         self.autocast = autocast or contextlib.nullcontext
         self.all_done = all_done
+        self.sampling = sampling
 
     def generate(
         self, prompts, max_new_tokens, stop_ids, pad_id, generator, temperature=1.0, greedy=False
@@ -70,18 +73,19 @@ class TransformersEngine:
                 temperature=temperature,
                 greedy=greedy,
                 all_done=self.all_done,
+                sampling=self.sampling,
             )
 
     def sync_weights(self, module: torch.nn.Module, dist) -> None:
         return None
 
 
-def policy_sampler(policy) -> TransformersEngine:
-    """Our sampler on `policy`'s own model: the default engine (a policy built without one
-    samples with it)."""
-    return TransformersEngine(policy.model, policy.forward_context, policy.all_done)
+def policy_sampler(policy, sampling: str = SAMPLING_METHODS[0]) -> TransformersEngine:
+    """Our sampler on `policy`'s own model, drawing tokens by `sampling`: the default engine
+    (a policy built without one samples with it, by multinomial)."""
+    return TransformersEngine(policy.model, policy.forward_context, policy.all_done, sampling)
 
 
 def transformers_engine(config, policy, model_dir: Path, dist) -> TransformersEngine:
     """The `transformers` engine of the registry (`rollout.engine=transformers`)."""
-    return policy_sampler(policy)
+    return policy_sampler(policy, config.rollout.sampling)

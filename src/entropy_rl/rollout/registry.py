@@ -26,6 +26,9 @@ ROLLOUT_ENGINES: Mapping[str, EngineFactory | str] = MappingProxyType(_ENGINES)
 """Engine factories (or their import paths) by name, read-only; add one with `register_engine`."""
 DEFAULT_ENGINE = "transformers"
 """`rollout.engine`'s default."""
+SAMPLING_METHODS = ("multinomial", "inverse_cdf")
+"""How the transformers engine draws a token from softmax(logits / temperature)
+(`rollout.sampling`; `entropy_rl.rollout.sampler._Draws`), the default first."""
 
 
 def register_engine(name: str, factory: EngineFactory | str) -> EngineFactory | str:

@@ -42,6 +42,21 @@ def test_eval_of_a_runs_checkpoint_reproduces_its_final_validation(finished_run)
     assert result["acc_greedy"] == pytest.approx(last["val/acc_greedy"], abs=1e-12)
 
 
+def test_eval_draws_tokens_as_the_run_did(tmp_path, tiny_config, easy_reward):
+    """A run with rollout.sampling=inverse_cdf: eval of its checkpoint at the final
+    validation row's seed draws by inverse_cdf too, so it reproduces that row; overridden
+    to multinomial, it draws other samples."""
+    run = tmp_path / "run"
+    runner.train(tiny_config("rollout.sampling=inverse_cdf"), run, show_progress=False)
+    last = read_records(run / "metrics.jsonl")[-1]
+    seed = f"eval.seed={validation_seed(0, last['step'])}"
+    result = evaluate_model(run, overrides=[seed, "eval.samples=2"])
+    assert result["pass_at_k"]["1"] == pytest.approx(last["val/acc"], abs=1e-12)
+    assert result["pass_at_k"]["2"] == pytest.approx(last["val/pass_at_k"], abs=1e-12)
+    other = evaluate_model(run, overrides=[seed, "eval.samples=2", "rollout.sampling=multinomial"])
+    assert other["entropy"] != result["entropy"]  # the token entropy of other samples
+
+
 def test_eval_pass_at_1_agrees_with_val_acc_within_sampling_error(finished_run):
     run, last = finished_run
     result = evaluate_model(run, overrides=["eval.samples=24", "eval.seed=7"])

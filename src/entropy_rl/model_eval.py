@@ -23,7 +23,7 @@ otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from entropy_rl.layout import CHECKPOINT_MODEL_DIR, CONFIG_FILE
 from entropy_rl.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
-from entropy_rl.rollout import logits_rows
+from entropy_rl.rollout import logits_rows, policy_sampler
 from entropy_rl.runner import require_plain_logits
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
 from entropy_rl.tasks.dataset import DatasetTask, load_problems
@@ -121,7 +121,7 @@ def _policy(target: EvalTarget, task: Task) -> Policy:
     require_plain_logits(model, target.model_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = config.model.autocast and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return Policy(
+    policy = Policy(
         model.to(device).eval(),
         tokenizer,
         task,
@@ -129,6 +129,7 @@ def _policy(target: EvalTarget, task: Task) -> Policy:
         chat_template=config.model.chat_template,
         autocast=autocast,
     )
+    return replace(policy, engine=policy_sampler(policy, config.rollout.sampling))
 
 
 def evaluate_model(

@@ -23,6 +23,27 @@ def timed(table: dict, key: str, fn):
     return wrapper
 
 
+def time_our_steps(parts: dict, update: str) -> None:
+    """Wrap this project's step phases (`entropy_rl.trainer`, the policy's sampler) so that
+    each call adds its seconds to `parts`: rollout, reward, collect, `update` (the label of
+    the updates) and probe. Read them back with `our_breakdown`."""
+    from entropy_rl import policy, trainer
+
+    policy.Policy.sample = timed(parts, "rollout", policy.Policy.sample)
+    trainer.score_all = timed(parts, "reward", trainer.score_all)
+    trainer.collect = timed(parts, "collect", trainer.collect)
+    trainer.update = timed(parts, update, trainer.update)
+    trainer._probe = timed(parts, "probe", trainer._probe)
+
+
+def our_breakdown(parts: dict, steps: int, rest: str) -> dict:
+    """`time_our_steps`'s seconds per step, with collect replaced by what it spends besides
+    the rollout and the reward, labelled `rest` (old log-probs and statistics)."""
+    split = dict(parts)
+    split[rest] = split.pop("collect") - split["rollout"] - split["reward"]
+    return {key: value / steps for key, value in split.items()}
+
+
 def train_timed(trainer, updates_per_step: int, warmup: int, steps: int, level, sync=None):
     """Train a TRL GRPOTrainer set up for (warmup + steps) x updates_per_step optimizer steps,
     one RL step being updates_per_step of them. Returns the timed RL steps' seconds (after

@@ -69,7 +69,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import peak_rss_mib, timed, train_timed
+from _common import our_breakdown, peak_rss_mib, time_our_steps, train_timed
 
 VOCAB = 151_936
 UPDATES_PER_STEP = 4
@@ -264,7 +264,6 @@ def run_ours(arm: str, spec: Spec) -> dict:
     import torch
     from rich.console import Console
 
-    from entropy_rl import policy as policy_module
     from entropy_rl import runner, trainer
     from entropy_rl.config import config_to_dict, load_config
     from entropy_rl.distributed import init_distributed
@@ -275,11 +274,7 @@ def run_ours(arm: str, spec: Spec) -> dict:
     torch.set_num_threads(spec.threads)
     config = load_config(None, ours_overrides(arm, spec))
     parts: dict[str, float] = {}
-    policy_module.Policy.sample = timed(parts, "rollout", policy_module.Policy.sample)
-    trainer.score_all = timed(parts, "reward", trainer.score_all)
-    trainer.collect = timed(parts, "collect", trainer.collect)
-    trainer.update = timed(parts, "update (4 optimizer steps)", trainer.update)
-    trainer._probe = timed(parts, "probe", trainer._probe)
+    time_our_steps(parts, "update (4 optimizer steps)")
 
     dist = init_distributed(config.distributed)
     cuda = dist.device.type == "cuda"
@@ -303,11 +298,9 @@ def run_ours(arm: str, spec: Spec) -> dict:
         state.step += 1
         if index >= spec.warmup:
             lengths.append(record[RESPONSE_LEN_MEAN])
-    collect_s = parts.pop("collect")
-    parts["old log-probs + stats + selection"] = collect_s - parts["rollout"] - parts["reward"]
     return {
         "step_s": times[spec.warmup :],
-        "parts": {key: value / spec.steps for key, value in parts.items()},
+        "parts": our_breakdown(parts, spec.steps, "old log-probs + stats + selection"),
         "peak_mib": _memory_peak(cuda),
         "growth_mib": _memory_peak(cuda) - before,
         "rss_peak_mib": peak_rss_mib(),

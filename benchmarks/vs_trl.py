@@ -40,8 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mib, train_timed
-from _common import timed as _timed
+from _common import our_breakdown, peak_rss_mib, time_our_steps, train_timed
 
 UPDATES_PER_STEP = 4
 OVERRIDES = [
@@ -86,7 +85,6 @@ def make_model(hidden_size: int, directory: Path) -> int:
 def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
     import torch
 
-    from entropy_rl import policy as policy_module
     from entropy_rl import trainer
     from entropy_rl.models import load_pretrained
     from entropy_rl.policy import Policy
@@ -94,11 +92,7 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
 
     config = _config(hidden_size)
     parts: dict[str, float] = {}
-    policy_module.Policy.sample = _timed(parts, "rollout", policy_module.Policy.sample)
-    trainer.score_all = _timed(parts, "reward", trainer.score_all)
-    trainer.collect = _timed(parts, "collect", trainer.collect)
-    trainer.update = _timed(parts, "update", trainer.update)
-    trainer._probe = _timed(parts, "probe", trainer._probe)
+    time_our_steps(parts, "update")
 
     model, tokenizer = load_pretrained(directory)
     optimizer = torch.optim.AdamW(
@@ -118,11 +112,9 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
         state.step += 1
         if index >= warmup:
             tokens += record["response/len_mean"] * 128
-    collect_s = parts.pop("collect")
-    parts["old log-probs + stats"] = collect_s - parts["rollout"] - parts["reward"]
     return {
         "step_s": times[warmup:],
-        "parts": {key: value / steps for key, value in parts.items()},
+        "parts": our_breakdown(parts, steps, "old log-probs + stats"),
         "peak_mib": peak_rss_mib(),
         "growth_mib": peak_rss_mib() - rss_before,
         "response_tokens": tokens / steps,

@@ -127,8 +127,9 @@ def probe_statistics_from_heads(
 ) -> dict[str, torch.Tensor]:
     """`probe_statistics` of the logits the head's inputs and parameters give before and
     after the updates (`rollout.HeadInputs`, S states each), made `rows` states at a time
-    (None: all at once), so the memory is two (rows, V) blocks however many states there
-    are. states: (N, T) bool with S True."""
+    (None: all at once), so the memory is a few (rows, V) blocks however many states there
+    are: the logits before and after, and the log-softmax, probabilities and logit change
+    of `core.entropy_change_and_first_order`. states: (N, T) bool with S True."""
     count = before.hidden.shape[0]
     rows = count if rows is None else rows
     parts = [

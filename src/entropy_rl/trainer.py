@@ -30,9 +30,10 @@ Precision and memory: forward passes run under bf16 autocast when `Policy.autoca
 but every scoring pass (old log-probs, entropy, probe logits, and the loss's log-probs, so
 the ratio compares like with like) takes its logits from a float32 final projection
 (`rollout.response_scores`): entropy, covariance and Lemma 1 are computed from float32
-logits; the body's matmuls stay bf16. No pass makes more than train.logits_mib of logits
-at once: beyond it, positions are projected and scored in blocks, and the updates'
-backward makes each block's logits again (`core.head_token_scores`).
+logits; the body's matmuls stay bf16. No pass projects more than train.logits_mib of
+logits for one set of positions at once (the probe: before and after, a block each): beyond
+it, positions are projected and scored in blocks, and the updates' backward makes each
+block's logits again (`core.head_token_scores`).
 Under torchrun (W ranks, `entropy_rl.distributed`), every rank draws the same prompts and
 keeps its contiguous 1/W of them; rewards are gathered so advantages see whole groups (and
 REINFORCE++ the whole batch); the covariance is centred with the global means and the

@@ -2,8 +2,9 @@
 # Run here (a machine with PyPI), in the repository root, before a GPU session's device call:
 # downloads into .whl/ (ignored by git) the wheels that benchmarks/device/full_gpu.sh installs
 # on the GPU machine, whose image (Python 3.12, torch 2.11, transformers 5.17) lacks them or
-# has older versions. The versions are those this project is tested with (.venv). About 17 MB;
-# pyarrow is not carried (too large for the 64 MiB transfer): the image's is used.
+# has older versions. The versions are those this project is tested with (.venv). About 16 MB;
+# pyarrow is not carried (its wheel is 55 MB, too large beside the tree for the 64 MiB
+# transfer): the image's is used.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude

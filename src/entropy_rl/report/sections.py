@@ -44,6 +44,7 @@ from entropy_rl.report.stats import (
     lemma_columns,
     mean_curve,
     method_spread,
+    position_profile,
     size_law,
     smoothed_at,
     spread_note,
@@ -731,56 +732,70 @@ def _claim4(runs: list[RunData]) -> Verdict:
 
 
 def section_positions(runs: list[RunData]) -> Section:
+    """Entropy by response position at the start and end of each method's runs (mean over
+    the runs reaching each position, so runs of different response lengths mix honestly)."""
     section = Section("8. Where the entropy sits: entropy by response position")
     with_positions = [r for r in runs if r.first(ENTROPY_BY_POSITION)]
     if not with_positions:
         section.text("These logs hold no entropy/by_position.")
         return section
     for task in _tasks(with_positions):
-        task_runs = _main_runs(with_positions, task)
-        fig = Figure(figsize=(7.5, 4.2), layout="constrained")
-        ax = fig.subplots()
-        rows, reference_end = [], None
-        for color, method in enumerate(_methods(task_runs)):
-            group = [r for r in task_runs if r.method == method]
-            start = np.mean([r.first(ENTROPY_BY_POSITION) for r in group], axis=0)
-            end = np.mean([r.last(ENTROPY_BY_POSITION) for r in group], axis=0)
-            reference_end = end if reference_end is None else reference_end
-            positions = np.arange(len(start))
-            ax.plot(positions, start, ls=":", color=f"C{color}")
-            ax.plot(positions, end, "o-", color=f"C{color}", label=f"{method} (end)")
-            kept = end - reference_end
-            rows.append(
-                (
-                    method,
-                    _values(start),
-                    _values(end),
-                    _values(kept),
-                    ", ".join(str(i) for i in np.argsort(-kept)[:3]) if kept.any() else "–",
-                )
-            )
-        ax.set(
-            xlabel="response position (token)",
-            ylabel="entropy (nats)",
-            title=f"{task}: entropy by position, start (dotted) and end",
-        )
-        ax.legend(fontsize="small")
-        section.figure(f"positions_{task}.png", fig)
-        section.table(
-            [
-                f"{task}: method",
-                "start, by position",
-                "end, by position",
-                f"end minus {_methods(task_runs)[0]}'s end",
-                "positions keeping the most",
-            ],
-            rows,
-        )
+        _positions_task(section, task, _main_runs(with_positions, task))
     section.text(
-        "Entropy kept where the reward does not look (an unrewarded scratchpad) preserves "
-        "sampling diversity without preserving exploration of the answer."
+        "Each curve is a mean over the method's runs at each position, taken over the runs "
+        "whose responses reach it: runs of different lengths (task.max_response_tokens, or "
+        "batches whose responses all stopped early) are padded with no value, so a curve's "
+        "tail may rest on fewer runs. Differences from the first method are over the "
+        "positions both have. Entropy kept where the reward does not look (an unrewarded "
+        "scratchpad) preserves sampling diversity without preserving exploration of the answer."
     )
     return section
+
+
+def _positions_task(section: Section, task: str, task_runs: list[RunData]) -> None:
+    """Section 8's figure and table for one task."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    rows, reference_end = [], None
+    for color, method in enumerate(_methods(task_runs)):
+        group = [r for r in task_runs if r.method == method]
+        start, _ = position_profile([r.first(ENTROPY_BY_POSITION) for r in group])
+        end, counts = position_profile([r.last(ENTROPY_BY_POSITION) for r in group])
+        reference_end = end if reference_end is None else reference_end
+        ax.plot(np.arange(start.size), start, ls=":", color=f"C{color}")
+        ax.plot(np.arange(end.size), end, "o-", color=f"C{color}", label=f"{method} (end)")
+        width = min(end.size, reference_end.size)
+        kept = end[:width] - reference_end[:width]
+        shared = np.flatnonzero(np.isfinite(kept))
+        most = shared[np.argsort(-kept[shared])][:3] if kept[shared].any() else []
+        rows.append(
+            (
+                method,
+                _values(start),
+                _values(end),
+                " ".join(str(c) for c in counts),
+                _values(kept),
+                ", ".join(str(i) for i in most) or "–",
+            )
+        )
+    ax.set(
+        xlabel="response position (token)",
+        ylabel="entropy (nats)",
+        title=f"{task}: entropy by position, start (dotted) and end",
+    )
+    ax.legend(fontsize="small")
+    section.figure(f"positions_{task}.png", fig)
+    section.table(
+        [
+            f"{task}: method",
+            "start, by position",
+            "end, by position",
+            "runs at each position (end)",
+            f"end minus {_methods(task_runs)[0]}'s end",
+            "positions keeping the most",
+        ],
+        rows,
+    )
 
 
 # ---- 9. entropy control -----------------------------------------------------------------------
@@ -864,7 +879,8 @@ def _control_figure(section: Section, task: str, runs: list[RunData]) -> None:
 
 
 def _values(x: np.ndarray) -> str:
-    return " ".join(f"{v:.2f}" for v in x)
+    """Numbers to two decimals, '–' where there is none (NaN)."""
+    return " ".join(f"{v:.2f}" if np.isfinite(v) else "–" for v in x)
 
 
 SECTIONS = (

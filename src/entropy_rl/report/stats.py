@@ -184,6 +184,21 @@ def mean_curve(
     return np.array(steps), values.mean(0), values.min(0), values.max(0)
 
 
+def position_profile(profiles: Sequence[Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per response position, the mean over `profiles` (entropy/by_position lists, which may
+    differ in length) of the values there, and how many profiles hold one: shorter lists
+    are padded with NaN (no token there, as the trainer logs a position no response reached),
+    and each position's mean is over the finite values only (NaN where there are none)."""
+    width = max((len(p) for p in profiles), default=0)
+    values = np.full((len(profiles), width), np.nan)  # (runs, T)
+    for row, profile in zip(values, profiles, strict=True):
+        row[: len(profile)] = [np.nan if v is None else v for v in profile]
+    finite = np.isfinite(values)
+    counts = finite.sum(0)
+    sums = np.where(finite, values, 0.0).sum(0)
+    return np.divide(sums, counts, out=np.full(width, np.nan), where=counts > 0), counts
+
+
 def lemma_columns(runs: list[RunData]) -> tuple[np.ndarray, ...]:
     """Per step: actual and Lemma-1 entropy change on the probe states, and the rollout
     batch's covariance (the same step's records)."""

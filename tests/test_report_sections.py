@@ -1,0 +1,47 @@
+"""The report's sections on awkward inputs built by hand (no training): runs of different
+response lengths, and runs too short for a claim, which must say so without numpy warnings."""
+
+import math
+import warnings
+
+import numpy as np
+
+from entropy_rl.report.data import RunData
+from entropy_rl.report.sections import section_positions
+from entropy_rl.report.stats import position_profile
+
+
+def _run(method: str, seed: int, points: int, width: int) -> RunData:
+    """A run of `points` records, each with entropy, accuracy and a `width`-long
+    entropy/by_position."""
+    records = tuple(
+        {
+            "step": step,
+            "entropy/mean": 1.0 - 0.2 * step,
+            "val/acc": 0.2 + 0.1 * step,
+            "entropy/by_position": [1.0 - 0.1 * step + 0.01 * i for i in range(width)],
+        }
+        for step in range(points)
+    )
+    return RunData(f"{method}{seed}", "sum3", "h128x4", method, seed, None, records)
+
+
+def test_position_profile_pads_shorter_runs_and_counts_who_is_there():
+    mean, counts = position_profile([[1.0, 2.0], [3.0, None, 5.0], [math.nan]])
+    np.testing.assert_allclose(mean, [2.0, 2.0, 5.0])
+    assert counts.tolist() == [2, 1, 1]
+    mean, counts = position_profile([[math.nan]])
+    assert np.isnan(mean).all() and counts.tolist() == [0]
+
+
+def test_positions_section_takes_runs_of_different_response_lengths():
+    runs = [_run("grpo", 0, 3, 4), _run("grpo", 1, 3, 6), _run("kl_cov", 0, 3, 5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        section = section_positions(runs)
+    (table,) = [b for b in section.blocks if b[0] == "table"]
+    grpo, kl_cov = table[2]
+    assert len(grpo[2].split()) == 6 and grpo[3] == "2 2 2 2 1 1"
+    assert len(kl_cov[2].split()) == 5 and kl_cov[3] == "1 1 1 1 1"
+    assert "positions_sum3.png" in section.figures
+    assert "padded" in " ".join(b[1] for b in section.blocks if b[0] == "text")

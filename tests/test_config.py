@@ -246,3 +246,24 @@ def test_probe_tokens_must_be_positive_while_the_probe_is_on():
         assert message.startswith("diagnostics.probe_tokens must be >= 1") and "\n" not in message
     off = load_config(None, ["diagnostics.probe_size=0", "diagnostics.probe_tokens=0"])
     assert off.diagnostics.probe_tokens == 0
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+def test_a_group_relative_estimator_refuses_a_group_of_one(estimator):
+    """A group of one response is its own baseline: every advantage 0 (RLOO's is undefined),
+    so a run would train nothing; the config says so in one line."""
+    import torch
+
+    from entropy_rl.core import compute_advantages
+
+    try:
+        advantages = compute_advantages(torch.tensor([[0.0], [1.0], [0.5]]), estimator)
+        assert not advantages.any()
+    except ValueError:
+        assert estimator == "rloo"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"train.advantage={estimator}", "train.group_size=1"])
+    message = str(info.value)
+    assert message.startswith(f"train.group_size must be >= 2 for train.advantage={estimator}")
+    assert "\n" not in message
+    assert load_config(None, [f"train.advantage={estimator}", "train.group_size=2"])

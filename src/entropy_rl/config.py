@@ -352,7 +352,8 @@ class TrainConfig:
     prompts_per_step: int = 16
     """Prompts sampled per step (paper: 256)."""
     group_size: int = 8
-    """Responses sampled per prompt (paper: 8)."""
+    """Responses sampled per prompt (paper: 8); at least 2 with a group-relative
+    train.advantage (every built-in one: a group of one response gets advantage 0)."""
     temperature: float = 1.0
     """Sampling temperature of the rollouts (paper: 1.0)."""
     advantage: str = "grpo"
@@ -417,7 +418,8 @@ class TrainConfig:
         min_group = ADVANTAGE_ESTIMATORS[self.advantage].min_group
         if self.group_size < min_group:
             raise ConfigError(
-                f"train.group_size must be >= {min_group} for train.advantage={self.advantage}"
+                f"train.group_size must be >= {min_group} for train.advantage={self.advantage} "
+                "(it compares each response with the others of its prompt's group)"
             )
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("train.weight_decay and train.grad_clip must be >= 0")

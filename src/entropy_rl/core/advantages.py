@@ -75,7 +75,10 @@ class AdvantageEstimator:
 
     fn: AdvantageFn
     min_group: int = 1
-    """The smallest group size it is defined for (RLOO's leave-one-out baseline needs 2)."""
+    """The smallest group size it learns from. 2 for a group-relative estimator, whose baseline
+    is the mean of the prompt's own group (GRPO, Dr. GRPO, REINFORCE++ here): a group of one
+    response gets advantage 0, and the step would train nothing; RLOO's leave-one-out
+    baseline is undefined below 2. The config refuses a smaller `train.group_size`."""
 
 
 _ESTIMATORS: dict[str, AdvantageEstimator] = {}
@@ -97,12 +100,17 @@ def unregister_advantage(name: str) -> None:
     _ESTIMATORS.pop(name, None)
 
 
-register_advantage("grpo", grpo_advantages)
+GROUP_RELATIVE = 2
+"""`min_group` of a group-relative estimator: all four built-in ones are."""
+
+register_advantage("grpo", grpo_advantages, GROUP_RELATIVE)
 register_advantage(
-    "dr_grpo", lambda rewards, eps: grpo_advantages(rewards, eps, scale_by_std=False)
+    "dr_grpo",
+    lambda rewards, eps: grpo_advantages(rewards, eps, scale_by_std=False),
+    GROUP_RELATIVE,
 )
-register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards), min_group=2)
-register_advantage("reinforce_pp", reinforce_pp_advantages)
+register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards), GROUP_RELATIVE)
+register_advantage("reinforce_pp", reinforce_pp_advantages, GROUP_RELATIVE)
 
 
 def compute_advantages(rewards: torch.Tensor, estimator: str, eps: float = DEFAULT_EPS):

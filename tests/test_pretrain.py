@@ -133,6 +133,17 @@ def test_every_setting_but_the_cache_directory_is_in_the_key(tmp_path):
         assert base_model_dir(small_config(tmp_path, **changed)) != base_model_dir(config)
 
 
+def test_min_greedy_judges_the_base_model_without_changing_its_key(tmp_path):
+    """pretrain.min_greedy=0, the escape the "has not learnt" message suggests, reuses the
+    cached base model rather than pretraining it again; a field that shapes it still counts."""
+    config = small_config(tmp_path)
+    assert base_model_dir(small_config(tmp_path, min_greedy=0.0)) == base_model_dir(config)
+    assert base_model_dir(Config(pretrain=PretrainConfig(min_greedy=0.0))) == base_model_dir(
+        Config()
+    )
+    assert base_model_dir(small_config(tmp_path, noise=0.1)) != base_model_dir(config)
+
+
 def test_trap_task_fine_tunes_the_sum3_base_model(tmp_path):
     config = small_config(tmp_path, finetune_steps=7)
     trap = dataclasses.replace(config, task=dataclasses.replace(config.task, name="sum3_trap"))

@@ -2,7 +2,8 @@
 
 The key hashes what shapes a base model: the recipe version, the model fields below, the
 fields the task declares (`EmbeddedTask.base_model_fields`, with its name; those unset,
-None, left out) and the pretrain fields but `PRETRAIN_UNKEYED_FIELDS`. No torch: the report finds a run's base model (its
+None, left out) and the pretrain fields but `PRETRAIN_UNKEYED_FIELDS` (and
+`PRETRAIN_KEYED_AT_DEFAULT` at its default, whatever is set). No torch: the report finds a run's base model (its
 pretrain.json) without the training stack. Making a base model is `entropy_rl.pretrain`.
 """
 
@@ -13,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from entropy_rl.config import Config
+from entropy_rl.config import Config, PretrainConfig
 from entropy_rl.layout import base_model_name
 from entropy_rl.tasks import base_model_fields
 
@@ -29,18 +30,24 @@ PRETRAIN_MODEL_FIELDS = (
 PRETRAIN_UNKEYED_FIELDS = ("cache_dir",)
 """Pretrain fields left out of the cache key: every other one shapes the base model (the
 check interval too, as a check starts the cool-down)."""
+PRETRAIN_KEYED_AT_DEFAULT = ("min_greedy",)
+"""Pretrain fields that do not shape the base model either, keyed at their default value
+whatever the config sets, so the keys of base models made when they were keyed stay valid.
+`min_greedy` only judges a base model (`pretrain.passes`, under each run's own threshold)."""
 RECIPE_VERSION = 6
 """Part of the cache key: bump it when a change to `entropy_rl.pretrain` would make a
 different base model."""
 
 
 def config_fingerprint(config: Config) -> str:
-    """10 hex characters identifying the model, task and pretrain settings (but
-    `PRETRAIN_UNKEYED_FIELDS`) and the recipe version. ConfigError for a task without an
+    """10 hex characters identifying the model, task and pretrain settings that shape the base
+    model (not `PRETRAIN_UNKEYED_FIELDS` nor `PRETRAIN_KEYED_AT_DEFAULT`) and the recipe version. ConfigError for a task without an
     embedded base model."""
     pretrain = dataclasses.asdict(config.pretrain)
     for name in PRETRAIN_UNKEYED_FIELDS:
         pretrain.pop(name)
+    for name in PRETRAIN_KEYED_AT_DEFAULT:
+        pretrain[name] = getattr(PretrainConfig, name)
     task_fields = ("name", *base_model_fields(config.task))
     task = {name: getattr(config.task, name) for name in task_fields}
     payload = {

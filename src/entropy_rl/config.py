@@ -316,7 +316,8 @@ class PretrainConfig:
     min_greedy: float = 0.85
     """A base model whose held-out greedy accuracy ends below this has not learnt its task:
     train, demo and experiment refuse to run RL from it (a fine-tuned base model is judged by
-    its parent's). 0 accepts any base model."""
+    its parent's). 0 accepts any base model. It does not shape the base model, nor its cache
+    key: changing it reuses the cached one."""
     cache_dir: str = "runs/base_models"
     """Base models are saved here, one directory per (model, task, pretrain) config, and reused."""
 

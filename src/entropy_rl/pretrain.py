@@ -20,10 +20,10 @@
    of steps past it (at most `pretrain.max_steps` in all; a model that has not reached
    `cooldown_at` by `max_steps - cooldown_steps` cools down then). At the end the base model's
    validation metrics (sampled and greedy accuracy, pass@k, answer entropy) go into
-   pretrain.json with `learnt`: greedy accuracy >= `pretrain.min_greedy` (for a fine-tuned
+   pretrain.json with `learnt`: greedy accuracy >= the maker's `pretrain.min_greedy` (for a fine-tuned
    base model: its parent's verdict, as the fine-tune is meant to be wrong on part of the
-   prompts). RL refuses a base model that
-   has not learnt (`require_learnt`).
+   prompts). RL refuses a base model that has not learnt under its own min_greedy
+   (`require_learnt`; min_greedy is not in the cache key).
 """
 
 from __future__ import annotations

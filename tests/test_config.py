@@ -9,6 +9,7 @@ import yaml
 from entropy_rl import cli, runner
 from entropy_rl.config import (
     SCALE_DEFAULTS,
+    VERL_FIELDS,
     Config,
     ConfigError,
     ModelConfig,
@@ -267,3 +268,21 @@ def test_a_group_relative_estimator_refuses_a_group_of_one(estimator):
     assert message.startswith(f"train.group_size must be >= 2 for train.advantage={estimator}")
     assert "\n" not in message
     assert load_config(None, [f"train.advantage={estimator}", "train.group_size=2"])
+
+
+def test_a_field_named_as_verl_names_it_is_refused_with_ours_named(tmp_path):
+    assert set(VERL_FIELDS.values()) <= {name for name, _, _ in describe_fields()}
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["data.train_files=x.parquet"])
+    assert str(info.value) == (
+        "unknown config field 'data.train_files' (verl's name; ours is task.train_file)"
+    )
+    file = tmp_path / "verl.yaml"
+    file.write_text("actor_rollout_ref:\n  rollout:\n    n: 4\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"'actor_rollout_ref\.rollout\.n' \(verl's name; ours is train\.group_size\)",
+    ):
+        load_config(file)
+    with pytest.raises(ConfigError, match=r"^unknown config field 'data'$"):
+        load_config(None, ["data.shuffle=true"])

@@ -654,11 +654,65 @@ def _coerce(path: str, value: Any, annotation: Any) -> Any:
     )
 
 
-def _unknown(path: str, name: str, known: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(name, known, n=1)
+_ACTOR, _ROLLOUT = "actor_rollout_ref.actor.", "actor_rollout_ref.rollout."
+VERL_FIELDS = {
+    "data.train_files": "task.train_file",
+    "data.val_files": "task.val_file",
+    "data.prompt_key": "task.prompt_key",
+    "data.max_response_length": "task.max_response_tokens",
+    "data.train_batch_size": "train.prompts_per_step",
+    "actor_rollout_ref.model.path": "model.path",
+    "actor_rollout_ref.model.lora_rank": "model.lora_rank",
+    "actor_rollout_ref.model.lora_alpha": "model.lora_alpha",
+    "actor_rollout_ref.model.enable_gradient_checkpointing": "model.gradient_checkpointing",
+    f"{_ACTOR}optim.lr": "train.lr",
+    f"{_ACTOR}optim.weight_decay": "train.weight_decay",
+    f"{_ACTOR}grad_clip": "train.grad_clip",
+    f"{_ACTOR}ppo_epochs": "train.ppo_epochs",
+    f"{_ACTOR}clip_ratio_low": "loss.clip_low",
+    f"{_ACTOR}clip_ratio_high": "loss.clip_high",
+    f"{_ACTOR}entropy_coeff": "loss.entropy_coef",
+    f"{_ACTOR}loss_agg_mode": "loss.agg",
+    f"{_ACTOR}policy_loss.loss_mode": "loss.mode",
+    f"{_ACTOR}policy_loss.clip_cov_ratio": "loss.clip_cov_ratio",
+    f"{_ACTOR}policy_loss.clip_cov_lb": "loss.clip_cov_lb",
+    f"{_ACTOR}policy_loss.clip_cov_ub": "loss.clip_cov_ub",
+    f"{_ACTOR}policy_loss.kl_cov_ratio": "loss.kl_cov_ratio",
+    f"{_ACTOR}policy_loss.ppo_kl_coef": "loss.kl_cov_coef",
+    f"{_ROLLOUT}n": "train.group_size",
+    f"{_ROLLOUT}temperature": "train.temperature",
+    f"{_ROLLOUT}response_length": "task.max_response_tokens",
+    f"{_ROLLOUT}gpu_memory_utilization": "rollout.gpu_memory_utilization",
+    "algorithm.adv_estimator": "train.advantage",
+    "trainer.total_training_steps": "train.steps",
+    "trainer.save_freq": "train.save_every",
+    "trainer.test_freq": "eval.every",
+    "trainer.max_actor_ckpt_to_keep": "train.keep_checkpoints",
+}
+"""verl's name (its ppo_trainer.yaml) -> ours, for the fields that mean the same; an unknown
+field named as verl names it is refused with ours. Some values are spelled differently
+(verl's loss_agg_mode token-mean is our token_mean, its loss_mode vanilla our ppo, its
+reinforce_plus_plus our reinforce_pp). Not here, as nothing of ours means the same: verl's
+ppo_mini_batch_size (a size; train.mini_batches is a count) and max_prompt_length."""
+
+
+def _leaves(where: str, value: Any) -> list[str]:
+    """The dotted names of the leaf fields under `where` in a config tree."""
+    if not isinstance(value, dict):
+        return [where]
+    return [leaf for k, v in value.items() for leaf in _leaves(f"{where}.{k}", v)]
+
+
+def _unknown(path: str, name: str, known: list[str], value: Any = None) -> ConfigError:
     prefix = f"{path}." if path else ""
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
     where = f"{prefix}{name}"
+    for leaf in _leaves(where, value):
+        if leaf in VERL_FIELDS:
+            return ConfigError(
+                f"unknown config field '{leaf}' (verl's name; ours is {VERL_FIELDS[leaf]})"
+            )
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
     return ConfigError(f"unknown config field '{where}'{hint}")
 
 
@@ -668,7 +722,7 @@ def _build(cls: type, values: dict[str, Any], path: str = "") -> Any:
     kwargs = {}
     for name, value in values.items():
         if name not in hints:
-            raise _unknown(path, name, names)
+            raise _unknown(path, name, names, value)
         where = f"{path}.{name}" if path else name
         if dataclasses.is_dataclass(hints[name]):
             if not isinstance(value, dict):

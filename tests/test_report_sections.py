@@ -1,11 +1,13 @@
 """The report's sections on awkward inputs built by hand (no training): runs of different
 response lengths, and runs too short for a claim, which must say so without numpy warnings."""
 
+import json
 import math
 import warnings
 
 import numpy as np
 
+from entropy_rl.report.build import build_report
 from entropy_rl.report.data import RunData
 from entropy_rl.report.sections import section_positions
 from entropy_rl.report.stats import position_profile
@@ -45,3 +47,32 @@ def test_positions_section_takes_runs_of_different_response_lengths():
     assert len(kl_cov[2].split()) == 5 and kl_cov[3] == "1 1 1 1 1"
     assert "positions_sum3.png" in section.figures
     assert "padded" in " ".join(b[1] for b in section.blocks if b[0] == "text")
+
+
+def test_a_three_point_run_says_not_enough_data_without_numpy_warnings(tmp_path):
+    grpo = _run("grpo", 0, 3, 4)
+    clip_cov = _run("clip_cov", 0, 3, 4)  # one seed each, ending higher than GRPO
+    clip_cov = RunData(
+        **{
+            **clip_cov.__dict__,
+            "records": tuple({**r, "val/acc": r["val/acc"] + 0.1} for r in clip_cov.records),
+        }
+    )
+    probe = ({"step": 0, "dynamics/dH_actual": -0.1, "dynamics/dH_lemma1": -0.1},)
+    grpo = RunData(**{**grpo.__dict__, "records": grpo.records + probe})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        build_report([grpo, clip_cov], tmp_path, "t", "entropy-rl report")
+    verdicts = {v["claim"][:2]: v for v in json.loads((tmp_path / "verdicts.json").read_text())}
+    assert verdicts["1."]["detail"] == (
+        "not enough data: 3 entropy points in the longest reference run, need 6"
+    )
+    assert verdicts["2."]["status"] == "no data"
+    assert verdicts["2."]["detail"] == (
+        "not enough data: 3 validation points in the longest reference run, need 4"
+    )
+    assert verdicts["3."]["detail"] == "not enough data: 1 probe steps in the longest run, need 3"
+    assert verdicts["4."]["status"] == "no data"
+    assert "a gain needs 2+ seeds" in verdicts["4."]["detail"]
+    assert all(v["status"] != "did not hold" for v in verdicts.values())
+    assert "nan" not in (tmp_path / "report.md").read_text().lower()

@@ -82,6 +82,10 @@ def test_claim2_law_rule():
     assert v.law_status([0.5, 0.6], [0.01, 0.01]) == "did not hold"  # the law fits poorly
     assert v.law_status([0.9, math.nan], [0.02, math.nan]) == "held"  # NaN runs ignored
     assert v.law_status([], []) == "no data"
+    assert v.law_status([0.9], [math.nan]) == "no data"  # too few points for an early fit
+    assert v.law_verdict([0.9], [math.nan], 3).detail == (
+        "not enough data: 3 validation points in the longest reference run, need 4"
+    )
 
 
 def test_claim3_lemma1_and_positive_covariance_rules():

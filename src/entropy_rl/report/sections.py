@@ -17,7 +17,13 @@ from matplotlib.figure import Figure
 
 from entropy_rl.config import PretrainConfig
 from entropy_rl.core.control import CONTROL_TARGET, CONTROL_VALUE
-from entropy_rl.law import RELIABLE_MIN_POINTS, RELIABLE_MIN_R2, fit_size, forecast
+from entropy_rl.law import (
+    RELIABLE_MIN_POINTS,
+    RELIABLE_MIN_R2,
+    EntropyLawForecast,
+    fit_size,
+    forecast,
+)
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
     COV_POS_FRAC,
@@ -52,13 +58,12 @@ from entropy_rl.report.stats import (
 from entropy_rl.report.verdicts import (
     EARLY,
     HELD,
-    LAW_MAX_RMSE,
-    LAW_MIN_R2,
-    LEMMA1_MIN_CORR,
     MIN_GAIN_SE,
     NO_DATA,
     NOT_HELD,
     SATURATION,
+    SMOOTH_ACCURACY,
+    SMOOTH_ENTROPY,
     Verdict,
     algorithm_verdict,
     collapse_holds,
@@ -66,8 +71,9 @@ from entropy_rl.report.verdicts import (
     control_holds,
     control_rule,
     gain_holds,
-    law_status,
-    lemma1_status,
+    law_verdict,
+    lemma1_verdict,
+    not_enough,
     positive_cov_status,
     size_law_holds,
     size_law_rule,
@@ -169,8 +175,10 @@ def _claim1(runs: list[RunData], section: Section) -> Verdict:
         early, late = [], []
         for run in reference:
             shares = collapse_shares(
-                tuple(smoothed_at(run, ENTROPY_MEAN, f) for f in (0.0, EARLY, 1.0)),
-                tuple(smoothed_at(run, VAL_ACC, f, 3) for f in (0.0, SATURATION, 1.0)),
+                tuple(smoothed_at(run, ENTROPY_MEAN, f, SMOOTH_ENTROPY) for f in (0.0, EARLY, 1.0)),
+                tuple(
+                    smoothed_at(run, VAL_ACC, f, SMOOTH_ACCURACY) for f in (0.0, SATURATION, 1.0)
+                ),
             )
             if shares is None:
                 continue
@@ -194,12 +202,27 @@ def _claim1(runs: list[RunData], section: Section) -> Verdict:
     section.text(
         "Claim 1 counts as held when, on the reference runs, at least half the entropy drop "
         f"happens in the first {EARLY:.0%} of steps and at most a third of the accuracy gain "
-        f"comes after {SATURATION:.0%} of them (smoothed over 5 entropy / 3 accuracy points)."
+        f"comes after {SATURATION:.0%} of them (smoothed over {SMOOTH_ENTROPY} entropy / "
+        f"{SMOOTH_ACCURACY} accuracy points)."
     )
     detail = "; ".join(f"{t}: early drop {e}, late gain {g}" for t, e, g, _ in rows)
     return Verdict(
-        "1. Entropy collapses early and performance saturates", status(held, total), detail
+        "1. Entropy collapses early and performance saturates",
+        status(held, total),
+        detail or _claim1_no_data(runs),
     )
+
+
+def _claim1_no_data(runs: list[RunData]) -> str:
+    """Why no reference run gave claim 1 its shares: too few points, or nothing moved."""
+    reference = [r for task in _tasks(runs) for r in _reference(_main_runs(runs, task))]
+    most = {key: max(r.column(key)[1].size for r in reference) for key in (ENTROPY_MEAN, VAL_ACC)}
+    longest = "in the longest reference run"
+    if most[ENTROPY_MEAN] <= SMOOTH_ENTROPY:
+        return not_enough(most[ENTROPY_MEAN], SMOOTH_ENTROPY + 1, f"entropy points {longest}")
+    if most[VAL_ACC] <= SMOOTH_ACCURACY:
+        return not_enough(most[VAL_ACC], SMOOTH_ACCURACY + 1, f"validation points {longest}")
+    return "the entropy or the accuracy does not move in any reference run"
 
 
 # ---- 2. the law and its early forecast ------------------------------------------------------
@@ -223,7 +246,8 @@ def section_law(runs: list[RunData]) -> Section:
             rows.append(row[0])
             r2s.append(row[1])
             rmses.append(row[2])
-        grid = np.linspace(0, max(law_points(r)[0].max() for r in reference) * 1.05, 200)
+        top = np.concatenate([law_points(r)[0] for r in reference]).max()
+        grid = np.linspace(0, top * 1.05, 200)
         ax.plot(grid, pooled.predict(grid), color="k", label=f"law, pooled (R² {pooled.r2:.2f})")
         ax.axhline(
             pooled.ceiling, color="C3", ls="--", label=f"ceiling b-a = {pooled.ceiling_text()}"
@@ -259,19 +283,8 @@ def section_law(runs: list[RunData]) -> Section:
         + f"A ceiling is marked unreliable when its fit has fewer than {RELIABLE_MIN_POINTS} "
         f"points or R² below {RELIABLE_MIN_R2}."
     )
-    detail = (
-        f"mean R² {np.nanmean(r2s):.3f}, mean early-fit RMSE {np.nanmean(rmses):.3f} over "
-        f"{plural(len(r2s), 'run')} (held when R² >= {LAW_MIN_R2} and RMSE <= {LAW_MAX_RMSE})"
-        if r2s
-        else "no run with 3+ validation points"
-    )
-    section.verdicts.append(
-        Verdict(
-            "2. R = -a exp(H) + b fits, and predicts from an early fit",
-            law_status(r2s, rmses),
-            detail,
-        )
-    )
+    reference = [r for task in _tasks(runs) for r in _reference(_main_runs(runs, task))]
+    section.verdicts.append(law_verdict(r2s, rmses, max(law_points(r)[0].size for r in reference)))
     return section
 
 
@@ -298,7 +311,7 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float]:
     fit = fit_run(run)
     if fit is None:
         return (task, _run_label(run), *["–"] * 7), float("nan"), float("nan")
-    early = forecast(h, r) if fit_size(h.size) < h.size else None
+    early = _early_forecast(h, r)
     rmse = early.rmse_heldout if early else float("nan")
     return (
         (
@@ -309,12 +322,23 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float]:
             fit.ceiling_text(),
             f"{fit.r2:.3f}",
             early.n_fit if early else "–",
-            f"{rmse:.3f}",
+            f"{rmse:.3f}" if early else "–",
             f"{early.final_error:+.3f}" if early else "–",
         ),
         fit.r2,
         rmse,
     )
+
+
+def _early_forecast(h: np.ndarray, r: np.ndarray) -> EntropyLawForecast | None:
+    """The 15% early fit's forecast of the rest; None when too few points are left to
+    forecast or the early points cannot be fitted (constant entropy)."""
+    if fit_size(h.size) >= h.size:
+        return None
+    try:
+        return forecast(h, r)
+    except ValueError:
+        return None
 
 
 # ---- 3. Lemma 1 and the covariance --------------------------------------------------------
@@ -351,7 +375,7 @@ def section_lemma1(runs: list[RunData]) -> Section:
                 len(group),
                 fmt(run_corr, 2),
                 fmt([a["var_explained"] for a in agreements if a], 2),
-                f"{correlation(cov, actual):+.2f}",
+                _signed(correlation(cov, actual)),
             )
         )
     low, high = np.percentile(lemma_columns(with_probe)[0], [0.5, 99.5])
@@ -384,14 +408,8 @@ def section_lemma1(runs: list[RunData]) -> Section:
         "before and after each step's updates (several Adam steps, so not an infinitesimal "
         "step). The second panel uses the sampled-token batch covariance, a noisy estimate."
     )
-    section.verdicts.append(
-        Verdict(
-            "3. Covariance drives entropy change (Lemma 1)",
-            lemma1_status(corrs),
-            f"mean per-run correlation of Lemma 1 with the actual change {np.mean(corrs):.2f} "
-            f"over {plural(len(corrs), 'run')} (held when >= {LEMMA1_MIN_CORR})",
-        )
-    )
+    most_steps = max(r.column(DH_LEMMA1)[1].size for r in with_probe)
+    section.verdicts.append(lemma1_verdict(corrs, most_steps))
     return section
 
 
@@ -457,7 +475,7 @@ def section_interventions(runs: list[RunData]) -> Section:
     section = Section("5. Do the interventions stay on the GRPO curve, or rise above its ceiling?")
     rows, verdict_bits = [], []
     for task in _tasks(runs):
-        task_runs = _main_runs(runs, task)
+        task_runs = [r for r in _main_runs(runs, task) if law_points(r)[0].size]
         grpo = [r for r in task_runs if r.method == REFERENCE_METHOD]
         law = fit_pooled(grpo)
         if law is None or len(_methods(task_runs)) < 2:
@@ -588,12 +606,12 @@ def _size_analysis(runs: list[RunData], section: Section) -> Verdict:
                 for p in params
             ],
         )
-        usable = np.array([p for p in params if learnt[p]])
+        usable = np.array([p for p in params if learnt[p] and fits[p]])
         if len(usable) < 3:
             text = (
-                f"{task}: only {len(usable)} of {len(params)} sizes start from a base model that "
-                f"had learnt the task (greedy accuracy >= {UNLEARNT_GREEDY}); the others cannot "
-                "improve, so their a and b say nothing about size. No log-linear fit."
+                f"{task}: only {len(usable)} of {len(params)} sizes have a law fit and start "
+                f"from a base model that had learnt the task (greedy accuracy >= "
+                f"{UNLEARNT_GREEDY}); the others say nothing about size. No log-linear fit."
             )
             section.text(text)
             return Verdict(name, NO_DATA, text)
@@ -705,18 +723,9 @@ def _claim4(runs: list[RunData]) -> Verdict:
             group = [r for r in task_runs if r.method == method]
             if not group or not grpo:
                 continue
-            total += 1
-            parts, wins = [], 0
-            for key, label in FINAL_KEYS:
-                diff, se = diff_se(
-                    [end_value(r, key) for r in group], [end_value(r, key) for r in grpo]
-                )
-                if np.isfinite(diff):
-                    spread = f" ± {se:.3f}" if np.isfinite(se) else " (one seed: no error)"
-                    parts.append(f"{label} {diff:+.3f}{spread}")
-                    wins += key == VAL_ACC and gain_holds(diff, se)
-            held += wins > 0
-            bits.append(f"{task} {method} - GRPO: " + ", ".join(parts))
+            text, judged, won = _end_gains(group, grpo)
+            total, held = total + judged, held + won
+            bits.append(f"{task} {method} - GRPO: {text}")
     detail = (
         "; ".join(bits)
         + f" (± standard error over seeds; held when sampled accuracy gains > {MIN_GAIN_SE:g} SE)"
@@ -726,6 +735,24 @@ def _claim4(runs: list[RunData]) -> Verdict:
     return Verdict(
         "4. Clip-Cov and KL-Cov end with better accuracy than GRPO", status(held, total), detail
     )
+
+
+def _end_gains(group: list[RunData], grpo: list[RunData]) -> tuple[str, bool, bool]:
+    """Claim 4 on one method: its end accuracies minus GRPO's as text, whether the sampled
+    one can be judged (a gain needs a standard error, so 2+ seeds each side; a loss does
+    not), and whether it is a gain beyond MIN_GAIN_SE standard errors."""
+    parts, judged, won = [], False, False
+    why = f"not judged: no end {VAL_ACC}"
+    for key, label in FINAL_KEYS:
+        diff, se = diff_se([end_value(r, key) for r in group], [end_value(r, key) for r in grpo])
+        if not np.isfinite(diff):
+            continue
+        spread = f" ± {se:.3f}" if np.isfinite(se) else " (one seed: no error)"
+        parts.append(f"{label} {diff:+.3f}{spread}")
+        if key == VAL_ACC:
+            judged, won = bool(np.isfinite(se) or diff <= 0), gain_holds(diff, se)
+            why = "not judged: a gain needs 2+ seeds on each side"
+    return ", ".join(parts + ([] if judged else [why])), judged, won
 
 
 # ---- 8. entropy by position --------------------------------------------------------------------
@@ -876,6 +903,11 @@ def _control_figure(section: Section, task: str, runs: list[RunData]) -> None:
     )
     ax.legend(fontsize="small")
     section.figure(f"control_{task}.png", fig)
+
+
+def _signed(x: float) -> str:
+    """A signed number to two decimals, '–' for NaN."""
+    return f"{x:+.2f}" if np.isfinite(x) else "–"
 
 
 def _values(x: np.ndarray) -> str:

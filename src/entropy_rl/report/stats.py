@@ -12,6 +12,7 @@ from entropy_rl.law import EntropyLawFit, fit_entropy_law
 from entropy_rl.logs import record_columns
 from entropy_rl.metric_keys import COV_LOGP_ADV, DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
 from entropy_rl.report.data import RunData
+from entropy_rl.report.verdicts import LEMMA1_MIN_STEPS
 
 END_EVALS = 3
 """Validation points averaged for a run's end accuracy (single points carry sampling noise)."""
@@ -129,7 +130,7 @@ def lemma1_agreement(records: list[dict]) -> dict[str, float] | None:
     """Correlation of Lemma 1's predicted and the actual entropy change across steps, and the
     fraction of the actual change's variance it explains (1 - SS_res / SS_tot)."""
     pairs = record_columns(records, DH_ACTUAL, DH_LEMMA1)
-    if len(pairs) < 3 or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
+    if len(pairs) < LEMMA1_MIN_STEPS or np.std(pairs[:, 0]) == 0 or np.std(pairs[:, 1]) == 0:
         return None
     actual, predicted = pairs.T
     ss_tot = float(((actual - actual.mean()) ** 2).sum())

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from entropy_rl.law import MIN_POINTS
+
 HELD, PARTLY, NOT_HELD, NO_DATA = "held", "partly held", "did not hold", "no data"
 
 
@@ -28,10 +30,23 @@ def status(held: int, total: int) -> str:
     return HELD if held == total else PARTLY if held else NOT_HELD
 
 
+def not_enough(have: int, need: int, what: str) -> str:
+    """A verdict's detail when a claim lacks data: 'not enough data: 3 <what>, need 4'."""
+    return f"not enough data: {have} {what}, need {need}"
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[np.isfinite(x)]
+
+
 # ---- claim 1: entropy collapses early, performance saturates ------------------------------
 
 EARLY, SATURATION = 0.25, 0.5
 """Claim 1: share of the entropy drop by 25% of the steps; accuracy gain after 50%."""
+SMOOTH_ENTROPY, SMOOTH_ACCURACY = 5, 3
+"""Claim 1 reads entropy and accuracy as means over this many points around each fraction, so
+a run needs one point more than these for its start and end to differ."""
 MIN_EARLY_DROP = 0.5
 """Claim 1 holds on a task when at least this share of the entropy drop is done by EARLY..."""
 MAX_LATE_GAIN = 1 / 3
@@ -61,13 +76,38 @@ LAW_MIN_R2 = 0.7
 """Claim 2 holds when the per-run fits' mean R² reaches this..."""
 LAW_MAX_RMSE = 0.05
 """...and the 15% early fits predict the rest with a mean RMSE of at most this."""
+FORECAST_MIN_POINTS = MIN_POINTS + 1
+"""Validation points a run needs for claim 2's early fit: MIN_POINTS to fit, one to predict."""
 
 
 def law_status(r2s: Sequence[float], rmses: Sequence[float]) -> str:
-    """Claim 2 over the reference runs' fit R² and early-fit RMSE (NaN ignored)."""
-    if not len(r2s):
+    """Claim 2 over the reference runs' fit R² and early-fit RMSE (NaN ignored); no data
+    without a finite value of each."""
+    r2, rmse = _finite(r2s), _finite(rmses)
+    if not r2.size or not rmse.size:
         return NO_DATA
-    return status(int(np.nanmean(r2s) >= LAW_MIN_R2 and np.nanmean(rmses) <= LAW_MAX_RMSE), 1)
+    return status(int(r2.mean() >= LAW_MIN_R2 and rmse.mean() <= LAW_MAX_RMSE), 1)
+
+
+def law_verdict(r2s: Sequence[float], rmses: Sequence[float], most_points: int) -> Verdict:
+    """Claim 2 from the reference runs' fit R² and early-fit RMSE (NaN where a run has none)
+    and the validation points of the longest reference run."""
+    name = "2. R = -a exp(H) + b fits, and predicts from an early fit"
+    r2, rmse = _finite(r2s), _finite(rmses)
+    if not r2.size or not rmse.size:
+        if most_points < FORECAST_MIN_POINTS:
+            why = not_enough(
+                most_points, FORECAST_MIN_POINTS, "validation points in the longest reference run"
+            )
+        else:
+            why = "no reference run's early points could be fitted (constant entropy)"
+        return Verdict(name, NO_DATA, why)
+    detail = (
+        f"mean R² {r2.mean():.3f}, mean early-fit RMSE {rmse.mean():.3f}, over the "
+        f"{rmse.size} of {len(rmses)} reference runs with an early fit (held when "
+        f"R² >= {LAW_MIN_R2} and RMSE <= {LAW_MAX_RMSE})"
+    )
+    return Verdict(name, law_status(r2s, rmses), detail)
 
 
 # ---- claim 3: the covariance drives the entropy change ------------------------------------
@@ -75,6 +115,8 @@ def law_status(r2s: Sequence[float], rmses: Sequence[float]) -> str:
 LEMMA1_MIN_CORR = 0.5
 """Claim 3 holds when Lemma 1's prediction correlates at least this with the actual entropy
 change, on average over the runs."""
+LEMMA1_MIN_STEPS = 3
+"""Steps with both the actual and the predicted entropy change a run needs for a correlation."""
 MIN_POSITIVE_STEPS = 0.5
 """Claim 3b holds when more than this share of the steps has a positive batch covariance, on
 average over the runs."""
@@ -83,6 +125,24 @@ average over the runs."""
 def lemma1_status(corrs: Sequence[float]) -> str:
     """Claim 3 over the per-run correlations of Lemma 1 with the actual change."""
     return status(int(np.mean(corrs) >= LEMMA1_MIN_CORR), 1) if len(corrs) else NO_DATA
+
+
+def lemma1_verdict(corrs: Sequence[float], most_steps: int) -> Verdict:
+    """Claim 3 from the per-run correlations of Lemma 1 with the actual change (runs with
+    too few or constant steps have none) and the probe steps of the longest run."""
+    name = "3. Covariance drives entropy change (Lemma 1)"
+    if not len(corrs):
+        if most_steps < LEMMA1_MIN_STEPS:
+            why = not_enough(most_steps, LEMMA1_MIN_STEPS, "probe steps in the longest run")
+        else:
+            why = "the actual or the predicted entropy change is constant in every run"
+        return Verdict(name, NO_DATA, why)
+    return Verdict(
+        name,
+        lemma1_status(corrs),
+        f"mean per-run correlation of Lemma 1 with the actual change {np.mean(corrs):.2f} over "
+        f"{len(corrs)} run{'s' * (len(corrs) != 1)} (held when >= {LEMMA1_MIN_CORR})",
+    )
 
 
 def positive_cov_status(fractions: Sequence[float]) -> str:

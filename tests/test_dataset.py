@@ -118,3 +118,15 @@ def test_a_json_list_of_rows(tmp_path):
     listed.write_text(json.dumps([rows[0], 7]))
     with pytest.raises(DataError, match=r"row 2: expected a JSON object, got int"):
         load_problems(listed, "prompt", "answer")
+
+
+def test_without_a_val_file_the_held_out_rows_are_said(sums_jsonl):
+    """The hold-out of min(val_size, rows // 2) training rows is printed when a run starts
+    (`Task.notes`; the runner's print is checked in test_hf_model's run)."""
+    (note,) = _task(sums_jsonl).notes
+    assert note.startswith(
+        "task.val_file not set: holding out 6 of 12 rows of train.jsonl for validation "
+        "(task.val_size=256"
+    )
+    assert note.endswith("training on the other 6")
+    assert _task(sums_jsonl, val_file=str(sums_jsonl)).notes == ()

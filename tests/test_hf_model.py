@@ -28,6 +28,7 @@ def test_train_cli_with_model_dir_jsonl_and_math_reward(tmp_path, tiny_hf_model,
     assert [r["step"] for r in records] == [0, 1, 2]
     assert all("val/acc" in r and "reward/mean" in r for r in records)
     assert "model.path" not in result.stderr
+    assert "task.val_file not set: holding out 4 of 12 rows of train.jsonl" in result.stderr
     saved = (run / "config.yaml").read_text()
     assert str(tiny_hf_model) in saved and "reward: math" in saved
     base, _ = load_pretrained(tiny_hf_model)

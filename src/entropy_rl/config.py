@@ -227,12 +227,14 @@ class TaskConfig:
     """Seed of the held-out validation prompts; training prompts are drawn from the run's
     seed and never include a validation prompt."""
     val_size: int = 256
-    """Number of held-out validation prompts (dataset: taken from train_file when val_file is
-    empty, at most all of val_file otherwise)."""
+    """Number of held-out validation prompts (dataset: at most all of val_file; without
+    val_file, min(val_size, rows // 2) rows of train_file are held out and not trained on,
+    which the run says when it starts)."""
     train_file: str = ""
     """dataset: training prompts, a local .jsonl/.json or .parquet file (read with `datasets`)."""
     val_file: str = ""
-    """dataset: validation prompts, same format; empty: hold out val_size rows of train_file."""
+    """dataset: validation prompts, same format; empty: hold out min(val_size, rows // 2)
+    rows of train_file (drawn with task.seed; printed when the run starts)."""
     prompt_key: str = "prompt"
     """dataset: field of the prompt, a string or a list of chat messages ({role, content})."""
     answer_key: str = "answer"

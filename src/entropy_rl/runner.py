@@ -389,6 +389,9 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
     check_trackers(config.log)
     task = make_task(config.task)  # data and reward checked before the run directory exists
     reward = make_reward(config.task, task)
+    if dist.is_main:
+        for note in task.notes:
+            say(console, note)
     with contextlib.ExitStack() as held:
         _on_main(dist, _lock, held, run_dir, console)
         if resume and run_status(run_dir) == "done" and not continues(run_dir):

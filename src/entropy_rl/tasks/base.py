@@ -35,6 +35,8 @@ class Task(abc.ABC):
     max_response_tokens: int
     """Most tokens a response may take, eos excluded (a generated task: a correct response's
     length)."""
+    notes: tuple[str, ...] = ()
+    """Lines a run prints when it starts: what the task chose that the config did not say."""
 
     @abc.abstractmethod
     def validation_problems(self) -> list[Problem]:

@@ -186,7 +186,9 @@ class DatasetTask(Task):
 
     def __init__(self, config: TaskConfig, problems: list[Problem] | None = None) -> None:
         """The rows of config.train_file (and val_file); `problems` given instead, they are
-        the validation problems, all of them, and nothing is read (`entropy-rl eval --data`)."""
+        the validation problems, all of them, and nothing is read (`entropy-rl eval --data`).
+        Without val_file, min(val_size, rows // 2) rows of train_file, drawn with
+        config.seed, are held out for validation and never trained on (`notes` says so)."""
         self.max_response_tokens = config.max_response_tokens
         if problems is not None:
             self._train = self._val = list(problems)
@@ -204,6 +206,11 @@ class DatasetTask(Task):
             held_out = set(order[:n_val].tolist())
             self._val = [train[i] for i in sorted(held_out)]
             self._train = [p for i, p in enumerate(train) if i not in held_out]
+            self.notes = (
+                f"task.val_file not set: holding out {n_val} of {len(train)} rows of "
+                f"{Path(config.train_file).name} for validation (task.val_size={config.val_size}"
+                f", at most half the rows), training on the other {len(self._train)}",
+            )
 
     def validation_problems(self) -> list[Problem]:
         return list(self._val)

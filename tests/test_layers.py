@@ -32,12 +32,12 @@ ROOT = PACKAGE.parents[1]
 LAYERS = (
     # 0: no project imports beyond this layer
     ("layout", "metric_keys", "errors", "atomic", "law", "live_law", "rewards", "core"),
-    # 1: settings and the files a run writes
-    ("config", "lock", "logs", "rollout.registry"),
+    # 1: settings, the files a run writes, and reading any framework's logs
+    ("config", "lock", "logs", "readers", "rollout.registry"),
     # 2: tasks, and where their base models are cached
     ("tasks", "base_model_cache"),
-    # 3: reading runs: the report (never the training stack)
-    ("report",),
+    # 3: reading runs: the report and the watcher (never the training stack)
+    ("report", "watch"),
     # 4: the end-of-run summary: the report's figures and statistics of one run
     ("summary",),
     # 5: models, rollouts, ranks, diagnostics, checkpoints
@@ -172,6 +172,8 @@ def test_core_imports_torch_and_itself_only():
         "entropy_rl.config",
         "entropy_rl.base_model_cache",
         "entropy_rl.layout",
+        "entropy_rl.readers",
+        "entropy_rl.watch",
     ],
 )
 def test_reading_runs_imports_no_torch(module):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from entropy_rl.logs import (
+from entropy_rl.readers import (
     LogFormatError,
     read_entropy_reward,
     read_log_columns,
@@ -86,8 +86,8 @@ def test_csv_wandb_export_ignores_min_max_columns(tmp_path):
     path.write_text("\n".join([head, *rows]) + "\n")
     series = read_entropy_reward(path)
     assert (series.entropy_key, series.reward_key, series.step_key) == (
-        "actor/entropy",
-        "val/acc",
+        "grpo-7b - actor/entropy",
+        "grpo-7b - val/acc",
         "Step",
     )
     np.testing.assert_allclose(series.entropy, [0.7, 0.5, 0.4])
@@ -159,7 +159,7 @@ def test_missing_key_lists_available_keys(tmp_path):
 def test_no_candidate_key_lists_tried_and_available(tmp_path):
     records = [{"step": i, "ent": 0.5, "acc": 0.1 * i} for i in range(5)]
     message = _error(_write_jsonl(tmp_path / "run.jsonl", records))
-    assert "no entropy key found (tried entropy, entropy/mean, actor/entropy)" in message
+    assert "no entropy key found (tried entropy/mean, actor/entropy, train/entropy" in message
     assert "'ent'" in message
 
 
@@ -187,7 +187,7 @@ def test_ambiguous_dashboard_key(tmp_path):
 
 def test_missing_file_and_directory(tmp_path):
     assert "no such file" in _error(tmp_path / "nope.jsonl")
-    assert "is a directory" in _error(tmp_path)
+    assert "no log in it" in _error(tmp_path)
 
 
 def test_trainer_state_json_log_history(tmp_path):

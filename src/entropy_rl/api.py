@@ -21,8 +21,8 @@ from typing import Any
 from entropy_rl.config import Config, load_config, override
 from entropy_rl.law import DEFAULT_CI_LEVEL, EntropyLawFit, fit_entropy_law
 from entropy_rl.layout import METRICS_FILE
-from entropy_rl.logs import read_entropy_reward, read_records
-from entropy_rl.metric_keys import ENTROPY_MEAN, VAL_ACC
+from entropy_rl.logs import read_records
+from entropy_rl.readers import read_entropy_reward
 
 
 def default_run_dir(config: Config) -> Path:
@@ -43,7 +43,8 @@ def train(
         config: a `Config`, a YAML file's path, or None for the defaults.
         run_dir: a new run directory (default: runs/<loss.mode>-<timestamp>).
         overrides: `section.field=value` strings applied on top of `config`.
-        show_progress: the progress display (on stderr) and the final summary table.
+        show_progress: the progress display (on stderr); the summary table goes to stdout
+            either way.
     A run stopped by Ctrl-C returns {"stopped_at": step}; continue it with `resume`.
     """
     from entropy_rl import runner  # torch and transformers from here on
@@ -95,14 +96,13 @@ def fit_log(
     entropy_key: str | None = None,
     reward_key: str | None = None,
     *,
+    preset: str | None = None,
     ci_level: float = DEFAULT_CI_LEVEL,
 ) -> EntropyLawFit:
-    """The entropy-performance law fitted on a run directory or a log (`entropy-rl fit`'s
-    formats: JSONL, CSV, TRL's trainer_state.json). Keys default as in `entropy-rl fit`; a
-    run directory is fitted on entropy/mean and val/acc."""
-    path = _metrics_path(source)
-    if Path(source).is_dir():
-        entropy_key = entropy_key or ENTROPY_MEAN
-        reward_key = reward_key or VAL_ACC
-    series = read_entropy_reward(path, entropy_key, reward_key)
+    """The entropy-performance law fitted on any log `entropy-rl fit` reads: a run directory,
+    JSONL, CSV, a TRL trainer_state.json or output directory, TensorBoard events, a W&B run,
+    verl's console or file log (`entropy_rl.readers`). Keys default as in `entropy-rl fit`:
+    `preset` ("entropy_rl", "verl", "trl", "openrlhf"), else the first preset the log
+    matches."""
+    series = read_entropy_reward(source, entropy_key, reward_key, preset=preset)
     return fit_entropy_law(series.entropy, series.reward, ci_level=ci_level)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the rest is imported where used, so that Ctrl-C finds `main
     from rich.table import Table
 
     from entropy_rl import law
-    from entropy_rl.logs import LogSeries
+    from entropy_rl.readers import LogSeries
 
 USAGE_ERROR = 2
 """Exit code of a user error, as argparse uses for its own."""
@@ -37,15 +37,34 @@ where H is the policy entropy and R the validation performance at the same step.
 a, b, the ceiling b - a (R at H = 0) with a confidence interval, and the paper's test:
 fit the first part of the run and predict the rest. Writes a figure and a JSON summary.
 
-LOG is JSON lines (one object per line), CSV (a header row; Weights & Biases exports
-work) or a Hugging Face / TRL trainer_state.json (its log_history). Records lacking either
-key are skipped, so a validation score logged every few steps is fine.
+LOG is any of: our run directory or its metrics.jsonl; TensorBoard event files or their
+folder (verl, TRL, OpenRLHF); a Weights & Biases run directory (offline or synced) or its
+.wandb file; a TRL trainer_state.json, checkpoint or output directory; verl's console
+output (saved with tee) or file-logger JSONL; any JSON lines or CSV (W&B exports work).
+Records lacking either key are skipped, so a validation score logged every few steps is
+fine; records of the same step are merged.
 
-example:
-  entropy-rl fit examples/synthetic_grpo_log.jsonl --out runs/demo-fit
-  entropy-rl fit wandb_export.csv --entropy-key actor/entropy --reward-key val/acc --json
-  entropy-rl fit output/checkpoint-500/trainer_state.json --reward-key eval_reward
+Keys: --entropy-key / --reward-key / --step-key when given (K may hold * for any text);
+else those of the --from preset; else of the first preset whose keys the log has:
+{presets}
+
+examples:
+  entropy-rl fit runs/demo/grpo
+  entropy-rl fit checkpoints/gsm8k/qwen-grpo/verl_console.log --from verl
+  entropy-rl fit tensorboard_log/gsm8k/qwen-grpo --reward-key 'val-core/openai/gsm8k/acc/mean@8'
+  entropy-rl fit trl-output/runs --json
+  entropy-rl fit wandb/offline-run-20261203_120000-abc123
 """
+
+
+def _presets_text() -> str:
+    """One line per preset: its H keys and R keys, as `--help` shows them."""
+    from entropy_rl.readers import PRESETS
+
+    return "\n".join(
+        f"  {p.name:<11} H: {', '.join(p.entropy)}\n  {'':<11} R: {', '.join(p.reward)}"
+        for p in PRESETS.values()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,34 +174,52 @@ def _error(command: str, err: BaseException) -> int:
 # --- fit -------------------------------------------------------------------------------
 
 
-def _add_fit(subparsers: argparse._SubParsersAction) -> None:
-    """Register `entropy-rl fit`."""
-    from entropy_rl import law
-    from entropy_rl.logs import ENTROPY_KEYS, REWARD_KEYS, STEP_KEYS
+def _add_key_args(p: argparse.ArgumentParser) -> None:
+    """--from and the key options of the commands that read logs (fit, report, watch)."""
+    from entropy_rl.readers import PRESETS
 
-    p = subparsers.add_parser(
-        "fit",
-        help="fit R = -a*exp(H) + b to a training log and forecast from its start",
-        description=FIT_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("log", type=Path, metavar="LOG", help="training log, .jsonl or .csv")
     p.add_argument(
-        "--entropy-key",
-        metavar="K",
-        help=f"key of the policy entropy H (default: first present of {', '.join(ENTROPY_KEYS)})",
+        "--from",
+        dest="preset",
+        choices=tuple(PRESETS),
+        help="the framework that wrote the log, for its key names (default: the first preset "
+        "whose entropy and performance keys the log has, in the order listed)",
+    )
+    p.add_argument(
+        "--entropy-key", metavar="K", help="key of the policy entropy H (default: the preset's)"
     )
     p.add_argument(
         "--reward-key",
         metavar="K",
-        help=f"key of the performance R (default: first present of {', '.join(REWARD_KEYS)})",
+        help="key of the performance R, validation accuracy or reward (default: the preset's)",
     )
     p.add_argument(
         "--step-key",
         metavar="K",
-        help=f"key of the training step (default: first present of {', '.join(STEP_KEYS)}, "
-        "else the record index)",
+        help="key of the training step (default: the format's own step, TensorBoard's and "
+        "W&B's; else the preset's step key, or step, Step, _step, global_step; else the "
+        "record index)",
     )
+
+
+def _add_fit(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl fit`."""
+    from entropy_rl import law
+
+    p = subparsers.add_parser(
+        "fit",
+        help="fit R = -a*exp(H) + b to a training log and forecast from its start",
+        description=FIT_DESCRIPTION.format(presets=_presets_text()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "log",
+        type=Path,
+        metavar="LOG",
+        help="a run directory, TensorBoard events, a W&B run, a trainer_state.json, a verl "
+        "console log, JSONL or CSV (see above)",
+    )
+    _add_key_args(p)
     p.add_argument(
         "--fit-fraction",
         type=float,
@@ -213,11 +250,13 @@ def _run_fit(args: argparse.Namespace) -> int:
     """Handle `entropy-rl fit`."""
     from entropy_rl import law
     from entropy_rl.atomic import write_atomic
-    from entropy_rl.logs import read_entropy_reward
+    from entropy_rl.readers import read_entropy_reward
     from entropy_rl.report.figures import plot_entropy_law  # matplotlib only when needed
 
     try:
-        series = read_entropy_reward(args.log, args.entropy_key, args.reward_key, args.step_key)
+        series = read_entropy_reward(
+            args.log, args.entropy_key, args.reward_key, args.step_key, preset=args.preset
+        )
         fit = law.fit_entropy_law(series.entropy, series.reward, ci_level=args.ci_level)
         n_fit = law.fit_size(fit.n, args.fit_fraction)
         forecast = None
@@ -249,6 +288,9 @@ def _fit_summary(
     """JSON-ready record of a fit and its forecast (None, with the reason, if too few points)."""
     summary: dict[str, object] = {
         "log": str(log),
+        "source": str(series.source),
+        "format": series.kind,
+        "preset": series.preset,
         "keys": {
             "entropy": series.entropy_key,
             "reward": series.reward_key,
@@ -288,7 +330,11 @@ def _print_fit(summary: dict) -> None:
     table.add_row("R²", f"{fit['r2']:.4f}")
     table.add_row("RMSE", f"{fit['rmse']:.4f}")
     table.add_row("points", str(fit["n"]))
-    table.add_row("keys", f"H: {keys['entropy']}, R: {keys['reward']}, step: {keys['step']}")
+    table.add_row("read", f"{summary['source']} ({summary['format']})")
+    preset = f" (preset {summary['preset']})" if summary["preset"] else ""
+    table.add_row(
+        "keys", f"H: {keys['entropy']}, R: {keys['reward']}, step: {keys['step']}{preset}"
+    )
     console.print(table)
     console.print(_forecast_table(summary))
     for path in summary["outputs"].values():
@@ -325,6 +371,146 @@ def _forecast_table(summary: dict) -> Table | str:
         f"{forecast['final_error']:+.4f} (predicted - actual, step {final_step:g})",
     )
     return table
+
+
+# --- watch -----------------------------------------------------------------------------
+
+WATCH_DESCRIPTION = """\
+Follow one or more training logs while they grow and print, for every new evaluation, the
+step, H, R, the law R = -a*exp(H) + b fitted on the evaluations so far (from 5 on), its
+ceiling b - a with its 95% interval, the forecast gain left (the interval's upper end minus
+the best R so far) and a status: ok, or the alarms that hold. PATH is any log `entropy-rl
+fit` reads (a run directory, TensorBoard events, a W&B run directory, a verl console or
+file log, a TRL output directory, JSONL, CSV); one that does not exist yet is waited for.
+
+alarms (H_0: the entropy at the first evaluation; H: at the latest):
+  collapse    at least --collapse-spent of H_0 is spent (1 - H/H_0) while the law is
+              reliable and its forecast gain left is below --collapse-gain
+  explosion   H > (1 + --explosion-rise) * H_0, or H rose at each of the last
+              --explosion-window evaluations, by more than --explosion-rise * H_0 in all
+  saturation  the law is reliable and its forecast gain left is below --min-gain: the
+              rule of train.stop_at_saturation (the same function)
+A reliable law: 5 evaluations or more and R² >= 0.8.
+
+exit codes: 0 done (--once, or --idle-timeout reached), 2 a log that cannot be read or a
+bad option, 3 collapse, 4 explosion, 5 saturation (each only when named in --exit-on),
+130 Ctrl-C.
+
+examples:
+  entropy-rl watch runs/grpo-20261203-101500
+  entropy-rl watch tensorboard_log/gsm8k/qwen-grpo --exit-on collapse,explosion
+  entropy-rl watch verl_console.log --from verl --json --tensorboard tensorboard_log/law
+  entropy-rl watch runs/exp/*/metrics.jsonl --once
+"""
+
+
+def _add_watch(subparsers: argparse._SubParsersAction) -> None:
+    """Register `entropy-rl watch`."""
+    from entropy_rl.watch import ALARMS, Options, Rules
+
+    rules, options = Rules(), Options()
+    p = subparsers.add_parser(
+        "watch",
+        help="follow live logs: the law, its ceiling and alarms (collapse, explosion, saturation)",
+        description=WATCH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="logs to follow")
+    _add_key_args(p)
+    p.add_argument(
+        "--exit-on",
+        default="",
+        metavar="LIST",
+        help=f"stop with the alarm's exit code when one of these fires: a comma-separated "
+        f"subset of {','.join(ALARMS)} (default: none, only report)",
+    )
+    p.add_argument(
+        "--collapse-spent", type=float, default=rules.collapse_spent, metavar="F",
+        help="share of the start entropy spent for a collapse (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--collapse-gain", type=float, default=rules.collapse_gain, metavar="G",
+        help="forecast gain left below which a spent entropy is a collapse (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--explosion-rise", type=float, default=rules.explosion_rise, metavar="F",
+        help="rise, as a share of the start entropy, for an explosion (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--explosion-window", type=int, default=rules.explosion_window, metavar="N",
+        help="evaluations of steady rise for an explosion (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-gain", type=float, default=rules.min_gain, metavar="G",
+        help="forecast gain left below which the run is saturated, as "
+        "train.saturation_min_gain (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--interval", type=float, default=options.interval, metavar="S",
+        help="seconds between reads of the logs (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--idle-timeout", type=float, default=options.idle_timeout, metavar="S",
+        help="stop (exit 0) after this many seconds without a new evaluation; 0: never "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--once", action="store_true",
+        help="read each log once, report every evaluation in it, and stop",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="one JSON object per evaluation")
+    p.add_argument(
+        "--tensorboard", type=Path, metavar="DIR",
+        help="also write the law's law/* scalars, at each evaluation's step, to TensorBoard "
+        "event files in DIR (one subfolder per log when several); point TensorBoard at a "
+        "folder above it and your own runs to see them side by side",
+    )  # fmt: skip
+    p.set_defaults(handler=_run_watch)
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    """Handle `entropy-rl watch`."""
+    from entropy_rl.readers import LogFormatError
+    from entropy_rl.watch import ALARMS, Follower, Options, Rules, watch
+
+    exit_on = tuple(k.strip() for k in args.exit_on.split(",") if k.strip())
+    problem = _watch_problem(args, exit_on, ALARMS)
+    if problem:
+        return _error("watch", ValueError(problem))
+    rules = Rules(
+        args.collapse_spent, args.collapse_gain, args.explosion_rise, args.explosion_window,
+        args.min_gain,
+    )  # fmt: skip
+    options = Options(
+        rules, exit_on, args.interval, args.once, args.idle_timeout, args.json, args.tensorboard
+    )
+    keys = {
+        "entropy_key": args.entropy_key,
+        "reward_key": args.reward_key,
+        "step_key": args.step_key,
+        "preset": args.preset,
+    }
+    followers = [Follower(path, keys) for path in args.paths]
+    try:
+        return watch(followers, options, sys.stdout, lambda text: print(text, file=sys.stderr))
+    except LogFormatError as err:
+        return _error("watch", err)
+
+
+def _watch_problem(args: argparse.Namespace, exit_on: tuple[str, ...], alarms) -> str | None:
+    """What is wrong with watch's options, or None."""
+    unknown = [k for k in exit_on if k not in alarms]
+    if unknown:
+        return f"--exit-on takes {','.join(alarms)}, got {','.join(unknown)}"
+    if not 0.0 < args.collapse_spent <= 1.0:
+        return f"--collapse-spent must be in (0, 1], got {args.collapse_spent:g}"
+    if args.explosion_window < 1:
+        return f"--explosion-window must be >= 1, got {args.explosion_window}"
+    for name in ("collapse_gain", "explosion_rise", "min_gain", "interval", "idle_timeout"):
+        value = getattr(args, name)
+        if not value >= 0.0 or value == float("inf"):
+            return f"--{name.replace('_', '-')} must be a finite number >= 0, got {value:g}"
+    return None
 
 
 # --- train / pretrain / demo -----------------------------------------------------------
@@ -652,20 +838,20 @@ figures as PNG and verdicts.json, testing the paper's claims on the given runs:
   7. start/end accuracy (sampled, greedy, pass@k), entropy and ceiling per method
   8. entropy by response position at the start and the end
 Each INPUT is an experiment directory (from `entropy-rl experiment`), a run directory (from
-`entropy-rl train`), or a log `entropy-rl fit` reads (JSONL, CSV, a TRL trainer_state.json);
-sections without data in the inputs say so.
+`entropy-rl train`), or any log `entropy-rl fit` reads (TensorBoard events, a W&B run, a
+TRL trainer_state.json or output directory, verl's console or file log, JSONL, CSV; keys
+as `entropy-rl fit` finds them); sections without data in the inputs say so.
 
 example:
   entropy-rl report runs/paper_small --out docs/results/paper_small
   entropy-rl report runs/demo/grpo runs/demo/kl_cov --out runs/demo/report
   entropy-rl report output/checkpoint-500/trainer_state.json --out trl-report
+  entropy-rl report tensorboard_log/gsm8k/grpo tensorboard_log/gsm8k/klcov --from verl --out r
 """
 
 
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
     """Register `entropy-rl report`."""
-    from entropy_rl.logs import ENTROPY_KEYS, REWARD_KEYS
-
     p = subparsers.add_parser(
         "report",
         help="HTML report of the paper's claims over runs, experiments or logs",
@@ -675,16 +861,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="runs or logs")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="report directory")
     p.add_argument("--title", default="Entropy mechanism report", help="heading of the report")
-    p.add_argument(
-        "--entropy-key",
-        metavar="KEY",
-        help=f"entropy key of log-file inputs (default: first of {', '.join(ENTROPY_KEYS)})",
-    )
-    p.add_argument(
-        "--reward-key",
-        metavar="KEY",
-        help=f"performance key of log-file inputs (default: first of {', '.join(REWARD_KEYS)})",
-    )
+    _add_key_args(p)
     p.set_defaults(handler=_run_report)
 
 
@@ -695,7 +872,9 @@ def _run_report(args: argparse.Namespace) -> int:
     from entropy_rl.report.data import experiment_notes, load_inputs, plural
 
     try:
-        runs = load_inputs(args.inputs, args.entropy_key, args.reward_key)
+        runs = load_inputs(
+            args.inputs, args.entropy_key, args.reward_key, args.step_key, preset=args.preset
+        )
     except ConfigError as err:
         return _error("report", err)
     command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"
@@ -808,5 +987,6 @@ SUBCOMMANDS = (
     _add_experiment,
     _add_report,
     _add_fit,
+    _add_watch,
 )
 """Registrars of the subcommands, in --help order."""

@@ -1,9 +1,11 @@
 """The entropy-performance law fitted live, on a run's evaluation points so far.
 
-One computation, `live_law` (called once per evaluation row), serves four readers: the
+One computation, `live_law` (called once per evaluation row), serves five readers: the
 `law/*` keys of every evaluation row of metrics.jsonl, the ceiling of the progress display
-(which reads those keys), the saturation stop rule of `train.stop_at_saturation`, and
-scripts/saturation_replay.py, which replays that rule over finished runs. The fit is `law.fit_entropy_law` (closed-form least squares: microseconds on
+(which reads those keys), the saturation stop rule of `train.stop_at_saturation`,
+`entropy-rl watch` (which applies the same rule to any framework's log, beside the
+collapse and explosion alarms below), and scripts/saturation_replay.py, which replays the
+rule over finished runs. The fit is `law.fit_entropy_law` (closed-form least squares: microseconds on
 a few hundred points), on the same points as the end-of-run fit: `entropy/mean` and
 `val/acc` of each evaluation row where both are numbers.
 
@@ -14,11 +16,20 @@ The upper end makes the rule cautious: it stops only when even the optimistic en
 interval leaves less than the threshold to win. Departure from the paper: the paper uses
 the ceiling as a forecast after the fact, not as a stopping rule.
 
+The alarms of `entropy-rl watch`, on the evaluation points so far (H_0 the first one's
+entropy, H the last one's):
+- collapse (`collapse`): at least `spent` of the start entropy is gone (1 - H / H_0 >=
+  spent) while a reliable fit's forecast gain left is below `min_gain`: the entropy that
+  pays for exploration is spent and the law says little is left to win.
+- explosion (`explosion`): H above (1 + rise) * H_0, or H rose at each of the last
+  `window` evaluations and by more than rise * H_0 over them.
+
 numpy (through `law`) and the standard library only: no torch, no I/O.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -124,3 +135,53 @@ def live_law(
     fit = fit_so_far(points)
     verdict = None if min_gain is None else saturation(fit, points, min_gain)
     return points, law_metrics(fit), verdict
+
+
+COLLAPSE_SPENT = 0.7
+"""Share of the start entropy spent from which `collapse` may fire. The embedded task's
+GRPO runs spend 71-78% of it (shared/TOY-SETTING.md); the paper's spend over 90%."""
+COLLAPSE_MIN_GAIN = 0.05
+"""Forecast gain left below which `collapse` fires, in units of R: five times the
+saturation stop's default, so it warns before a run saturates."""
+EXPLOSION_RISE = 0.1
+"""Rise of the entropy, as a share of the start entropy, that `explosion` calls a rise."""
+EXPLOSION_WINDOW = 5
+"""Evaluations of steady rise that `explosion` calls steady."""
+
+
+def collapse(
+    fit: EntropyLawFit | None,
+    points: Sequence[Point],
+    spent: float = COLLAPSE_SPENT,
+    min_gain: float = COLLAPSE_MIN_GAIN,
+) -> str | None:
+    """Why the run's entropy has collapsed with little left to gain (see the module
+    docstring), or None."""
+    if fit is None or not fit.reliable or points[0][0] <= 0.0:
+        return None
+    start, now = points[0][0], points[-1][0]
+    share = 1.0 - now / start
+    gain = gain_left(fit, points)
+    if share < spent or gain >= min_gain:
+        return None
+    return (
+        f"{share:.0%} of the start entropy {start:.3f} spent (H {now:.3f}) and the forecast "
+        f"gain left is {gain:.3f} < {min_gain:g}"
+    )
+
+
+def explosion(
+    points: Sequence[Point], rise: float = EXPLOSION_RISE, window: int = EXPLOSION_WINDOW
+) -> str | None:
+    """Why the run's entropy is exploding (see the module docstring), or None."""
+    start, now = points[0][0], points[-1][0]
+    if now > (1.0 + rise) * start:
+        return f"H {now:.3f} is over {1.0 + rise:g} x the start entropy {start:.3f}"
+    recent = [h for h, _ in points[-window - 1 :]]
+    steady = len(recent) == window + 1 and all(b > a for a, b in itertools.pairwise(recent))
+    if steady and recent[-1] - recent[0] > rise * start:
+        return (
+            f"H rose at each of the last {window} evaluations, {recent[0]:.3f} -> "
+            f"{recent[-1]:.3f} (more than {rise:g} x the start entropy {start:.3f})"
+        )
+    return None

@@ -21,7 +21,7 @@ from entropy_rl.law import (
     forecast,
 )
 from entropy_rl.layout import DYNAMICS_PLOT, LAW_PLOT, METRICS_FILE, SUMMARY_FILE
-from entropy_rl.logs import read_entropy_reward, read_records
+from entropy_rl.logs import read_records
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
     ENTROPY_MEAN,
@@ -30,6 +30,7 @@ from entropy_rl.metric_keys import (
     VAL_ACC,
     VAL_ACC_GREEDY,
 )
+from entropy_rl.readers import read_entropy_reward
 from entropy_rl.report.figures import plot_entropy_law, plot_run_dynamics
 from entropy_rl.report.stats import lemma1_agreement
 

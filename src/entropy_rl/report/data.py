@@ -15,8 +15,9 @@ from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, load_config
 from entropy_rl.core import PolicyLossConfig
 from entropy_rl.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRETRAIN_FILE
-from entropy_rl.logs import LogFormatError, read_entropy_reward, read_records, record_columns
+from entropy_rl.logs import read_records, record_columns
 from entropy_rl.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
+from entropy_rl.readers import LogFormatError, read_entropy_reward
 
 REFERENCE_METHOD = "grpo"
 """The method whose runs the law is fitted on, and the others compared with."""
@@ -100,10 +101,11 @@ def load_run_dir(run_dir: Path, labels: dict[str, Any] | None = None) -> RunData
     )
 
 
-def load_log(path: Path, entropy_key: str | None = None, reward_key: str | None = None) -> RunData:
-    """A log `entropy-rl fit` accepts (JSONL, CSV, trainer_state.json): entropy and
-    performance only (keys as `entropy-rl fit` finds them), labelled by the file name."""
-    series = read_entropy_reward(path, entropy_key, reward_key)
+def load_log(path: Path, **keys: str | None) -> RunData:
+    """Any log `entropy-rl fit` reads (`entropy_rl.readers`): entropy and performance only,
+    keys as `entropy-rl fit` finds them (`keys`: entropy_key, reward_key, step_key, preset),
+    labelled by the file or folder name."""
+    series = read_entropy_reward(path, **keys)
     records = [
         {STEP: float(s), ENTROPY_MEAN: float(h), VAL_ACC: float(r)}
         for s, h, r in zip(series.steps, series.entropy, series.reward, strict=True)
@@ -130,30 +132,41 @@ def _experiment_runs(directory: Path, manifest: Path) -> list[RunData]:
 
 
 def load_inputs(
-    paths: list[Path], entropy_key: str | None = None, reward_key: str | None = None
+    paths: list[Path],
+    entropy_key: str | None = None,
+    reward_key: str | None = None,
+    step_key: str | None = None,
+    *,
+    preset: str | None = None,
 ) -> list[RunData]:
-    """Every run named by `paths`: experiment directories, run directories or log files
-    (read with the given keys, default: as `entropy-rl fit` finds them).
+    """Every run named by `paths`: experiment directories, run directories or any other log
+    (`load_log`, read with the given keys and preset, default: as `entropy-rl fit` finds
+    them).
 
     Raises:
-        ConfigError: A path that is none of these, or a log that cannot be read.
+        ConfigError: A path that holds none of these, or a log that cannot be read.
     """
+    keys = {
+        "entropy_key": entropy_key,
+        "reward_key": reward_key,
+        "step_key": step_key,
+        "preset": preset,
+    }
     runs: list[RunData] = []
     for path in paths:
         if (path / MANIFEST_FILE).is_file():
             runs += _experiment_runs(path, path / MANIFEST_FILE)
         elif (path / CONFIG_FILE).is_file() and (path / METRICS_FILE).is_file():
             runs.append(load_run_dir(path))
-        elif path.is_file():
-            try:
-                runs.append(load_log(path, entropy_key, reward_key))
-            except LogFormatError as err:
-                raise ConfigError(f"{err} (--entropy-key / --reward-key name the keys)") from None
         else:
-            raise ConfigError(
-                f"{path}: not an experiment directory ({MANIFEST_FILE}), a run directory "
-                f"({CONFIG_FILE} and {METRICS_FILE}) or a log file"
-            )
+            try:
+                runs.append(load_log(path, **keys))
+            except LogFormatError as err:
+                raise ConfigError(
+                    f"{err} (not an experiment directory ({MANIFEST_FILE}) or a run directory "
+                    f"({CONFIG_FILE} and {METRICS_FILE}) either; --from, --entropy-key and "
+                    "--reward-key name the keys)"
+                ) from None
     if not runs:
         raise ConfigError("no runs with metrics found in " + ", ".join(map(str, paths)))
     return runs

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from entropy_rl.atomic import write_atomic
 from entropy_rl.law import EntropyLawFit, EntropyLawForecast
-from entropy_rl.logs import LogSeries, record_columns
+from entropy_rl.logs import record_columns
 from entropy_rl.metric_keys import (
     COV_LOGP_ADV,
     DH_ACTUAL,
@@ -27,6 +27,7 @@ from entropy_rl.metric_keys import (
     VAL_ACC_GREEDY,
     VAL_PASS_AT_K,
 )
+from entropy_rl.readers import LogSeries
 
 FIGSIZE = (15.0, 4.6)
 """Inches, width by height, of the three-panel figure."""

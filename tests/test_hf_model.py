@@ -59,6 +59,26 @@ def test_missing_or_non_model_dir_is_one_line_exit_2(tmp_path, capsys, sums_json
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_model_saved_without_its_tokenizer_is_one_line_exit_2(tmp_path, capsys, sums_jsonl):
+    """transformers would make an empty tokenizer of the model's family and the run die in a
+    reshape; train and eval refuse it, naming the directory and the fix, before a run exists."""
+    from entropy_rl.config import ModelConfig
+    from entropy_rl.models import build_model
+
+    shape = ModelConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+    model_dir = tmp_path / "no_tokenizer"
+    build_model(shape, 16, max_positions=16, seed=0).save_pretrained(model_dir)
+    run = tmp_path / "run"
+    args = ["--run-dir", str(run), "--model", str(model_dir), f"task.train_file={sums_jsonl}"]
+    code, err = _main(capsys, *args, *HF_TINY)
+    fix = f"tokenizer.save_pretrained('{model_dir}')"
+    assert code == 2 and len(err.splitlines()) == 1 and not run.exists()
+    assert f"{model_dir} holds a model but no tokenizer" in err and fix in err
+    assert cli.main(["eval", str(model_dir), "--data", str(sums_jsonl)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no tokenizer" in err and fix in err
+
+
 def test_bad_row_stops_before_training(tmp_path, capsys, tiny_hf_model):
     rows = [{"prompt": "1+1=", "answer": "2"}, {"prompt": "1+2=", "answer": [3]}]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)

@@ -160,13 +160,10 @@ def load_pretrained(
 
     `dtype`: "auto" keeps the saved dtype, else a torch dtype name ("float32"). A tokenizer
     without a pad token pads with eos. Raises ValueError naming the path if it is missing or
-    is not a saved model.
+    is not a saved model and tokenizer (`check_saved_model`).
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"no model directory at {directory}")
-    if not (directory / "config.json").is_file():
-        raise ValueError(f"{directory} is not a saved model (no config.json)")
+    check_saved_model(directory)
     try:
         with _no_progress_bars():
             model = AutoModelForCausalLM.from_pretrained(
@@ -181,6 +178,32 @@ def load_pretrained(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+TOKENIZER_FILES = (
+    "tokenizer_config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+)
+"""A saved tokenizer writes one of these at least. Without any, transformers makes an empty
+tokenizer of the model's family (one token) rather than failing, and a run dies later."""
+
+
+def check_saved_model(directory: Path) -> None:
+    """ValueError, in one line naming `directory`, unless it holds a saved model
+    (config.json) and its tokenizer (one of `TOKENIZER_FILES`)."""
+    if not directory.is_dir():
+        raise ValueError(f"no model directory at {directory}")
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"{directory} is not a saved model (no config.json)")
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(
+            f"{directory} holds a model but no tokenizer (none of {', '.join(TOKENIZER_FILES)}):"
+            f" save it there with tokenizer.save_pretrained({str(directory)!r})"
+        )
 
 
 GENERIC_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")

@@ -27,7 +27,7 @@ from entropy_rl.live_law import saturated
 from entropy_rl.lock import lock_dir, stale_note
 from entropy_rl.logs import MetricsWriter
 from entropy_rl.metric_keys import ENTROPY_MEAN, LAW_CEILING, LAW_N, LAW_R2, REWARD_MEAN, VAL_ACC
-from entropy_rl.models import load_pretrained
+from entropy_rl.models import check_saved_model, load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.pretrain import make_base_model, require_learnt
 from entropy_rl.resume_point import ResumePoint, resume_point
@@ -144,6 +144,16 @@ def require_plain_logits(model, source) -> None:
             f"({changed}); entropy-rl scores responses from the head's projection and does not "
             "support that"
         )
+
+
+def _check_model_path(config: Config) -> None:
+    """ConfigError for a model.path that is not a saved model and tokenizer: checked before a
+    new run directory is made."""
+    if config.model.path:
+        try:
+            check_saved_model(Path(config.model.path))
+        except ValueError as err:
+            raise ConfigError(f"model.path: {err}") from None
 
 
 def _load_model(source: Path, dtype: str, config: Config, dist: Dist, adapter: Path | None):
@@ -387,6 +397,8 @@ def continues(run_dir: Path) -> bool:
 def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, dist) -> dict:
     check_world(config, dist)
     check_trackers(config.log)
+    if not resume:  # a resume may load its checkpoint's model without model.path
+        _check_model_path(config)
     task = make_task(config.task)  # data and reward checked before the run directory exists
     reward = make_reward(config.task, task)
     if dist.is_main:

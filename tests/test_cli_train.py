@@ -29,6 +29,7 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
     result = _cli("train", "--quiet", "--run-dir", str(run), *args)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+    assert "run summary" in result.stdout and "run summary" not in result.stderr  # the result
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "dynamics.png"):
         assert (run / name).is_file(), name
     assert (find_checkpoint(run) / "model" / "model.safetensors").is_file()
@@ -41,6 +42,15 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
         base.named_parameters(), trained.named_parameters(), strict=True
     ):
         assert not torch.equal(before, after), name
+
+
+def test_pretrain_prints_its_result_on_stdout(tiny_overrides, capsys):
+    from entropy_rl import cli
+
+    assert cli.main(["pretrain", *tiny_overrides]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("base model: ") and len(out.splitlines()) == 1  # unwrapped
+    assert " steps, " in out and " steps, " not in err  # notices ("cached") on stderr
 
 
 @pytest.mark.parametrize(

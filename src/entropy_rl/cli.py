@@ -684,7 +684,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, args.overrides)
-        require_learnt(make_base_model(config, Console(stderr=True)), config.pretrain.min_greedy)
+        target = make_base_model(config, Console(stderr=True), result=Console(soft_wrap=True))
+        require_learnt(target, config.pretrain.min_greedy)
     except ConfigError as err:
         return _error("pretrain", err)
     return 0

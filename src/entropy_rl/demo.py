@@ -30,8 +30,9 @@ def method_config(method: str, overrides: list[str]) -> Config:
 
 
 def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console: Console) -> dict:
-    """Train each method in out/<method>/ (reusing finished runs), holding the lock of `out`;
-    returns their summaries (an interrupted run's is {"stopped_at": step}, and the last)."""
+    """Train each method in out/<method>/ (reusing finished runs), holding the lock of `out`,
+    with notices and progress on `console` and the side-by-side table on stdout; returns
+    their summaries (an interrupted run's is {"stopped_at": step}, and the last)."""
     with lock_dir(out, "demo directory") as stale:
         note = stale_note(stale, out)
         if note is not None:
@@ -61,5 +62,5 @@ def _run_methods(out: Path, methods, overrides: list[str], console: Console) -> 
         )
         if "stopped_at" in summaries[method]:
             return summaries
-    console.print(summary_table(summaries))
+    Console().print(summary_table(summaries))  # the result: stdout, notices on `console`
     return summaries

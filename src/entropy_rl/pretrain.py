@@ -393,9 +393,10 @@ def progress_display(console: Console) -> Iterator[ProgressFn]:
         yield report
 
 
-def make_base_model(config: Config, console: Console) -> Path:
-    """Make (or find) the base model for `config`, showing progress, and print its
-    validation metrics; returns its directory. Does not check that it learnt its task."""
+def make_base_model(config: Config, console: Console, result: Console | None = None) -> Path:
+    """Make (or find) the base model for `config`, showing progress on `console`, and print
+    its validation metrics on `result` (default: `console`); returns its directory. Does not
+    check that it learnt its task."""
     target = base_model_dir(config)
     if is_saved(target):
         console.print(f"base model: {target} (cached)")
@@ -412,7 +413,7 @@ def make_base_model(config: Config, console: Console) -> Path:
         verdict = "learnt"
     else:
         verdict = "[red]NOT learnt[/]"
-    console.print(
+    (result or console).print(
         f"base model: {target} ({record['steps']} steps, {record['wall_time_s']:.0f} s, "
         f"{verdict}): {metrics}"
     )

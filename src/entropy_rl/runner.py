@@ -329,7 +329,8 @@ def train(
 ) -> dict:
     """Run (or resume) training in `run_dir`, holding its lock; returns the end-of-run
     summary (on rank 0; other ranks of a torchrun job return {}), or {"stopped_at": step}
-    after a Ctrl-C. Resuming a finished run changes nothing and returns its summary, unless
+    after a Ctrl-C. Progress and notices go to `console` (default: stderr), the summary
+    table to stdout. Resuming a finished run changes nothing and returns its summary, unless
     it stopped at saturation and its config.yaml was edited so that it goes on
     (`continues`)."""
     console = console or Console(stderr=True)
@@ -476,7 +477,7 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
                 f"stopped at step {state.step}; resume with: entropy-rl train --resume {run_dir}"
             )
         return {"stopped_at": state.step}
-    return summarize_run(run_dir, console) if dist.is_main else {}
+    return summarize_run(run_dir, Console()) if dist.is_main else {}  # the result: stdout
 
 
 def _stop_early(run_dir: Path, config: Config, policy, optimizer, stop: EarlyStop, console):
@@ -487,4 +488,4 @@ def _stop_early(run_dir: Path, config: Config, policy, optimizer, stop: EarlySto
     if not dist.is_main:
         return {}
     say(console, f"stopped early at step {stop.step}, saturated: {stop.reason}")
-    return summarize_run(run_dir, console, stopped_early=stop.to_dict())
+    return summarize_run(run_dir, Console(), stopped_early=stop.to_dict())

@@ -3,6 +3,7 @@ cannot be made leaves them out, train.stop_at_saturation stops a run with its ch
 summary and a resume goes past the stop only when asked, every rank of a torchrun job stops
 at the same row, and scripts/saturation_replay.py replays the trainer's rule."""
 
+import io
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from entropy_rl import law, live_law, runner
 from entropy_rl.config import load_config
 from entropy_rl.errors import ConfigError
 from entropy_rl.logs import read_records
+from entropy_rl.watch import Follower, Options, Rules, watch
 
 LAW_KEYS = {
     "law/a",
@@ -163,6 +165,12 @@ def test_stop_at_saturation_stops_checkpoints_and_resumes_past_the_stop_when_ask
     assert records[4].keys() >= LAW_KEYS
     assert (run / "checkpoint-000004" / "manifest.json").is_file()
     assert not (run / "checkpoint-000005").exists()
+    # entropy-rl watch, on the full run's log, stops at the same row with the same reason
+    out, notes = io.StringIO(), []
+    options = Options(Rules(min_gain=1e9), exit_on=("saturation",), once=True)
+    assert watch([Follower(tmp_path / "full", {})], options, out, notes.append) == 5
+    assert out.getvalue().splitlines()[-1].startswith("step 4 ")
+    assert notes[-1] == f"saturation at step 4: {stop['reason']}"
 
     more_steps = (run / "config.yaml").read_text().replace("steps: 8", "steps: 9")
     (run / "config.yaml").write_text(more_steps)

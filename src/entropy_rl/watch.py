@@ -218,11 +218,12 @@ def watch(
     out: TextIO,
     notes: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Follow the logs until an alarm in `options.exit_on` fires (its EXIT_CODES code),
     `options.once` has read each log once, or no log has grown for `options.idle_timeout`
     seconds (> 0): then 0. Lines go to `out`, notes (keys chosen, waiting, why an alarm
-    fired) to `notes`.
+    fired) to `notes`; `sleep` and `clock` are time.sleep and time.monotonic but in tests.
 
     Raises:
         LogFormatError: A log that cannot be read.
@@ -230,7 +231,7 @@ def watch(
     board = None if options.tensorboard is None else LawBoard(options.tensorboard)
     labels = _labels([f.path for f in followers])
     fired: set[tuple[str, str]] = set()
-    seen, last_news = 0, time.monotonic()
+    seen, last_news = 0, clock()
     try:
         while True:
             for follower, label in zip(followers, labels, strict=True):
@@ -240,8 +241,8 @@ def watch(
             if options.once:
                 return 0
             if sum(f.seen for f in followers) != seen:
-                seen, last_news = sum(f.seen for f in followers), time.monotonic()
-            if options.idle_timeout > 0 and time.monotonic() - last_news > options.idle_timeout:
+                seen, last_news = sum(f.seen for f in followers), clock()
+            if options.idle_timeout > 0 and clock() - last_news > options.idle_timeout:
                 notes(f"no new evaluation for {options.idle_timeout:g} s: stopping")
                 return 0
             sleep(options.interval)

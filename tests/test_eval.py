@@ -98,6 +98,19 @@ def test_eval_of_a_model_directory_on_a_data_file(tiny_hf_model, sums_jsonl):
     assert set(result["pass_at_k"]) == {"1", "2", "3"} and result["run"] is None
 
 
+def test_eval_shows_progress_on_stderr_once_when_not_a_terminal(tiny_hf_model, sums_jsonl, capsys):
+    """12 rows x 3 samples and 12 greedy responses: the bar ends at 48/48, drawn once on a
+    stderr that is not a terminal (no refresh lines); --quiet shows none; results on stdout."""
+    args = ["eval", str(tiny_hf_model), "--data", str(sums_jsonl), "--json", "eval.samples=3"]
+    assert cli.main([*args, "task.max_response_tokens=3"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("eval") and "48/48" in line
+    assert json.loads(captured.out)["prompts"] == 12
+    assert cli.main([*args, "task.max_response_tokens=3", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

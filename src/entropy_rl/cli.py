@@ -923,6 +923,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_run_eval)
 
 
@@ -939,7 +940,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     overrides = [*args.overrides] + ([] if args.reward is None else [f"task.reward={args.reward}"])
     try:
         result = evaluate_model(
-            args.target, args.data, config_file=args.config, overrides=overrides
+            args.target,
+            args.data,
+            config_file=args.config,
+            overrides=overrides,
+            show_progress=not args.quiet,
         )
         text = json.dumps(result, indent=2, allow_nan=False) + "\n"
         if args.out is not None:

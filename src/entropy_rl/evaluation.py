@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,14 @@ SCORE_BATCH = 16
 (memory only: the pass holds (SCORE_BATCH, T, V) logits)."""
 VALIDATION_SEED_STRIDE = 1_000_003
 
+EvalProgress = Callable[[int, str], None]
+"""progress(advance, status): `advance` more sequences are done, and `status` says what is
+being done now (`entropy-rl eval`'s progress display)."""
+
+
+def no_progress(advance: int, status: str) -> None:
+    """An `EvalProgress` that shows nothing."""
+
 
 def validation_seed(train_seed: int, step: int) -> int:
     """Seed of the generator that draws the validation samples of row `step` of a run with
@@ -42,11 +50,16 @@ def _scored_chunks(
     greedy: bool,
     timeout_s: float,
     temperature: float,
+    progress: EvalProgress = no_progress,
 ) -> Iterator[tuple[Rollout, list[str], list[float], int]]:
-    """One response per problem, EVAL_BATCH at a time: (rollout, texts, rewards, errors)."""
+    """One response per problem, EVAL_BATCH at a time: (rollout, texts, rewards, errors);
+    says each phase to `progress` (advancing nothing)."""
+    what = "greedy" if greedy else "sampling"
     for start in range(0, len(problems), EVAL_BATCH):
         chunk = problems[start : start + EVAL_BATCH]
+        progress(0, f"{what} {start + 1}-{start + len(chunk)} of {len(problems)}")
         rollout, texts = policy.sample(chunk, generator, temperature, greedy=greedy)
+        progress(0, f"{what}: scoring rewards")
         scored = score_all(policy.reward_fn, list(zip(chunk, texts, strict=True)), timeout_s)
         yield rollout, texts, scored.rewards, scored.errors
 
@@ -58,14 +71,17 @@ def accuracy(
     greedy: bool,
     timeout_s: float,
     temperature: float = 1.0,
+    progress: EvalProgress = no_progress,
 ) -> tuple[np.ndarray, int]:
-    """Rewards of one response per problem, and the number of failed reward calls."""
+    """Rewards of one response per problem, and the number of failed reward calls; each
+    scored chunk advances `progress`."""
     correct, errors = [], 0
     for _, _, rewards, failed in _scored_chunks(
-        policy, problems, generator, greedy, timeout_s, temperature
+        policy, problems, generator, greedy, timeout_s, temperature, progress
     ):
         correct += rewards
         errors += failed
+        progress(len(rewards), "")
     return np.asarray(correct, dtype=np.float64), errors
 
 
@@ -145,15 +161,23 @@ class SampleStatistics:
         return self.entropy_sum / max(self.num_tokens, 1)
 
 
-def _entropy_sum(policy: Policy, rollout: Rollout, temperature: float, rows: int | None) -> float:
+def _entropy_sum(
+    policy: Policy,
+    rollout: Rollout,
+    temperature: float,
+    rows: int | None,
+    progress: EvalProgress = no_progress,
+) -> float:
     """Token entropy summed over the valid tokens of a rollout, SCORE_BATCH responses at a
-    time, at most `rows` positions' logits at once (`rollout.response_scores`)."""
-    total = 0.0
+    time, at most `rows` positions' logits at once (`rollout.response_scores`); each batch
+    of responses advances `progress`."""
+    total, size = 0.0, rollout.response_ids.shape[0]
     with policy.forward_context():
-        for start in range(0, rollout.response_ids.shape[0], SCORE_BATCH):
+        for start in range(0, size, SCORE_BATCH):
             part = rollout.select(slice(start, start + SCORE_BATCH))
             _, entropy, _ = response_scores(policy.model, part, temperature, True, rows)
             total += float(masked_sum(entropy, part.response_mask))  # (b, T)
+            progress(min(SCORE_BATCH, size - start), "token entropy")
     return total
 
 
@@ -166,18 +190,20 @@ def sample_statistics(
     timeout_s: float,
     temperature: float = 1.0,
     rows: int | None = None,
+    progress: EvalProgress = no_progress,
 ) -> SampleStatistics:
     """`samples` responses per problem, drawn in the same order and batches as `evaluate`
     (so the same generator gives the same samples), scored, with their final answers and
-    token entropy (at most `rows` positions' logits at once; None: SCORE_BATCH responses')."""
+    token entropy (at most `rows` positions' logits at once; None: SCORE_BATCH responses');
+    `progress` advances as each response's token entropy is measured."""
     repeated = [p for p in problems for _ in range(samples)]
     rewards, answers, entropy, tokens, errors = [], [], 0.0, 0, 0
     for rollout, texts, scores, failed in _scored_chunks(
-        policy, repeated, generator, False, timeout_s, temperature
+        policy, repeated, generator, False, timeout_s, temperature, progress
     ):
         rewards += scores
         answers += [policy.task.final_answer(text) for text in texts]
-        entropy += _entropy_sum(policy, rollout, temperature, rows)
+        entropy += _entropy_sum(policy, rollout, temperature, rows, progress)
         tokens += int(rollout.response_mask.sum())
         errors += failed
     shape = (len(problems), samples)

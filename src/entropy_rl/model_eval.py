@@ -28,17 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 
 from entropy_rl import checkpoint
 from entropy_rl.base_model_cache import base_model_dir
 from entropy_rl.config import Config, ConfigError, load_config
-from entropy_rl.evaluation import accuracy, pass_at_k_table, sample_statistics
+from entropy_rl.evaluation import EvalProgress, accuracy, pass_at_k_table, sample_statistics
 from entropy_rl.layout import CHECKPOINT_MODEL_DIR, CONFIG_FILE
 from entropy_rl.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.models import load_pretrained
 from entropy_rl.policy import Policy
 from entropy_rl.rollout import logits_rows, policy_sampler
-from entropy_rl.runner import require_plain_logits
+from entropy_rl.runner import progress_bar, require_plain_logits
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
 from entropy_rl.tasks.dataset import DatasetTask, load_problems
 
@@ -132,20 +133,9 @@ def _policy(target: EvalTarget, task: Task) -> Policy:
     return replace(policy, engine=policy_sampler(policy, config.rollout.sampling))
 
 
-def evaluate_model(
-    path: str | Path,
-    data: str | Path | None = None,
-    *,
-    config_file: str | Path | None = None,
-    overrides: list[str] = (),
-) -> dict[str, Any]:
-    """Evaluate the model `path` names (see the module docstring); returns the JSON-ready
-    result `entropy-rl eval` prints. Raises ConfigError (one line) for a bad target, config
-    or data file."""
-    target = resolve_target(path, config_file, list(overrides), data)
-    config = target.config
-    task, problems = _problems(config, data)
-    policy = _policy(target, task)
+def _measure(policy: Policy, problems: list[Problem], config: Config, progress: EvalProgress):
+    """eval.samples samples per problem (`sample_statistics`), then greedy accuracy when
+    eval.greedy (else None), and its failed reward calls; the work reported to `progress`."""
     settings, timeout = config.eval, config.train.reward_timeout_s
     generator = torch.Generator(policy.device).manual_seed(settings.seed)
     stats = sample_statistics(
@@ -156,11 +146,39 @@ def evaluate_model(
         timeout,
         settings.temperature,
         logits_rows(policy.model, config.train.logits_mib),
+        progress,
     )
-    greedy, greedy_errors = None, 0
-    if settings.greedy:
-        scores, greedy_errors = accuracy(policy, problems, None, True, timeout)
-        greedy = float(scores.mean())
+    if not settings.greedy:
+        return stats, None, 0
+    scores, errors = accuracy(policy, problems, None, True, timeout, progress=progress)
+    return stats, float(scores.mean()), errors
+
+
+def evaluate_model(
+    path: str | Path,
+    data: str | Path | None = None,
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] = (),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate the model `path` names (see the module docstring); returns the JSON-ready
+    result `entropy-rl eval` prints. `show_progress`: a progress display on stderr, over the
+    sampled and the greedy responses. Raises ConfigError (one line) for a bad target, config
+    or data file."""
+    target = resolve_target(path, config_file, list(overrides), data)
+    config = target.config
+    task, problems = _problems(config, data)
+    policy = _policy(target, task)
+    settings = config.eval
+    with progress_bar(Console(stderr=True), show_progress) as bar:
+        total = len(problems) * (settings.samples + settings.greedy)  # responses
+        task_id = bar.add_task("eval", total=total, status="")
+
+        def progress(advance: int, status: str) -> None:
+            bar.update(task_id, advance=advance, status=status)
+
+        stats, greedy, greedy_errors = _measure(policy, problems, config, progress)
     return {
         "model": str(target.model_dir),
         "run": None if target.run_dir is None else str(target.run_dir),

@@ -288,20 +288,27 @@ def _stop_on_interrupt(state: RunState, console: Console) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def progress_bar(console: Console, enabled: bool = True) -> Progress:
+    """The progress display of training and `entropy-rl eval`: a task's description, its bar,
+    done/total, time left and its `status` field; nothing when not `enabled`. On a console
+    that is not a terminal rich draws no live bar, only the last state once, at the end."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        disable=not enabled,
+    )
+
+
 class _Display:
     """One progress line: step, reward, validation accuracy, entropy, and the ceiling of the
     law fitted so far (the row's `law/*` keys, flagged when unreliable)."""
 
     def __init__(self, total: int, start: int, console: Console, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=console,
-            disable=not enabled,
-        )
+        self.progress = progress_bar(console, enabled)
         self.task = self.progress.add_task("train", total=total, completed=start, status="")
         self.last_val: float | None = None
         self.ceiling: str | None = None

@@ -82,3 +82,61 @@ def test_bad_import_path_is_a_config_error(spec, message):
         import_reward(spec)
     with pytest.raises(ConfigError, match=r"task\.reward"):
         make_reward(TaskConfig(reward=spec), make_task(TaskConfig()))
+
+
+TRL_STYLE = '''
+import re
+
+
+def reward_len(completions, **kwargs):
+    """TRL docs' kind of length reward: completions close to 20 characters score best."""
+    return [-abs(20 - len(completion)) for completion in completions]
+
+
+def format_reward(completions, **kwargs):
+    """TRL docs' kind of format reward, on conversational completions."""
+    pattern = r"^<think>.*?</think><answer>.*?</answer>$"
+    contents = [completion[0]["content"] for completion in completions]
+    return [1.0 if re.match(pattern, content) else 0.0 for content in contents]
+
+
+def accuracy(completions, solution, prompts, **kwargs):
+    """A dataset column by its name, as TRL passes columns."""
+    return [float(c == s) + 0.5 * (p == "1+1=") for c, s, p in zip(completions, solution, prompts)]
+
+
+def needs_ids(completions, completion_ids, **kwargs):
+    return [0.0]
+'''
+
+
+def test_trl_style_rewards_from_the_working_directory(tmp_path, monkeypatch):
+    """A `module:function` in the working directory imports (sys.path untouched afterwards),
+    and a function with a `completions` parameter is called as TRL's GRPOTrainer calls it."""
+    (tmp_path / "trl_rewards.py").write_text(TRL_STYLE)
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("trl_rewards", None)
+    path = [p for p in sys.path if p not in ("", ".", str(tmp_path))]  # as the entropy-rl script
+    monkeypatch.setattr(sys, "path", list(path))
+    task = make_task(TaskConfig())
+
+    def reward(fn, **fields):
+        return make_reward(TaskConfig(reward=f"trl_rewards:{fn}", **fields), task)
+
+    assert reward("reward_len")(Problem("1+1=", "2"), "x" * 18) == -2
+    assert sys.path == path
+    chat = Problem("1+1=", "2", messages=(("user", "1+1="),))
+    assert reward("format_reward")(chat, "<think>a</think><answer>2</answer>") == 1.0
+    assert reward("format_reward")(chat, "2") == 0.0
+    accuracy = reward("accuracy", answer_key="data.solution")
+    assert accuracy(Problem("1+1=", "2"), "2") == 1.5 and accuracy(Problem("2+2=", "4"), "5") == 0
+    with pytest.raises(ConfigError) as info:
+        reward("needs_ids")
+    assert "TRL-style: called as fn(prompts=, completions=, answer=" in str(info.value)
+    assert "completion_ids" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_reward_that_takes_neither_signature_is_refused(tmp_path, monkeypatch):
+    _user_module(tmp_path, monkeypatch, "def two(prompt, response):\n    return 1.0\n")
+    with pytest.raises(ConfigError, match=r"called as fn\(prompt, response, answer\)"):
+        make_reward(TaskConfig(reward="my_rewards:two"), make_task(TaskConfig()))

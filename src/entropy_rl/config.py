@@ -252,8 +252,14 @@ class TaskConfig:
     answer on a trap prompt (~2% at 0.2). Unset: pretrain.noise."""
     reward: str = ""
     """Reward: empty for the task's own (sum3's verifier; dataset: math), `math` (final answer
-    checked with math-verify), or `package.module:function` called as fn(prompt, response,
-    answer) -> float (`--reward`)."""
+    checked with math-verify), or `package.module:function` (`--reward`), imported from the
+    installed packages or the working directory and called once per response, either as
+    fn(prompt, response, answer) -> float, or, TRL-style (a function with a `completions`
+    parameter, as TRL's GRPOTrainer takes), as fn(prompts=[prompt], completions=[response],
+    answer=[answer], **{last part of answer_key: [answer]}) -> [reward]: a batch of one, a
+    chat prompt as its messages and the response as [{"role": "assistant", "content": ...}];
+    no completion_ids or trainer_state. A call that raises, times out or returns no number
+    scores 0 and is counted."""
 
     def __post_init__(self) -> None:
         _finite(self)

@@ -7,10 +7,14 @@ fresh worker takes the remaining calls.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
+import os
 import queue
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,17 +129,45 @@ def _quiet_math_verify() -> None:
 
 
 def import_reward(spec: str) -> Callable[..., Any]:
-    """The function `package.module:function` names; ValueError naming it if it cannot be had."""
+    """The function `package.module:function` names, imported from the installed packages or
+    the working directory (on `sys.path` for this import only); ValueError naming it if it
+    cannot be had."""
     import importlib
 
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"reward {spec!r} must look like package.module:function")
     try:
-        module = importlib.import_module(module_name)
+        with _working_directory_importable():
+            module = importlib.import_module(module_name)
     except Exception as err:  # any error while importing the user's module
         raise ValueError(f"reward {spec!r}: cannot import {module_name}: {err}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"reward {spec!r}: {module_name} has no function {attr!r}")
     return fn
+
+
+@contextlib.contextmanager
+def _working_directory_importable() -> Iterator[None]:
+    """The working directory first on `sys.path` for the duration (the `entropy-rl` script,
+    unlike `python -m`, does not put it there)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def is_trl_style(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` is a reward written for TRL's `GRPOTrainer`, fn(completions, **kwargs) ->
+    list[float]: it has a parameter named `completions`. Else it is ours, fn(prompt, response,
+    answer) -> float."""
+    try:
+        return "completions" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 from entropy_rl.config import ConfigError, TaskConfig
-from entropy_rl.rewards import MATH_REWARD, import_reward, math_reward
+from entropy_rl.rewards import MATH_REWARD, import_reward, is_trl_style, math_reward
 from entropy_rl.tasks.base import EmbeddedTask, Problem, Task
 from entropy_rl.tasks.dataset import DataError, DatasetTask
 from entropy_rl.tasks.sum3 import Sum3Task
@@ -71,15 +73,58 @@ def _user(fn: Callable[[str, str, str], float], problem: Problem, response: str)
     return fn(problem.prompt, response, problem.answer)
 
 
+def _trl_kwargs(problem: Problem, response: str, answer_name: str) -> dict[str, list[Any]]:
+    """What TRL's GRPOTrainer passes a reward function, for a batch of one response: a chat
+    prompt as its messages and the completion as one assistant message, else plain text;
+    the ground truth as `answer` and as the last part of task.answer_key."""
+    if problem.messages:
+        prompt: Any = [{"role": role, "content": text} for role, text in problem.messages]
+        completion: Any = [{"role": "assistant", "content": response}]
+    else:
+        prompt, completion = problem.prompt, response
+    answer = [problem.answer]
+    return {"prompts": [prompt], "completions": [completion], "answer": answer, answer_name: answer}
+
+
+def _trl(fn: Callable[..., Any], answer_name: str, problem: Problem, response: str) -> Any:
+    rewards = fn(**_trl_kwargs(problem, response, answer_name))
+    if isinstance(rewards, str) or not isinstance(rewards, Sequence) or len(rewards) != 1:
+        raise ValueError(f"a TRL-style reward returned {rewards!r}, not a list of one reward")
+    return rewards[0]
+
+
+def _user_reward(spec: str, fn: Callable[..., Any], answer_key: str) -> RewardFn:
+    """`fn` called once per response, as ours or as TRL's (`rewards.is_trl_style`);
+    ValueError, before any call, when its signature does not take those arguments."""
+    answer_name = answer_key.split(".")[-1]
+    if is_trl_style(fn):
+        kwargs = _trl_kwargs(Problem("", ""), "", answer_name)
+        _check_call(spec, fn, f"TRL-style: called as fn({'=, '.join(kwargs)}=)", **kwargs)
+        return functools.partial(_trl, fn, answer_name)
+    _check_call(spec, fn, "called as fn(prompt, response, answer)", "", "", "")
+    return functools.partial(_user, fn)
+
+
+def _check_call(spec: str, fn: Callable[..., Any], how: str, *args: Any, **kwargs: Any) -> None:
+    """ValueError saying `how` the reward is called when its signature does not take it."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except ValueError:  # no signature to read (some builtins): found out at the first call
+        pass
+    except TypeError as err:
+        raise ValueError(f"reward {spec!r} ({how}): {err}") from None
+
+
 def make_reward(config: TaskConfig, task: Task) -> RewardFn:
     """The reward `config.reward` names: the task's own, the math reward, or a user function
-    by import path, called as fn(prompt, response, answer). ConfigError if it cannot be had."""
+    by import path, ours or TRL's (see `TaskConfig.reward`). ConfigError if it cannot be had
+    or does not take those arguments."""
     if not config.reward:
         return task.reward
     if config.reward == MATH_REWARD:
         return _math
     try:
-        return functools.partial(_user, import_reward(config.reward))
+        return _user_reward(config.reward, import_reward(config.reward), config.answer_key)
     except ValueError as err:
         raise ConfigError(f"task.reward: {err}") from None
 

@@ -100,7 +100,7 @@ def test_help():
     proc = _run("fit", "--help")
     assert proc.returncode == 0
     assert "examples:" in proc.stdout
-    assert "--entropy-key" in proc.stdout and "--from {entropy_rl,verl,openrlhf,trl}" in proc.stdout
+    assert "--entropy-key" in proc.stdout and "--from {entropy_rl,verl,trl,openrlhf}" in proc.stdout
     assert "val-core/*/acc/mean@*" in proc.stdout  # the presets' keys are listed
     assert "default: 0.15" in proc.stdout
     assert _run("--help").returncode == 0

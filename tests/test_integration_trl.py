@@ -1,5 +1,6 @@
 """EntropyGRPOTrainer and EntropyLawCallback on a tiny local Qwen2 model (CPU, no downloads)."""
 
+import json
 import math
 import subprocess
 import sys
@@ -225,6 +226,24 @@ def test_dr_grpo_loss_type_needs_token_mean(tiny, tmp_path):
         make_trainer(tiny, tmp_path, cfg, loss_type="dr_grpo")
 
 
+def test_trls_default_loss_type_replaced_by_agg_is_said_once(tiny, tmp_path, recwarn):
+    """TRL's default loss_type 'dapo' has no counterpart: the clip_cov / kl_cov modes aggregate
+    as entropy_config.agg says, and the trainer warns so, naming the explicit setting."""
+    cfg = PolicyLossConfig(mode="clip_cov")
+    with pytest.warns(UserWarning, match="loss_type") as caught:
+        make_trainer(tiny, tmp_path, cfg)
+    (message,) = [str(w.message) for w in caught if "loss_type" in str(w.message)]
+    assert message == (
+        "TRL's loss_type='dapo' is not used in entropy_config.mode='clip_cov': the loss is "
+        "aggregated as entropy_config.agg='token_mean' says (TRL's 'bnpo': set "
+        "loss_type='bnpo' to make it explicit)"
+    )
+    recwarn.clear()
+    make_trainer(tiny, tmp_path, cfg, loss_type="bnpo")
+    make_trainer(tiny, tmp_path, PolicyLossConfig(), loss_type="dapo")  # TRL's own loss
+    assert not [w for w in recwarn if "loss_type" in str(w.message)]
+
+
 def test_entropy_law_callback_skips_incomplete_logs_and_failed_fits():
     callback = EntropyLawCallback(entropy_key="H", reward_key="R")
     assert _on_log(callback, {"H": 1.0}) == {"H": 1.0}  # no reward: no point
@@ -257,3 +276,65 @@ def test_kl_cov_penalty_adds_to_the_loss(tiny, tmp_path):
 def test_core_does_not_import_trl():
     code = "import sys, entropy_rl.core; assert 'trl' not in sys.modules, 'trl imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tiny, tmp_path, capsys):
+    """TRL's own GRPOTrainer with report_to="tensorboard" and an evaluation each step: fit and
+    watch find its keys (preset trl) in the events Hugging Face's callback wrote, and fit
+    there gives the law of the same numbers taken from the trainer's own log history."""
+    from trl import GRPOTrainer
+
+    from entropy_rl.cli import main
+    from entropy_rl.law import fit_entropy_law
+    from entropy_rl.readers import read_entropy_reward
+
+    path, tok = tiny
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        report_to="tensorboard",
+        max_steps=6,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        logging_steps=1,
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
+    data = Dataset.from_dict({"prompt": PROMPTS})
+    trainer = GRPOTrainer(
+        model=str(path),
+        reward_funcs=digit_sum_parity_reward,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data.select(range(4)),
+        processing_class=tok,
+    )
+    trainer.train()
+    by_step: dict[int, dict] = {}
+    for entry in trainer.state.log_history:
+        by_step.setdefault(entry["step"], {}).update(entry)
+    rows = [r for r in by_step.values() if "entropy" in r and "eval_reward" in r]
+    assert len(rows) == 6
+    expected = fit_entropy_law([r["entropy"] for r in rows], [r["eval_reward"] for r in rows])
+
+    series = read_entropy_reward(tmp_path / "out")  # the output folder: its TensorBoard events
+    assert (series.kind, series.preset) == ("tensorboard", "trl")
+    assert (series.entropy_key, series.reward_key) == ("train/entropy", "eval/reward")
+    assert series.steps.tolist() == [r["step"] for r in rows]
+    fit = fit_entropy_law(series.entropy, series.reward)
+    for name in ("a", "b", "ceiling"):
+        assert getattr(fit, name) == pytest.approx(getattr(expected, name), rel=1e-4, abs=1e-5)
+
+    capsys.readouterr()  # the trainer's own log lines
+    assert main(["fit", str(tmp_path / "out"), "--json", "--out", str(tmp_path / "fit")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["preset"] == "trl" and summary["fit"]["n"] == 6
+    assert summary["fit"]["ceiling"] == pytest.approx(fit.ceiling)
+    assert main(["watch", str(tmp_path / "out"), "--once", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["step"] for x in lines] == series.steps.tolist()
+    assert lines[-1]["law"]["ceiling"] == pytest.approx(fit.ceiling)

@@ -96,34 +96,33 @@ class LogReader:
         """
         if self._events is not None:
             return self._events.table()
-        path = self.path
-        if not path.exists():
-            raise LogFormatError(f"{path}: no such file or directory")
-        if path.is_dir():
-            path = _log_in_folder(path)
-        if tensorboard.is_event_file(path) or path.is_dir():
+        if not self.path.exists():
+            raise LogFormatError(f"{self.path}: no such file or directory")
+        path, kind = _log_in_folder(self.path) if self.path.is_dir() else (self.path, None)
+        if kind == "tensorboard" or tensorboard.is_event_file(path):
             self._events = tensorboard.TensorBoardLog(path)
             return self._events.table()
-        if path.suffix == wandb.SUFFIX or wandb.is_run(path):
+        if kind == "wandb" or path.suffix == wandb.SUFFIX:
             return wandb.read_wandb(path)
         return read_text_log(path, self.partial_tail)
 
 
-def _log_in_folder(folder: Path) -> Path:
-    """The log a folder holds, in this order: our metrics.jsonl, a trainer_state.json,
-    TensorBoard events (anywhere under it; returned as the folder), a W&B run, the newest
-    `checkpoint-N/trainer_state.json` (a TRL output directory)."""
+def _log_in_folder(folder: Path) -> tuple[Path, str | None]:
+    """The log a folder holds and its kind (None: a text file), in this order: our
+    metrics.jsonl, a trainer_state.json, TensorBoard events (anywhere under it), a W&B run,
+    the newest `checkpoint-N/trainer_state.json` (a TRL output folder without events)."""
     for name in (METRICS_FILE, TRAINER_STATE):
         if (folder / name).is_file():
-            return folder / name
+            return folder / name, None
     if tensorboard.event_folders(folder):
-        return folder
+        return folder, "tensorboard"
     if wandb.is_run(folder):
-        return folder
+        return folder, "wandb"
     states = list(folder.glob(f"checkpoint-*/{TRAINER_STATE}"))
     numbered = [s for s in states if s.parent.name.removeprefix("checkpoint-").isdigit()]
     if numbered:
-        return max(numbered, key=lambda s: int(s.parent.name.removeprefix("checkpoint-")))
+        newest = max(numbered, key=lambda s: int(s.parent.name.removeprefix("checkpoint-")))
+        return newest, None
     raise LogFormatError(
         f"{folder}: no log in it (looked for {METRICS_FILE}, {TRAINER_STATE}, TensorBoard "
         f"events, a W&B run, checkpoint-*/{TRAINER_STATE})"

@@ -120,15 +120,21 @@ def _by_preset(
     """(preset, H column, R column) of the first preset the log matches; with `mix`, else
     (None, the first H key of any preset, the first R key of any preset): a log of one's own
     trainer may say `entropy` and `val/acc`."""
-    with_h = []
+    with_h, ambiguous = [], None
     for p in presets:
         h = named_h or first_found(table, p.entropy)
         if h is None:
             continue
         with_h.append(p)
-        r = named_r or first_found(table, p.reward)
+        try:
+            r = named_r or first_found(table, p.reward)
+        except LogFormatError as err:  # another preset may match without ambiguity
+            ambiguous = ambiguous or err
+            continue
         if r is not None:
             return p.name, h, r
+    if ambiguous is not None:
+        raise ambiguous
     if mix and with_h:
         r = first_found(table, [k for p in presets for k in p.reward])
         if r is not None:

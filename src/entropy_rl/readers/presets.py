@@ -69,7 +69,7 @@ TRL = Preset(
     ("eval_reward", "eval/reward", "reward", "train/reward"),
     ("step", "train/global_step", "global_step"),
 )
-PRESETS = {p.name: p for p in (ENTROPY_RL, VERL, OPENRLHF, TRL)}
+PRESETS = {p.name: p for p in (ENTROPY_RL, VERL, TRL, OPENRLHF)}
 """The presets by name, in the order they are tried when none is named."""
 GENERIC_STEP_KEYS = ("step", "Step", "_step", "global_step")
 """Step keys tried after a preset's own (a CSV export's "Step", W&B's "_step")."""

@@ -44,9 +44,12 @@ Loss aggregation. `entropy_config.agg` replaces TRL's `loss_type`, which is not 
 the clip_cov / kl_cov modes: 'token_mean' (default) is TRL's 'bnpo' (mean over the
 micro-batch's valid tokens), 'seq_mean_token_mean' is TRL's 'grpo' and
 'seq_mean_token_sum' is TRL's 'luspo' aggregation. In training, the loss is divided by
-the gradient-accumulation steps, as TRL does for these types. TRL's 'dapo' (tokens
-counted over the whole generation batch) has no counterpart here, and is replaced by
-`agg`; 'dr_grpo' is kept (see above; it needs agg 'token_mean'). The PPO clip range is `entropy_config.clip_low`
+the gradient-accumulation steps, as TRL does for these types. TRL's 'dapo' (its default:
+tokens counted over the whole generation batch) has no counterpart here, and is replaced by
+`agg`, as is any other loss_type but 'dr_grpo' (kept, see above; it needs agg
+'token_mean'): the trainer warns once, at construction, naming the replacement, unless
+loss_type already aggregates as `agg` (set loss_type='bnpo' for 'token_mean', 'grpo' for
+'seq_mean_token_mean' to make it explicit). The PPO clip range is `entropy_config.clip_low`
 / `clip_high`, not TRL's `epsilon` / `epsilon_high` (a warning is issued when they
 differ), and the entropy bonus is `entropy_config.entropy_coef`. TRL options whose math
 lives inside its loss (beta != 0, TRL's entropy_coef / adaptive entropy,
@@ -86,6 +89,9 @@ from entropy_rl.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
 
 _MIN_LAW_POINTS = RELIABLE_MIN_POINTS
+AGG_AS_LOSS_TYPE = {"token_mean": "bnpo", "seq_mean_token_mean": "grpo"}
+"""TRL's `loss_type` that aggregates as `entropy_config.agg` does, where TRL allows it with
+token-level importance sampling (TRL's 'luspo', our 'seq_mean_token_sum', needs sequence-level)."""
 TRL_OWN_MODE = "ppo"
 """The loss mode TRL computes itself (its clipped surrogate): with it TRL's loss runs untouched;
 every other registered mode runs through `policy_loss`."""
@@ -150,6 +156,21 @@ class EntropyGRPOTrainer(GRPOTrainer):
                 f"TRL's epsilon ({self.epsilon_low}, {self.epsilon_high}) is not used",
                 stacklevel=3,
             )
+        self._warn_loss_type()
+
+    def _warn_loss_type(self) -> None:
+        """Warn, once per trainer, when TRL's `loss_type` (its default: 'dapo') is replaced by
+        `entropy_config.agg`, naming how to make the choice explicit."""
+        agg, same = self.entropy_config.agg, AGG_AS_LOSS_TYPE.get(self.entropy_config.agg)
+        if self.loss_type in ("dr_grpo", same):
+            return
+        how = f" (TRL's {same!r}: set loss_type={same!r} to make it explicit)" if same else ""
+        warnings.warn(
+            f"TRL's loss_type={self.loss_type!r} is not used in entropy_config.mode="
+            f"{self.entropy_config.mode!r}: the loss is aggregated as entropy_config.agg="
+            f"{agg!r} says{how}",
+            stacklevel=4,
+        )
 
     def _generator(self, device: torch.device) -> torch.Generator:
         """Clip-Cov's random draws, seeded from args.seed (offset by the process index)."""

@@ -244,24 +244,6 @@ def test_trls_default_loss_type_replaced_by_agg_is_said_once(tiny, tmp_path, rec
     assert not [w for w in recwarn if "loss_type" in str(w.message)]
 
 
-def test_trls_default_loss_type_replaced_by_agg_is_said_once(tiny, tmp_path, recwarn):
-    """TRL's default loss_type 'dapo' has no counterpart: the clip_cov / kl_cov modes aggregate
-    as entropy_config.agg says, and the trainer warns so, naming the explicit setting."""
-    cfg = PolicyLossConfig(mode="clip_cov")
-    with pytest.warns(UserWarning, match="loss_type") as caught:
-        make_trainer(tiny, tmp_path, cfg)
-    (message,) = [str(w.message) for w in caught if "loss_type" in str(w.message)]
-    assert message == (
-        "TRL's loss_type='dapo' is not used in entropy_config.mode='clip_cov': the loss is "
-        "aggregated as entropy_config.agg='token_mean' says (TRL's 'bnpo': set "
-        "loss_type='bnpo' to make it explicit)"
-    )
-    recwarn.clear()
-    make_trainer(tiny, tmp_path, cfg, loss_type="bnpo")
-    make_trainer(tiny, tmp_path, PolicyLossConfig(), loss_type="dapo")  # TRL's own loss
-    assert not [w for w in recwarn if "loss_type" in str(w.message)]
-
-
 def test_entropy_law_callback_skips_incomplete_logs_and_failed_fits():
     callback = EntropyLawCallback(entropy_key="H", reward_key="R")
     assert _on_log(callback, {"H": 1.0}) == {"H": 1.0}  # no reward: no point

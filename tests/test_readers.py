@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,35 @@ def test_several_data_sources_are_listed_and_one_can_be_named(tmp_path, capsys):
     assert main([*args, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["keys"]["reward"] == "val-core/y/acc/mean@4" and summary["preset"] == "verl"
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+"""Logs written by verl's and OpenRLHF's own logging code (scripts/fixtures/
+make_framework_logs.py names the versions and how to make them again)."""
+
+
+def _fixture_numbers(framework):
+    rows = [
+        json.loads(x) for x in (FIXTURES / framework / "numbers.jsonl").read_text().splitlines()
+    ]
+    return [(r["step"], r["entropy"], r["val"]) for r in rows if r["entropy"] is not None]
+
+
+@pytest.mark.parametrize(
+    ("framework", "log", "kind", "rel"),
+    [
+        ("verl", "console.log", "verl_console", 1e-12),
+        ("verl", "verl_grpo_example_gsm8k/qwen2_7b_function_rm.jsonl", "jsonl", 1e-12),
+        ("verl", "tensorboard_log", "tensorboard", 1e-6),
+        ("openrlhf", "tensorboard", "tensorboard", 1e-6),
+    ],
+)
+def test_framework_logs_give_the_law_of_their_numbers(framework, log, kind, rel):
+    series = read_entropy_reward(FIXTURES / framework / log)
+    assert (series.kind, series.preset) == (kind, framework)
+    expected = {
+        "verl": "val-core/openai/gsm8k/reward/mean@4",
+        "openrlhf": "eval/eval_gsm8k_pass1",
+    }[framework]
+    assert series.reward_key == expected
+    _assert_same_law(series, _fixture_numbers(framework), rel=rel)

@@ -8,16 +8,24 @@ and W&B logs `train/entropy`, as Hugging Face's callbacks rename them). R is val
 performance first; a preset falls back to the training reward only after every validation
 key, and the fit says which key it used.
 
-Sources (read for this table; versions named):
+Sources (each framework's own code, the versions named; tests/fixtures holds logs their
+writers wrote, made by scripts/fixtures/make_framework_logs.py):
 - entropy_rl: `metric_keys` (entropy/mean, val/acc).
-- verl 0.7: `actor/entropy` (dp_actor's metrics), validation
-  `val-core/<data source>/<var>/mean@<n>` (`process_validation_metrics` in
-  verl/trainer/ppo/metric_utils.py, the "core" variable at the largest n) and the older
-  `val/test_score/<data source>`; training reward `critic/score/mean`; the step is
-  `Tracking.log`'s step (the console's `step:N`, the file logger's "step").
+- verl 0.9.1: `actor/entropy` (ray_trainer.py); validation `val-core/<data source>/<var>/
+  mean@<n>`, <var> `acc` when the reward function returns one, else `reward`, at the
+  largest n (`process_validation_metrics`, trainer/ppo/metric_utils.py); the older
+  `val/test_score/<data source>` of earlier releases (seen in their forks, not checked
+  against a release); training reward `critic/score/mean`. The step is `Tracking.log`'s
+  (the console's `step:N`, the file logger's "step"); validation before training is
+  logged alone at step 0, without entropy.
 - TRL 1.16: GRPOTrainer's `entropy`, `reward`, and `eval_reward` when it evaluates;
   `train/<key>` and `eval/<key>` through Hugging Face's TensorBoard and W&B callbacks.
-- OpenRLHF: see OPENRLHF below.
+- OpenRLHF 0.11.2: the mean token entropy is logged only as `train/entropy_loss`, and only
+  when the run sets `--actor.entropy_coef` (0 logs it without the bonus); validation
+  `eval/eval_<data source>_pass1` (`compute_eval_metrics`, trainer/ppo_trainer.py, with
+  `eval/eval_<data source>_pass<n>` the best of n beside it); training reward
+  `train/reward`. TensorBoard steps are the global step; its W&B runs log
+  `train/global_step`.
 """
 
 from __future__ import annotations
@@ -51,23 +59,22 @@ VERL = Preset(
     (
         "val-core/*/acc/mean@*",
         "val-core/*/reward/mean@*",
-        "val-core/*/mean@*",
         "val/test_score/*",
         "critic/score/mean",
     ),
     ("step", "training/global_step"),
-)
-OPENRLHF = Preset(
-    "openrlhf",
-    ("train/entropy", "train/policy_entropy"),
-    ("eval/*pass1*", "eval/*", "train/reward", "train/reward_mean"),
-    ("global_step", "train/global_step"),
 )
 TRL = Preset(
     "trl",
     ("entropy", "train/entropy"),
     ("eval_reward", "eval/reward", "reward", "train/reward"),
     ("step", "train/global_step", "global_step"),
+)
+OPENRLHF = Preset(
+    "openrlhf",
+    ("train/entropy_loss",),
+    ("eval/eval_*_pass1", "train/reward"),
+    ("train/global_step", "global_step"),
 )
 PRESETS = {p.name: p for p in (ENTROPY_RL, VERL, TRL, OPENRLHF)}
 """The presets by name, in the order they are tried when none is named."""

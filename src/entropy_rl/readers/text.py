@@ -11,7 +11,8 @@
   the records (TRL's GRPOTrainer logs `entropy`, `reward`, `eval_reward`, ...).
 - Console text of verl's console logger: lines `step:N - key:value - key:value ...`,
   possibly after a prefix (Ray's "(TaskRunner pid=...)", colour codes); other lines are
-  skipped.
+  skipped. A value printed inside its type (verl prints numpy's `np.float64(0.08)`) is the
+  number inside.
 
 Errors name the file and the physical line (1-based; a CSV header is line 1; in a trainer
 state, the entry of `log_history`). Standard library only.
@@ -32,6 +33,8 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CONSOLE_LINE = re.compile(r"(?:^|\s)step:(\d+)((?: - [^\s:][^:]*:\S+)+)\s*$")
 """A line of verl's console logger, from its `step:N` on: `step:3 - actor/entropy:0.51 - ...`."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WRAPPED = re.compile(r"^(?:np|numpy|torch)?\.?\w+\(([^()]*)\)$")
+"""A number printed inside its type, as verl's console prints numpy values: np.float64(0.5)."""
 
 
 def read_text_log(path: Path, partial_tail: bool = False) -> Table:
@@ -145,6 +148,7 @@ def parse_console(path: Path, text: str) -> Table:
         record: dict[str, object] = {"step": match.group(1)}
         for pair in match.group(2).split(" - ")[1:]:
             key, _, value = pair.rpartition(":")
-            record[key] = value
+            wrapped = _WRAPPED.match(value)
+            record[key] = wrapped.group(1) if wrapped else value
         rows.append((f"line {line_no}", record))
     return make_table(path, "verl_console", rows)

@@ -1,14 +1,16 @@
 """`entropy-rl eval`: pass@k, greedy accuracy and answer entropy of a run's checkpoint or a
 saved model, on the task's validation prompts or a data file."""
 
+import inspect
 import json
 import math
+import re
 import subprocess
 import sys
 
 import pytest
 
-from entropy_rl import cli, runner
+from entropy_rl import cli, model_eval, runner
 from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.evaluation import answer_entropy, shown_ks, validation_seed
 from entropy_rl.logs import read_records
@@ -129,10 +131,33 @@ def test_eval_errors_are_one_line_exit_2(tiny_hf_model, tmp_path, capsys, args, 
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_eval_help_explains_its_options_and_every_field(capsys):
+def _help(command: str, capsys) -> str:
     with pytest.raises(SystemExit):
-        cli.main(["eval", "--help"])
-    out = capsys.readouterr().out
-    for option in ("--data", "--reward", "--json", "--out", "--config", "TARGET"):
+        cli.main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def test_eval_help_explains_its_options_and_the_fields_it_uses(capsys):
+    out = _help("eval", capsys)
+    for option in ("--data", "--reward", "--json", "--out", "--quiet", "--config", "TARGET"):
         assert option in out
-    assert "eval.seed = 0" in out and "eval.temperature = 1.0" in out and "log.wandb" in out
+    fields = set(re.findall(r"^  (\w+\.\w+) = ", out, re.M))
+    assert {"eval.seed", "eval.samples", "task.max_response_tokens", "rollout.sampling"} <= fields
+    assert not fields & {"train.lr", "loss.mode", "log.wandb", "eval.every", "rollout.engine"}
+    pretrain = set(re.findall(r"^  (\w+\.\w+) = ", _help("pretrain", capsys), re.M))
+    assert {"pretrain.max_steps", "model.hidden_size"} <= pretrain
+    assert not pretrain & {"train.lr", "eval.samples"}
+    train = set(re.findall(r"^  (\w+\.\w+) = ", _help("train", capsys), re.M))
+    assert {"train.lr", "loss.mode", "log.wandb", "eval.samples", "pretrain.max_steps"} <= train
+
+
+def test_eval_help_lists_every_field_model_eval_reads():
+    """The config fields model_eval.py reads (`config.<section>.<field>`, and `settings.<field>`
+    for config.eval) are all in `eval --help` (cli.EVAL_FIELDS)."""
+    source = inspect.getsource(model_eval)
+    read = set(re.findall(r"config\.(\w+\.\w+)", source))
+    read |= {f"eval.{name}" for name in re.findall(r"settings\.(\w+)", source)}
+    read.discard("train.seed")  # LoRA's initialisation, overwritten by the loaded adapter
+    assert read and all(
+        any(name == s or name.startswith(s + ".") for s in cli.EVAL_FIELDS) for name in read
+    ), sorted(read)

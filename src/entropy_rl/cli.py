@@ -557,24 +557,50 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def _fields_epilog() -> str:
-    from entropy_rl.config import describe_fields
+EVAL_FIELDS = (
+    "model",
+    "task",
+    "eval.samples",
+    "eval.temperature",
+    "eval.greedy",
+    "eval.seed",
+    "rollout.sampling",
+    "train.reward_timeout_s",
+    "train.logits_mib",
+    "pretrain.cache_dir",
+)
+"""The config sections and fields `entropy-rl eval` reads (model_eval.py; a test checks)."""
+PRETRAIN_FIELDS = ("model", "task", "pretrain")
+"""The config sections `entropy-rl pretrain` reads (pretrain.py, base_model_cache.py)."""
 
-    lines = ["config fields (section.field, default):"]
-    for name, default, doc in describe_fields():
-        lines.append(f"  {name} = {default}")
-        if doc:
-            lines.append(f"      {doc}")
-    return "\n".join(lines)
+
+def _fields_epilog(*scope: str):
+    """The epilog (a function, for `_Parser`) listing the config fields under the sections or
+    field names in `scope`, with their defaults and help; every field when `scope` is empty."""
+
+    def epilog() -> str:
+        from entropy_rl.config import describe_fields
+
+        head = "config fields (section.field, default)"
+        lines = [f"{head}:" if not scope else f"{head} this command uses (train --help: all):"]
+        for name, default, doc in describe_fields():
+            if scope and not any(name == s or name.startswith(s + ".") for s in scope):
+                continue
+            lines.append(f"  {name} = {default}")
+            if doc:
+                lines.append(f"      {doc}")
+        return "\n".join(lines)
+
+    return epilog
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, example: str = "loss.mode=clip_cov") -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     p.add_argument(
         "overrides",
         nargs="*",
         metavar="section.field=value",
-        help="config overrides, applied after --config (e.g. loss.mode=clip_cov)",
+        help=f"config overrides, applied after --config (e.g. {example})",
     )
 
 
@@ -584,7 +610,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="RL training with the paper's entropy diagnostics",
         description=TRAIN_DESCRIPTION,
-        epilog=_fields_epilog,
+        epilog=_fields_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_args(p)
@@ -667,10 +693,10 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         "with save_pretrained under pretrain.cache_dir (metrics in its pretrain.json) and "
         "reused by later runs. Exit code 2 when it has not learnt its task (held-out greedy "
         "accuracy below pretrain.min_greedy).",
-        epilog=_fields_epilog,
+        epilog=_fields_epilog(*PRETRAIN_FIELDS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_config_args(p)
+    _add_config_args(p, "pretrain.max_steps=4000")
     p.set_defaults(handler=_run_pretrain)
 
 
@@ -909,11 +935,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="pass@k, greedy accuracy and answer entropy of a model or a run's checkpoint",
         description=EVAL_DESCRIPTION,
-        epilog=_fields_epilog,
+        epilog=_fields_epilog(*EVAL_FIELDS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target", type=Path, metavar="TARGET", help="run, checkpoint or model dir")
-    _add_config_args(p)
+    _add_config_args(p, "eval.samples=16")
     p.add_argument("--data", type=Path, metavar="FILE", help="prompts and answers to evaluate on")
     p.add_argument(
         "--reward",

@@ -409,9 +409,6 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
         _check_model_path(config)
     task = make_task(config.task)  # data and reward checked before the run directory exists
     reward = make_reward(config.task, task)
-    if dist.is_main:
-        for note in task.notes:
-            say(console, note)
     with contextlib.ExitStack() as held:
         _on_main(dist, _lock, held, run_dir, console)
         if resume and run_status(run_dir) == "done" and not continues(run_dir):
@@ -454,6 +451,9 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
     """Steps until the last (checkpointing every save_every, and at the end) or a Ctrl-C."""
     dist = policy.dist
     val_problems = policy.task.validation_problems()
+    if dist.is_main:
+        for note in policy.task.notes:  # what the task chose that the config did not say
+            say(console, note)
     total = config.train.steps + 1
     display = _Display(total, state.step, console, show_progress and dist.is_main)
     writer = (

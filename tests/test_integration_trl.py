@@ -4,8 +4,11 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "fixtures"))
 
 pytest.importorskip("trl")
 
@@ -278,42 +281,18 @@ def test_core_does_not_import_trl():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tiny, tmp_path, capsys):
-    """TRL's own GRPOTrainer with report_to="tensorboard" and an evaluation each step: fit and
-    watch find its keys (preset trl) in the events Hugging Face's callback wrote, and fit
-    there gives the law of the same numbers taken from the trainer's own log history."""
-    from trl import GRPOTrainer
+def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tmp_path, capsys):
+    """TRL's own GRPOTrainer with report_to="tensorboard" and an evaluation each step (the
+    run of scripts/fixtures/make_trl_logs.py): fit and watch find its keys (preset trl) in
+    the events Hugging Face's callback wrote, and fit there gives the law of the same numbers
+    taken from the trainer's own log history."""
+    from make_trl_logs import tiny_grpo_run
 
     from entropy_rl.cli import main
     from entropy_rl.law import fit_entropy_law
     from entropy_rl.readers import read_entropy_reward
 
-    path, tok = tiny
-    args = GRPOConfig(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        report_to="tensorboard",
-        max_steps=6,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        num_generations=4,
-        max_completion_length=8,
-        logging_steps=1,
-        eval_strategy="steps",
-        eval_steps=1,
-        save_strategy="no",
-        seed=0,
-    )
-    data = Dataset.from_dict({"prompt": PROMPTS})
-    trainer = GRPOTrainer(
-        model=str(path),
-        reward_funcs=digit_sum_parity_reward,
-        args=args,
-        train_dataset=data,
-        eval_dataset=data.select(range(4)),
-        processing_class=tok,
-    )
-    trainer.train()
+    trainer = tiny_grpo_run(tmp_path / "out", steps=6)
     by_step: dict[int, dict] = {}
     for entry in trainer.state.log_history:
         by_step.setdefault(entry["step"], {}).update(entry)
@@ -321,20 +300,28 @@ def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tiny, tmp_path
     assert len(rows) == 6
     expected = fit_entropy_law([r["entropy"] for r in rows], [r["eval_reward"] for r in rows])
 
-    series = read_entropy_reward(tmp_path / "out")  # the output folder: its TensorBoard events
+    series = read_entropy_reward(tmp_path / "out" / "runs")  # HF's TensorBoard events
     assert (series.kind, series.preset) == ("tensorboard", "trl")
     assert (series.entropy_key, series.reward_key) == ("train/entropy", "eval/reward")
     assert series.steps.tolist() == [r["step"] for r in rows]
     fit = fit_entropy_law(series.entropy, series.reward)
     for name in ("a", "b", "ceiling"):
         assert getattr(fit, name) == pytest.approx(getattr(expected, name), rel=1e-4, abs=1e-5)
+    state = read_entropy_reward(tmp_path / "out")  # the output folder: its trainer_state.json
+    assert (state.kind, state.entropy_key, state.reward_key) == (
+        "trainer_state",
+        "entropy",
+        "eval_reward",
+    )
+    assert fit_entropy_law(state.entropy, state.reward).ceiling == pytest.approx(expected.ceiling)
 
     capsys.readouterr()  # the trainer's own log lines
-    assert main(["fit", str(tmp_path / "out"), "--json", "--out", str(tmp_path / "fit")]) == 0
+    runs = str(tmp_path / "out" / "runs")
+    assert main(["fit", runs, "--json", "--out", str(tmp_path / "fit")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["preset"] == "trl" and summary["fit"]["n"] == 6
     assert summary["fit"]["ceiling"] == pytest.approx(fit.ceiling)
-    assert main(["watch", str(tmp_path / "out"), "--once", "--json"]) == 0
+    assert main(["watch", runs, "--once", "--json"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["step"] for x in lines] == series.steps.tolist()
     assert lines[-1]["law"]["ceiling"] == pytest.approx(fit.ceiling)

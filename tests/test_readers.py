@@ -173,3 +173,14 @@ def test_framework_logs_give_the_law_of_their_numbers(framework, log, kind, rel)
     }[framework]
     assert series.reward_key == expected
     _assert_same_law(series, _fixture_numbers(framework), rel=rel)
+
+
+def test_trl_fixture_events_and_trainer_state_give_one_law():
+    """TRL's tiny run (scripts/fixtures/make_trl_logs.py): its TensorBoard events (float32)
+    and its trainer_state.json (float64) hold the same evaluations."""
+    events = read_entropy_reward(FIXTURES / "trl" / "runs")
+    state = read_entropy_reward(FIXTURES / "trl")
+    assert (events.preset, events.kind, state.kind) == ("trl", "tensorboard", "trainer_state")
+    assert events.reward_key == "eval/reward" and state.reward_key == "eval_reward"
+    numbers = list(zip(state.steps.tolist(), state.entropy, state.reward, strict=True))
+    _assert_same_law(events, numbers, rel=1e-6)

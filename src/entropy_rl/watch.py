@@ -151,9 +151,10 @@ def line(evaluation: Evaluation, label: str | None = None) -> str:
         text += f"law: {e.n} of {live_law.RELIABLE_MIN_POINTS} evaluations  "
     else:
         low, high = e.fit.ceiling_ci
+        caveat = "" if e.fit.reliable else f" (unreliable: {e.fit.caveat})"
         text += (
-            f"a {e.fit.a:.4f}  b {e.fit.b:.4f}  ceiling {e.fit.ceiling_text(4)} "
-            f"[{low:.4f}, {high:.4f}]  gain left {e.gain_left:+.4f}  "
+            f"a {e.fit.a:.4f}  b {e.fit.b:.4f}  ceiling {e.fit.ceiling:.4f} "
+            f"[{low:.4f}, {high:.4f}]{caveat}  gain left {e.gain_left:+.4f}  "
         )
     return text + (", ".join(a.upper() for a in e.alarms) or "ok")
 

@@ -29,14 +29,12 @@ from typing import Any, TextIO
 from entropy_rl import live_law
 from entropy_rl.config import TrainConfig
 from entropy_rl.law import EntropyLawFit
-from entropy_rl.readers import LogFormatError, LogReader, entropy_reward
+from entropy_rl.readers import LogIncomplete, LogReader, entropy_reward
 
 ALARMS = ("collapse", "explosion", "saturation")
 """The alarms, in the order they are checked and reported."""
 EXIT_CODES = {"collapse": 3, "explosion": 4, "saturation": 5}
 """Exit code of `--exit-on KIND` when that alarm fires (2 is a user error, 130 Ctrl-C)."""
-WAITING = ("no such file", "no log in it", "key found", "record(s) have both")
-"""Parts of a reader's error that mean "not yet": the log or its first evaluation is to come."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +109,9 @@ class Follower:
             LogFormatError: A log that cannot be read (not one that is still to come).
         """
         try:
-            series = entropy_reward(self.reader.table(), **(self.chosen or self.keys))
-        except LogFormatError as err:
-            if not any(part in str(err) for part in WAITING):
-                raise
+            table = self.reader.table()
+            series = entropy_reward(table, **(self.chosen or self.keys), min_points=1)
+        except LogIncomplete as err:
             self.waiting_for = str(err)
             return []
         self.waiting_for = None

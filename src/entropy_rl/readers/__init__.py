@@ -28,12 +28,13 @@ from entropy_rl.layout import METRICS_FILE
 from entropy_rl.readers import tensorboard, wandb
 from entropy_rl.readers.keys import choose_keys, merged_by_step, resolve
 from entropy_rl.readers.presets import PRESETS, Preset
-from entropy_rl.readers.table import LogFormatError, Table, column
+from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, column
 from entropy_rl.readers.text import read_text_log
 
 __all__ = [
     "PRESETS",
     "LogFormatError",
+    "LogIncomplete",
     "LogReader",
     "LogSeries",
     "Preset",
@@ -97,7 +98,7 @@ class LogReader:
         if self._events is not None:
             return self._events.table()
         if not self.path.exists():
-            raise LogFormatError(f"{self.path}: no such file or directory")
+            raise LogIncomplete(f"{self.path}: no such file or directory")
         path, kind = _log_in_folder(self.path) if self.path.is_dir() else (self.path, None)
         if kind == "tensorboard" or tensorboard.is_event_file(path):
             self._events = tensorboard.TensorBoardLog(path)
@@ -123,7 +124,7 @@ def _log_in_folder(folder: Path) -> tuple[Path, str | None]:
     if numbered:
         newest = max(numbered, key=lambda s: int(s.parent.name.removeprefix("checkpoint-")))
         return newest, None
-    raise LogFormatError(
+    raise LogIncomplete(
         f"{folder}: no log in it (looked for {METRICS_FILE}, {TRAINER_STATE}, TensorBoard "
         f"events, a W&B run, checkpoint-*/{TRAINER_STATE})"
     )
@@ -183,7 +184,7 @@ def entropy_reward(
     keep = ~np.isnan(entropy) & ~np.isnan(reward)
     n_both = int(keep.sum())
     if n_both < min_points:
-        raise LogFormatError(
+        raise LogIncomplete(
             f"{table.path}: only {n_both} record(s) have both {keys.entropy!r} "
             f"({int((~np.isnan(entropy)).sum())} records) and {keys.reward!r} "
             f"({int((~np.isnan(reward)).sum())} records); need at least {min_points}"

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 
 from entropy_rl.readers.presets import GENERIC_STEP_KEYS, PRESETS, Preset
-from entropy_rl.readers.table import LogFormatError, Table, column, make_table
+from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, column, make_table
 
 MAX_LISTED_KEYS = 15
 """Available keys listed in a missing-key error."""
@@ -63,7 +63,7 @@ def resolve(table: Table, key: str) -> str:
     """The column holding `key`, or LogFormatError listing the available keys."""
     found = find(table, key)
     if found is None:
-        raise LogFormatError(f"{table.path}: no key {key!r} in any record; {available(table)}")
+        raise LogIncomplete(f"{table.path}: no key {key!r} in any record; {available(table)}")
     return found
 
 
@@ -146,7 +146,7 @@ def _by_preset(
         tried = ", ".join(dict.fromkeys(k for p in with_h for k in p.reward))
         what = "performance key"
     names = ", ".join(p.name for p in presets)
-    raise LogFormatError(
+    raise LogIncomplete(
         f"{table.path}: no {what} found (tried {tried}; presets {names}); "
         f"name it with --entropy-key / --reward-key; {available(table)}"
     )

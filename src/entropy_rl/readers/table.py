@@ -21,6 +21,12 @@ class LogFormatError(ValueError):
     record (a line, a `log_history` entry, a step)."""
 
 
+class LogIncomplete(LogFormatError):
+    """A log that may yet become readable as it grows: it does not exist yet, holds no
+    record, or lacks (so far) the keys or the points asked for. `entropy-rl watch` waits on
+    it; everyone else reports it as any LogFormatError."""
+
+
 @dataclass(frozen=True)
 class Table:
     """A parsed log.

@@ -17,7 +17,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from entropy_rl.readers.table import LogFormatError, Table, make_table
+from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, make_table
 
 EVENT_GLOB = "events.out.tfevents.*"
 STEP_COLUMN = "step"
@@ -72,7 +72,7 @@ class TensorBoardLog:
 def _one_folder(path: Path) -> Path:
     folders = event_folders(path)
     if not folders:
-        raise LogFormatError(f"{path}: no TensorBoard event files ({EVENT_GLOB}) under it")
+        raise LogIncomplete(f"{path}: no TensorBoard event files ({EVENT_GLOB}) under it")
     if len(folders) > 1:
         names = ", ".join(str(f.relative_to(path)) or "." for f in folders[:8])
         raise LogFormatError(

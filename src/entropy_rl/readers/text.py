@@ -26,7 +26,7 @@ import json
 import re
 from pathlib import Path
 
-from entropy_rl.readers.table import LogFormatError, Table, make_table
+from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, make_table
 
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -133,7 +133,7 @@ def parse_csv(path: Path, text: str) -> Table:
     except csv.Error as err:
         raise LogFormatError(f"{path}: line {reader.line_num}: {err}") from err
     if header is None:
-        raise LogFormatError(f"{path}: empty CSV file (no header row)")
+        raise LogIncomplete(f"{path}: empty CSV file (no header row)")
     return Table(path, "csv", tuple(header), tuple(rows))
 
 

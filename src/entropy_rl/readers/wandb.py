@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from entropy_rl.readers.table import LogFormatError, Table, make_table
+from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, make_table
 
 SUFFIX = ".wandb"
 STEP_COLUMN = "_step"
@@ -46,7 +46,7 @@ def transaction_log(path: Path) -> Path:
         return path
     logs = _logs_under(path)
     if not logs:
-        raise LogFormatError(f"{path}: no W&B run (*{SUFFIX}) in it")
+        raise LogIncomplete(f"{path}: no W&B run (*{SUFFIX}) in it")
     if len(logs) > 1:
         names = ", ".join(str(p.relative_to(path)) for p in logs[:8])
         raise LogFormatError(f"{path}: {len(logs)} W&B runs ({names}); name one of them")

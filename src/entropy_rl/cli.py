@@ -196,9 +196,9 @@ def _add_key_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--step-key",
         metavar="K",
-        help="key of the training step (default: the format's own step, TensorBoard's and "
-        "W&B's; else the preset's step key, or step, Step, _step, global_step; else the "
-        "record index)",
+        help="key of the training step; 'a|b' takes b where a record has no a (default: the "
+        "preset's step key; else the format's own step, TensorBoard's and W&B's; else step, "
+        "Step, _step or global_step; else the record index)",
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from entropy_rl.law import MIN_POINTS
 from entropy_rl.layout import METRICS_FILE
 from entropy_rl.readers import tensorboard, wandb
-from entropy_rl.readers.keys import choose_keys, merged_by_step, resolve
+from entropy_rl.readers.keys import choose_keys, merged_by_step, resolve, with_step_column
 from entropy_rl.readers.presets import PRESETS, Preset
 from entropy_rl.readers.table import LogFormatError, LogIncomplete, Table, column
 from entropy_rl.readers.text import read_text_log
@@ -61,7 +61,8 @@ class LogSeries:
         reward: Performance R, shape (n,).
         entropy_key: Key the entropy was read from.
         reward_key: Key the reward was read from.
-        step_key: Key the steps were read from, or None for the record index.
+        step_key: Key the steps were read from ("a|b": a, else b), or None for the record
+            index.
         preset: The framework preset the keys came from (None: all named).
         source: The file or folder read.
         kind: Its format ("jsonl", "csv", "trainer_state", "verl_console", "tensorboard",
@@ -179,7 +180,7 @@ def entropy_reward(
             without a step, or fewer than `min_points` records with both H and R.
     """
     keys = choose_keys(table, preset, entropy_key, reward_key, step_key)
-    table = merged_by_step(table, keys.step)
+    table = merged_by_step(with_step_column(table, keys.step), keys.step)
     entropy, reward = column(table, keys.entropy), column(table, keys.reward)
     keep = ~np.isnan(entropy) & ~np.isnan(reward)
     n_both = int(keep.sum())

@@ -153,13 +153,33 @@ def _by_preset(
 
 
 def _step(table: Table, named: str | None, preset_keys: Sequence[str]) -> str | None:
-    """The named step key (must exist), else the format's own, else the preset's or a
-    generic one found in the log, else None (the record index)."""
+    """The named step key (must exist), else the preset's first step key the log has, else
+    the format's own step, else a generic step key, else None (the record index). A key
+    "a|b" stands for a, or b where a record has no a (`with_step_column`): OpenRLHF's W&B
+    log holds a training record's step in train/global_step, an evaluation's in
+    eval/global_step."""
     if named is not None:
-        return resolve(table, named)
+        return "|".join(resolve(table, part) for part in named.split("|"))
+    for key in preset_keys:
+        found = [c for c in (find(table, part) for part in key.split("|")) if c is not None]
+        if found:
+            return "|".join(found)
     if table.step_key is not None:
         return table.step_key
-    return first_found(table, [*preset_keys, *GENERIC_STEP_KEYS])
+    return first_found(table, GENERIC_STEP_KEYS)
+
+
+def with_step_column(table: Table, step: str | None) -> Table:
+    """The table with a column `step` when it stands for several ("a|b"): in each record
+    the first of them that the record holds."""
+    if step is None or "|" not in step or step in table.columns:
+        return table
+    parts = step.split("|")
+    rows = []
+    for where, record in table.rows:
+        value = next((record[p] for p in parts if record.get(p) is not None), None)
+        rows.append((where, record if value is None else {**record, step: value}))
+    return make_table(table.path, table.kind, rows, table.step_key)
 
 
 def merged_by_step(table: Table, step: str | None) -> Table:

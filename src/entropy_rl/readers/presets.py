@@ -43,7 +43,8 @@ class Preset:
         name: The `--from` value.
         entropy: Keys (or patterns) of the policy entropy H.
         reward: Keys (or patterns) of the performance R, validation first.
-        step: Keys of the training step, when the format has none of its own.
+        step: Keys of the training step, tried before the format's own step; "a|b" is a,
+            or b in a record without a (`keys.with_step_column`).
     """
 
     name: str
@@ -74,7 +75,7 @@ OPENRLHF = Preset(
     "openrlhf",
     ("train/entropy_loss",),
     ("eval/eval_*_pass1", "train/reward"),
-    ("train/global_step", "global_step"),
+    ("train/global_step|eval/global_step", "global_step"),
 )
 PRESETS = {p.name: p for p in (ENTROPY_RL, VERL, TRL, OPENRLHF)}
 """The presets by name, in the order they are tried when none is named."""

@@ -162,6 +162,7 @@ def _fixture_numbers(framework):
         ("verl", "verl_grpo_example_gsm8k/qwen2_7b_function_rm.jsonl", "jsonl", 1e-12),
         ("verl", "tensorboard_log", "tensorboard", 1e-6),
         ("openrlhf", "tensorboard", "tensorboard", 1e-6),
+        ("openrlhf", "wandb", "wandb", 1e-6),  # steps in train/ or eval/global_step
     ],
 )
 def test_framework_logs_give_the_law_of_their_numbers(framework, log, kind, rel):
@@ -176,11 +177,14 @@ def test_framework_logs_give_the_law_of_their_numbers(framework, log, kind, rel)
 
 
 def test_trl_fixture_events_and_trainer_state_give_one_law():
-    """TRL's tiny run (scripts/fixtures/make_trl_logs.py): its TensorBoard events (float32)
-    and its trainer_state.json (float64) hold the same evaluations."""
+    """TRL's tiny run (scripts/fixtures/make_trl_logs.py): its TensorBoard events (float32),
+    its W&B run and its trainer_state.json (float64) hold the same evaluations."""
     events = read_entropy_reward(FIXTURES / "trl" / "runs")
     state = read_entropy_reward(FIXTURES / "trl")
     assert (events.preset, events.kind, state.kind) == ("trl", "tensorboard", "trainer_state")
     assert events.reward_key == "eval/reward" and state.reward_key == "eval_reward"
     numbers = list(zip(state.steps.tolist(), state.entropy, state.reward, strict=True))
     _assert_same_law(events, numbers, rel=1e-6)
+    run = read_entropy_reward(FIXTURES / "trl" / "wandb")  # Hugging Face's WandbCallback
+    assert (run.kind, run.preset, run.step_key) == ("wandb", "trl", "train/global_step")
+    _assert_same_law(run, numbers, rel=1e-12)

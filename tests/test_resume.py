@@ -47,8 +47,11 @@ def run(runs, tmp_path, easy_reward):
 
 
 def _resume(run, capsys):
+    """The resumed run's summary, and what it printed: notices (stderr), then its summary
+    table (stdout)."""
     summary = runner.train(None, run, resume=True, show_progress=False)
-    return summary, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return summary, err + out
 
 
 def _flip(path, offset=-64):

@@ -192,7 +192,12 @@ def test_response_scores_in_blocks_equal_the_whole_logits_and_their_gradients(
     torch.testing.assert_close(block_lp, whole_lp, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(block_h, whole_h, rtol=1e-5, atol=1e-5)
     for mine, ref in zip(block_g, whole_g, strict=True):
-        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-5)
+        # Under bf16 autocast the two paths round the matrix products' outputs at different
+        # places: they agree to bf16's resolution (2^-7) of the gradient's scale, not to
+        # float32's. On a 2-core EPYC without AVX-512 (2026-12-03) the largest gap was 3.1e-3
+        # of the scale at temperature 1 (below 2e-7 at 0.7); earlier machines met 1e-4.
+        scale = ref.abs().max().item() if autocast else 0.0
+        torch.testing.assert_close(mine, ref, rtol=1e-4, atol=max(1e-5, 2**-7 * scale))
     model, rollout = _model(), _rollout()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         logits = response_logits(model, rollout, temperature, float32_head=True)  # (B, T, V)

@@ -74,7 +74,6 @@ import math
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
@@ -83,7 +82,8 @@ from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_lo
 from entropy_rl.core.control import control_step
 from entropy_rl.core.losses import LOSS_KEY
 from entropy_rl.diagnostics import rollout_statistics
-from entropy_rl.law import RELIABLE_MIN_POINTS, fit_entropy_law
+from entropy_rl.law import RELIABLE_MIN_POINTS
+from entropy_rl.live_law import fit_so_far, law_metrics
 from entropy_rl.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
@@ -285,8 +285,10 @@ class EntropyLawCallback(TrainerCallback):
     entropy of the training completions). Each `on_log` whose logs hold a finite R adds a
     point, with H from the same logs or, when they lack it (an evaluation's logs), from the
     last logs that had it. From `min_points` (>= 5) points on, the law is fitted on all
-    points so far and `law/ceiling`, `law/a`, `law/b`, `law/r2` and `law/reliable` (1.0, or
-    0.0 when R² < `law.RELIABLE_MIN_R2`) are added to the logs dict and to the entry
+    points so far (`live_law.fit_so_far`, as our trainer's rows and `entropy-rl watch`) and
+    its `law/*` keys (`live_law.law_metrics`: `law/a`, `law/b`, `law/ceiling` and its
+    interval, `law/r2`, `law/n`) and `law/reliable` (1.0, or 0.0 when the fit is flagged
+    unreliable, `law.EntropyLawFit.reliable`) are added to the logs dict and to the entry
     `Trainer.log` has just appended to `state.log_history`. Callbacks that run after this
     one see them; the reporting callbacks (`report_to`) run before user callbacks, so to
     report the law keys put this one first:
@@ -320,12 +322,10 @@ class EntropyLawCallback(TrainerCallback):
         self.reward.append(float(r))
         if len(self.entropy) < self.min_points:
             return
-        try:
-            fit = fit_entropy_law(np.asarray(self.entropy), np.asarray(self.reward))
-        except ValueError:
+        fit = fit_so_far(list(zip(self.entropy, self.reward, strict=True)))
+        if fit is None:
             return
-        law = {"law/ceiling": fit.ceiling, "law/a": fit.a, "law/b": fit.b, "law/r2": fit.r2}
-        law["law/reliable"] = float(fit.reliable)
+        law = {**law_metrics(fit), "law/reliable": float(fit.reliable)}
         logs.update(law)
         # Trainer.log appends a copy of `logs` to state.log_history before the callbacks run.
         history = getattr(state, "log_history", None)

@@ -14,33 +14,19 @@ pytest.importorskip("trl")
 
 import torch
 from datasets import Dataset
+from make_trl_logs import PROMPTS, digit_sum_parity_reward, tiny_grpo_run, tiny_model
 from transformers import TrainerControl, TrainerState, TrainingArguments
 from trl import GRPOConfig
 
-from entropy_rl.config import ModelConfig
 from entropy_rl.core import PolicyLossConfig
 from entropy_rl.integrations.trl import EntropyGRPOTrainer, EntropyLawCallback
-from entropy_rl.models import build_model, build_tokenizer
-
-PROMPTS = ["12+34+56=", "7+8+9=", "1+2+3=", "40+50+60=", "3+3+3=", "11+22+33=", "5+6+7=", "9+9+9="]
-
-
-def digit_sum_parity_reward(completions, **kwargs):
-    """1 when the completion's digits sum to an even number, else 0: varied but deterministic."""
-    return [float(sum(int(c) for c in text if c.isdigit()) % 2 == 0) for text in completions]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A saved tiny Qwen2 model and its character tokenizer."""
+    """A saved tiny Qwen2 model and its character tokenizer (make_trl_logs.tiny_model)."""
     path = tmp_path_factory.mktemp("tiny_qwen2")
-    tok = build_tokenizer("0123456789+=,")
-    model = build_model(
-        ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
-        vocab_size=len(tok),
-        max_positions=64,
-        seed=0,
-    )
+    model, tok = tiny_model()
     model.save_pretrained(path)
     return path, tok
 
@@ -286,8 +272,6 @@ def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tmp_path, caps
     run of scripts/fixtures/make_trl_logs.py): fit and watch find its keys (preset trl) in
     the events Hugging Face's callback wrote, and fit there gives the law of the same numbers
     taken from the trainer's own log history."""
-    from make_trl_logs import tiny_grpo_run
-
     from entropy_rl.cli import main
     from entropy_rl.law import fit_entropy_law
     from entropy_rl.readers import read_entropy_reward

@@ -182,3 +182,10 @@ def test_idle_timeout_stops_following(tmp_path):
     code = watch([follower], options, out, notes.append, lambda s: None, lambda: next(ticks))
     assert code == 0 and len(out.getvalue().splitlines()) == 3
     assert notes[-1] == "no new evaluation for 25 s: stopping"
+
+
+def test_each_log_has_its_own_tensorboard_folder(tmp_path):
+    from entropy_rl.watch import _board_names
+
+    paths = [tmp_path / "a" / "grpo" / "metrics.jsonl", tmp_path / "b" / "grpo", tmp_path / "x.log"]
+    assert _board_names(paths) == ["grpo", "grpo-2", "x.log"]

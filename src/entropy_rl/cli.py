@@ -424,36 +424,25 @@ def _add_watch(subparsers: argparse._SubParsersAction) -> None:
         help=f"stop with the alarm's exit code when one of these fires: a comma-separated "
         f"subset of {','.join(ALARMS)} (default: none, only report)",
     )
-    p.add_argument(
-        "--collapse-spent", type=float, default=rules.collapse_spent, metavar="F",
-        help="share of the start entropy spent for a collapse (default: %(default)s)",
+    numbers = (
+        ("--collapse-spent", float, rules.collapse_spent, "F",
+         "share of the start entropy spent for a collapse"),
+        ("--collapse-gain", float, rules.collapse_gain, "G",
+         "forecast gain left below which a spent entropy is a collapse"),
+        ("--explosion-rise", float, rules.explosion_rise, "F",
+         "rise, as a share of the start entropy, for an explosion"),
+        ("--explosion-window", int, rules.explosion_window, "N",
+         "evaluations of steady rise for an explosion"),
+        ("--min-gain", float, rules.min_gain, "G",
+         "forecast gain left below which the run is saturated, as train.saturation_min_gain"),
+        ("--interval", float, options.interval, "S", "seconds between reads of the logs"),
+        ("--idle-timeout", float, options.idle_timeout, "S",
+         "stop (exit 0) after this many seconds without a new evaluation; 0: never"),
     )  # fmt: skip
-    p.add_argument(
-        "--collapse-gain", type=float, default=rules.collapse_gain, metavar="G",
-        help="forecast gain left below which a spent entropy is a collapse (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--explosion-rise", type=float, default=rules.explosion_rise, metavar="F",
-        help="rise, as a share of the start entropy, for an explosion (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--explosion-window", type=int, default=rules.explosion_window, metavar="N",
-        help="evaluations of steady rise for an explosion (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--min-gain", type=float, default=rules.min_gain, metavar="G",
-        help="forecast gain left below which the run is saturated, as "
-        "train.saturation_min_gain (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--interval", type=float, default=options.interval, metavar="S",
-        help="seconds between reads of the logs (default: %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--idle-timeout", type=float, default=options.idle_timeout, metavar="S",
-        help="stop (exit 0) after this many seconds without a new evaluation; 0: never "
-        "(default: %(default)s)",
-    )  # fmt: skip
+    for flag, kind, default, metavar, text in numbers:
+        p.add_argument(
+            flag, type=kind, default=default, metavar=metavar, help=f"{text} (default: %(default)s)"
+        )
     p.add_argument(
         "--once", action="store_true",
         help="read each log once, report every evaluation in it, and stop",
@@ -462,7 +451,7 @@ def _add_watch(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tensorboard", type=Path, metavar="DIR",
         help="also write the law's law/* scalars, at each evaluation's step, to TensorBoard "
-        "event files in DIR (one subfolder per log when several); point TensorBoard at a "
+        "event files in DIR/<the log's name>; point TensorBoard at a "
         "folder above it and your own runs to see them side by side",
     )  # fmt: skip
     p.set_defaults(handler=_run_watch)

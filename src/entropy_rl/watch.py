@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from entropy_rl import live_law
 from entropy_rl.config import TrainConfig
 from entropy_rl.law import EntropyLawFit
+from entropy_rl.layout import METRICS_FILE
 from entropy_rl.readers import LogIncomplete, LogReader, entropy_reward
 
 ALARMS = ("collapse", "explosion", "saturation")
@@ -97,6 +98,7 @@ class Follower:
     chosen: dict[str, str | None] | None = None
     seen: int = 0
     waiting_for: str | None = None
+    board_name: str = ""
 
     def __post_init__(self) -> None:
         self.reader = LogReader(self.path, partial_tail=True)
@@ -173,8 +175,8 @@ def as_json(evaluation: Evaluation, label: str) -> dict[str, Any]:
 
 
 class LawBoard:
-    """The law's `law/*` scalars written to a TensorBoard folder, one subfolder per log,
-    with TensorBoard's own writer (no torch)."""
+    """The law's `law/*` scalars written to a TensorBoard folder, one subfolder per log
+    (`_board_names`), with TensorBoard's own writer (no torch)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -228,6 +230,8 @@ def watch(
     """
     board = None if options.tensorboard is None else LawBoard(options.tensorboard)
     labels = _labels([f.path for f in followers])
+    for follower, name in zip(followers, _board_names([f.path for f in followers]), strict=True):
+        follower.board_name = name
     fired: set[tuple[str, str]] = set()
     seen, last_news = 0, clock()
     try:
@@ -271,7 +275,7 @@ def _turn(
         text = json.dumps(as_json(evaluation, label)) if options.json else line(evaluation, label)
         print(text, file=out, flush=True)
         if board is not None:
-            board.write(label or Path(follower.path).name, evaluation)
+            board.write(follower.board_name, evaluation)
         for kind, why in evaluation.alarms.items():
             if (label, kind) not in fired:
                 fired.add((label, kind))
@@ -279,6 +283,21 @@ def _turn(
             if kind in options.exit_on:
                 return EXIT_CODES[kind]
     return 0
+
+
+def _board_names(paths: list[Path]) -> list[str]:
+    """Each log's subfolder under --tensorboard: its name (a run's folder for its
+    metrics.jsonl), made unique with -2, -3, ..."""
+    names: list[str] = []
+    for path in paths:
+        path = Path(path).resolve()
+        base = (path.parent if path.name == METRICS_FILE else path).name or "log"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
 
 
 def _labels(paths: list[Path]) -> list[str]:

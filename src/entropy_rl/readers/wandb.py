@@ -8,7 +8,7 @@ sync). W&B reads it back with `wandb leet inspect --json`, one JSON record per l
 listed; name one, or `wandb/latest-run`).
 
 A live run is read as far as W&B has written its log: W&B buffers the file, so the newest
-rows can show up seconds after `wandb.log` (seen: none of a 0.5 s-a-row offline run's rows
+rows can show up seconds after `wandb.log` (seen: none of a 0.25 s-a-row offline run's rows
 after 6 s, all of them once it finished).
 
 Needs the `wandb` package (`pip install 'entropy-rl[wandb]'`); it runs in a subprocess.

@@ -159,7 +159,9 @@ def test_missing_key_lists_available_keys(tmp_path):
 def test_no_candidate_key_lists_tried_and_available(tmp_path):
     records = [{"step": i, "ent": 0.5, "acc": 0.1 * i} for i in range(5)]
     message = _error(_write_jsonl(tmp_path / "run.jsonl", records))
-    assert "no entropy key found (tried entropy/mean, actor/entropy, entropy, train/entropy" in message
+    assert (
+        "no entropy key found (tried entropy/mean, actor/entropy, entropy, train/entropy" in message
+    )
     assert "'ent'" in message
 
 

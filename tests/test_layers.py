@@ -162,25 +162,29 @@ def test_core_imports_torch_and_itself_only():
                 assert top in allowed or name.startswith("entropy_rl.core"), (path.name, name)
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "entropy_rl.report",
-        "entropy_rl.report.build",
-        "entropy_rl.report.sections",
-        "entropy_rl.summary",
-        "entropy_rl.config",
-        "entropy_rl.base_model_cache",
-        "entropy_rl.layout",
-        "entropy_rl.readers",
-        "entropy_rl.watch",
-    ],
+READING_RUNS = (
+    "entropy_rl.report",
+    "entropy_rl.report.build",
+    "entropy_rl.report.sections",
+    "entropy_rl.summary",
+    "entropy_rl.config",
+    "entropy_rl.base_model_cache",
+    "entropy_rl.layout",
+    "entropy_rl.readers",
+    "entropy_rl.watch",
 )
-def test_reading_runs_imports_no_torch(module):
+"""Modules that read runs and logs: none may import torch, transformers or trl."""
+
+
+def test_reading_runs_imports_no_torch():
+    """One fresh interpreter imports the modules one by one and names the first that pulls
+    in a heavy package (one process, not one each: each costs a second of start-up)."""
     code = (
-        f"import sys, {module}\n"
-        "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
+        "import importlib, sys\n"
+        f"for module in {READING_RUNS!r}:\n"
+        "    importlib.import_module(module)\n"
+        "    heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]\n"
+        "    assert not heavy, (module, heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

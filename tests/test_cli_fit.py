@@ -1,24 +1,41 @@
-"""End-to-end tests of `entropy-rl fit`, run as a subprocess like a user would."""
+"""End-to-end tests of `entropy-rl fit`: the first as a subprocess, as a user runs it, the
+others through the same `main` in the test's process (a subprocess costs a second of
+start-up each)."""
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "synthetic_grpo_log.jsonl"
 
 
-def _run(*args, cwd=None):
+def _subprocess(*args):
     return subprocess.run(
         [sys.executable, "-m", "entropy_rl", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=cwd,
         timeout=120,
     )
+
+
+def _run(*args):
+    """`entropy-rl ARGS` in this process: its exit code, stdout and stderr."""
+    from entropy_rl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:  # argparse: --help, a usage error
+            code = stop.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def _assert_user_error(proc, *words):
@@ -32,7 +49,7 @@ def _assert_user_error(proc, *words):
 
 
 def test_fit_example_prints_table_and_writes_outputs(tmp_path):
-    proc = _run("fit", EXAMPLE, "--out", tmp_path / "out")
+    proc = _subprocess("fit", EXAMPLE, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "ceiling" in proc.stdout
     assert "held-out RMSE" in proc.stdout
@@ -40,6 +57,7 @@ def test_fit_example_prints_table_and_writes_outputs(tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG")
     summary = json.loads(result.read_text())
     assert summary["keys"] == {"entropy": "entropy/mean", "reward": "val/acc", "step": "step"}
+    assert (summary["preset"], summary["format"]) == ("entropy_rl", "jsonl")
     assert summary["fit"]["n"] == 40
     low, high = summary["fit"]["ceiling_ci"]
     assert low < 0.92 < high  # the synthetic log's true ceiling b - a
@@ -107,4 +125,4 @@ def test_help():
 
 
 def test_no_subcommand_is_usage_error():
-    assert _run().returncode == 2
+    assert _subprocess().returncode == 2

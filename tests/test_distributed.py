@@ -1,7 +1,8 @@
 """DDP and FSDP2 on CPU with gloo, two processes under torchrun: the loss, the selected
 tokens and the update equal a single process's on the same batch, for every loss mode and
 micro-batch count, and with the output head scored in blocks; every rank takes the same entropy-control decision; checkpoints
-round-trip; `torchrun -m entropy_rl train` runs end to end."""
+round-trip; `torchrun -m entropy_rl train` runs end to end, and every rank stops at the same
+row at saturation."""
 
 import json
 import os
@@ -98,15 +99,34 @@ def test_checkpoint_saves_and_resumes(results):
     _assert_weights_equal(results["checkpoint"]["restored"], results["checkpoint"]["original"])
 
 
+LAUNCHER = (
+    "import math, sys\nfrom entropy_rl import law\nfrom entropy_rl.cli import run\n"
+    "law.RELIABLE_MIN_R2 = -math.inf\nsys.argv[0] = 'entropy-rl'\nrun()\n"
+)
+"""`entropy-rl` with every law fit of 5 points or more reliable, whatever its R² (a tiny
+run's accuracy is noise), so that train.stop_at_saturation can fire."""
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_torchrun_trains_a_model_dir(tmp_path, tiny_hf_model, sums_jsonl, strategy):
-    run = tmp_path / "run"
-    args = ["-m", "entropy_rl", "train", "--quiet", "--run-dir", str(run)]
+    """`torchrun -m entropy_rl train` on a model directory. The DDP job also stops at
+    saturation (through LAUNCHER, at the first row with 5 evaluations): every rank must stop
+    at the same row, or the job hangs."""
+    run, launcher = tmp_path / "run", tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    stops = strategy == "ddp"
+    entry = [str(launcher)] if stops else ["-m", "entropy_rl"]
+    args = [*entry, "train", "--quiet", "--run-dir", str(run)]
     args += ["--model", str(tiny_hf_model), f"task.train_file={sums_jsonl}", *HF_TINY]
     args += ["log.tensorboard=true"]
+    if stops:
+        args += ["train.steps=7", "train.stop_at_saturation=true", "train.saturation_min_gain=1e9"]
     _torchrun(*args, f"distributed.strategy={strategy}", done=run / "summary.json")
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [0, 1, 2]
+    assert [r["step"] for r in records] == ([0, 1, 2, 3, 4] if stops else [0, 1, 2])
+    if stops:
+        assert json.loads((run / "summary.json").read_text())["stopped_early"]["step"] == 4
+        assert (run / "checkpoint-000004").is_dir()
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     assert all(len(r["entropy/by_position"]) >= 1 for r in records)
     saved = find_checkpoint(run)

@@ -1,12 +1,12 @@
 """The law, live: evaluation rows carry the law fitted on the run so far (`law/*`), a fit that
 cannot be made leaves them out, train.stop_at_saturation stops a run with its checkpoint and
-summary and a resume goes past the stop only when asked, every rank of a torchrun job stops
-at the same row, and scripts/saturation_replay.py replays the trainer's rule."""
+summary and a resume goes past the stop only when asked (every rank of a torchrun job at the
+same row: tests/test_distributed.py), `entropy-rl watch` stops where the trainer does, and
+scripts/saturation_replay.py replays the trainer's rule."""
 
 import io
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HF_TINY
 from entropy_rl import law, live_law, runner
 from entropy_rl.config import load_config
 from entropy_rl.errors import ConfigError
@@ -186,32 +185,6 @@ def test_stop_at_saturation_stops_checkpoints_and_resumes_past_the_stop_when_ask
     assert "going on past it" in capsys.readouterr().err
     assert "stopped_early" not in resumed and resumed["steps"] == 8
     assert _deterministic(run) == _deterministic(tmp_path / "full")
-
-
-def test_every_rank_of_a_torchrun_job_stops_at_the_same_row(tmp_path, tiny_hf_model, sums_jsonl):
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(
-        "import math, sys\nfrom entropy_rl import law\nfrom entropy_rl.cli import run\n"
-        "law.RELIABLE_MIN_R2 = -math.inf\nsys.argv[0] = 'entropy-rl'\nrun()\n"
-    )
-    run_dir = tmp_path / "run"
-    args = ["train", "--quiet", "--run-dir", str(run_dir), "--model", str(tiny_hf_model)]
-    args += [f"task.train_file={sums_jsonl}", *HF_TINY, "train.steps=7"]
-    args += ["train.stop_at_saturation=true", "train.saturation_min_gain=1e9"]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [*torchrun, "--nproc_per_node=2", str(launcher), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["stopped_early"]["step"] == 4
-    assert [r["step"] for r in read_records(run_dir / "metrics.jsonl")] == [0, 1, 2, 3, 4]
-    assert (run_dir / "checkpoint-000004").is_dir()
 
 
 def _synthetic_run(path, steps=40, every=2, seed=0):

@@ -97,9 +97,8 @@ def test_bad_yaml_file_is_one_line_exit_2(tmp_path):
 
 
 def test_train_help_documents_every_field(capsys):
-    from entropy_rl.config import describe_fields
-
     from entropy_rl import cli
+    from entropy_rl.config import describe_fields
 
     with pytest.raises(SystemExit) as done:
         cli.main(["train", "--help"])

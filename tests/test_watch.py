@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,32 @@ def test_each_log_has_its_own_tensorboard_folder(tmp_path):
 
     paths = [tmp_path / "a" / "grpo" / "metrics.jsonl", tmp_path / "b" / "grpo", tmp_path / "x.log"]
     assert _board_names(paths) == ["grpo", "grpo-2", "x.log"]
+
+
+DEMO_RUNS = Path(__file__).resolve().parents[1] / "docs" / "results" / "demo"
+
+
+def test_watch_stops_where_the_trainers_rule_stops_on_the_committed_demo_runs():
+    """The demo's three runs (docs/results/demo), replayed at several thresholds: watch
+    stops at the row where train.stop_at_saturation's rule does (saturation_replay.replay
+    calls the trainer's function), and never where it does not, but at the last row (the
+    trainer does not decide on its last row, which only measures)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from saturation_replay import replay
+
+    stops = 0
+    for log in sorted(DEMO_RUNS.glob("*.jsonl")):
+        records = [json.loads(x) for x in log.read_text().splitlines()]
+        last = max(r["step"] for r in records if "val/acc" in r)
+        for gain in (0.01, 0.1, 0.15, 0.2, 0.3, 0.4):
+            expected = replay(records, gain)["stop_step"]
+            options = Options(Rules(min_gain=gain), exit_on=("saturation",), once=True)
+            out = io.StringIO()
+            code = watch([Follower(log, {})], options, out, lambda _: None)
+            step = int(out.getvalue().splitlines()[-1].split()[1])
+            if expected is None:
+                assert code == 0 or step == last, (log.name, gain)
+            else:
+                assert (code, step) == (EXIT_CODES["saturation"], expected), (log.name, gain)
+                stops += 1
+    assert stops >= 6  # the rule fires on every run at the loosest thresholds

@@ -202,6 +202,16 @@ def _add_key_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _log_keys(args: argparse.Namespace) -> dict[str, str | None]:
+    """The options of `_add_key_args`, as `entropy_rl.readers.entropy_reward` takes them."""
+    return {
+        "entropy_key": args.entropy_key,
+        "reward_key": args.reward_key,
+        "step_key": args.step_key,
+        "preset": args.preset,
+    }
+
+
 def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     """Register `entropy-rl fit`."""
     from entropy_rl import law
@@ -254,9 +264,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     from entropy_rl.report.figures import plot_entropy_law  # matplotlib only when needed
 
     try:
-        series = read_entropy_reward(
-            args.log, args.entropy_key, args.reward_key, args.step_key, preset=args.preset
-        )
+        series = read_entropy_reward(args.log, **_log_keys(args))
         fit = law.fit_entropy_law(series.entropy, series.reward, ci_level=args.ci_level)
         n_fit = law.fit_size(fit.n, args.fit_fraction)
         forecast = None
@@ -473,13 +481,7 @@ def _run_watch(args: argparse.Namespace) -> int:
     options = Options(
         rules, exit_on, args.interval, args.once, args.idle_timeout, args.json, args.tensorboard
     )
-    keys = {
-        "entropy_key": args.entropy_key,
-        "reward_key": args.reward_key,
-        "step_key": args.step_key,
-        "preset": args.preset,
-    }
-    followers = [Follower(path, keys) for path in args.paths]
+    followers = [Follower(path, _log_keys(args)) for path in args.paths]
     try:
         return watch(followers, options, sys.stdout, lambda text: print(text, file=sys.stderr))
     except LogFormatError as err:
@@ -888,9 +890,7 @@ def _run_report(args: argparse.Namespace) -> int:
     from entropy_rl.report.data import experiment_notes, load_inputs, plural
 
     try:
-        runs = load_inputs(
-            args.inputs, args.entropy_key, args.reward_key, args.step_key, preset=args.preset
-        )
+        runs = load_inputs(args.inputs, **_log_keys(args))
     except ConfigError as err:
         return _error("report", err)
     command = "entropy-rl report " + " ".join(map(str, args.inputs)) + f" --out {args.out}"

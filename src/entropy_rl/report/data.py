@@ -131,27 +131,14 @@ def _experiment_runs(directory: Path, manifest: Path) -> list[RunData]:
     return runs
 
 
-def load_inputs(
-    paths: list[Path],
-    entropy_key: str | None = None,
-    reward_key: str | None = None,
-    step_key: str | None = None,
-    *,
-    preset: str | None = None,
-) -> list[RunData]:
+def load_inputs(paths: list[Path], **keys: str | None) -> list[RunData]:
     """Every run named by `paths`: experiment directories, run directories or any other log
-    (`load_log`, read with the given keys and preset, default: as `entropy-rl fit` finds
-    them).
+    (`load_log`, read with `keys`: entropy_key, reward_key, step_key and preset, each
+    default: as `entropy-rl fit` finds them).
 
     Raises:
         ConfigError: A path that holds none of these, or a log that cannot be read.
     """
-    keys = {
-        "entropy_key": entropy_key,
-        "reward_key": reward_key,
-        "step_key": step_key,
-        "preset": preset,
-    }
     runs: list[RunData] = []
     for path in paths:
         if (path / MANIFEST_FILE).is_file():

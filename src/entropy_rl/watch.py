@@ -98,7 +98,12 @@ class Follower:
     chosen: dict[str, str | None] | None = None
     seen: int = 0
     waiting_for: str | None = None
+    label: str = ""
+    """Its lines' prefix: none when it is the only log watched (`_labels`)."""
     board_name: str = ""
+    """Its folder under --tensorboard (`_board_names`)."""
+    fired: set[str] = field(default_factory=set)
+    """The alarms already explained in a note."""
 
     def __post_init__(self) -> None:
         self.reader = LogReader(self.path, partial_tail=True)
@@ -229,21 +234,21 @@ def watch(
         LogFormatError: A log that cannot be read.
     """
     board = None if options.tensorboard is None else LawBoard(options.tensorboard)
-    labels = _labels([f.path for f in followers])
-    for follower, name in zip(followers, _board_names([f.path for f in followers]), strict=True):
-        follower.board_name = name
-    fired: set[tuple[str, str]] = set()
+    paths = [f.path for f in followers]
+    for follower, label, name in zip(followers, _labels(paths), _board_names(paths), strict=True):
+        follower.label, follower.board_name = label, name
     seen, last_news = 0, clock()
     try:
         while True:
-            for follower, label in zip(followers, labels, strict=True):
-                code = _turn(follower, label, options, out, notes, board, fired)
+            for follower in followers:
+                code = _turn(follower, options, out, notes, board)
                 if code:
                     return code
             if options.once:
                 return 0
-            if sum(f.seen for f in followers) != seen:
-                seen, last_news = sum(f.seen for f in followers), clock()
+            now_seen = sum(f.seen for f in followers)
+            if now_seen != seen:
+                seen, last_news = now_seen, clock()
             if options.idle_timeout > 0 and clock() - last_news > options.idle_timeout:
                 notes(f"no new evaluation for {options.idle_timeout:g} s: stopping")
                 return 0
@@ -255,12 +260,10 @@ def watch(
 
 def _turn(
     follower: Follower,
-    label: str,
     options: Options,
     out: TextIO,
     notes: Callable[[str], None],
     board: LawBoard | None,
-    fired: set[tuple[str, str]],
 ) -> int:
     """One poll of one log: print its new evaluations; the exit code of an alarm in
     `options.exit_on`, else 0."""
@@ -271,14 +274,15 @@ def _turn(
         notes(f"waiting: {follower.waiting_for}")
     if before is None and follower.chosen is not None:
         notes(f"watching {follower.describe()}")
+    label = follower.label
     for evaluation in evaluations:
         text = json.dumps(as_json(evaluation, label)) if options.json else line(evaluation, label)
         print(text, file=out, flush=True)
         if board is not None:
             board.write(follower.board_name, evaluation)
         for kind, why in evaluation.alarms.items():
-            if (label, kind) not in fired:
-                fired.add((label, kind))
+            if kind not in follower.fired:
+                follower.fired.add(kind)
                 notes(f"{label + ': ' if label else ''}{kind} at step {evaluation.step:g}: {why}")
             if kind in options.exit_on:
                 return EXIT_CODES[kind]

@@ -14,7 +14,13 @@ pytest.importorskip("trl")
 
 import torch
 from datasets import Dataset
-from make_trl_logs import PROMPTS, digit_sum_parity_reward, tiny_grpo_run, tiny_model
+from make_trl_logs import (
+    PROMPTS,
+    digit_sum_parity_reward,
+    tiny_grpo_args,
+    tiny_grpo_run,
+    tiny_model,
+)
 from transformers import TrainerControl, TrainerState, TrainingArguments
 from trl import GRPOConfig
 
@@ -33,24 +39,11 @@ def tiny(tmp_path_factory):
 
 def make_trainer(tiny, tmp_path, entropy_config, **overrides):
     path, tok = tiny
-    args = dict(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        max_steps=2,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=8,
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-    )
-    args.update(overrides)
+    args = {"bf16": False, "report_to": "none", "max_steps": 2, **overrides}
     return EntropyGRPOTrainer(
         model=str(path),
         reward_funcs=digit_sum_parity_reward,
-        args=GRPOConfig(**args),
+        args=GRPOConfig(**tiny_grpo_args(tmp_path / "out", **args)),
         train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
         processing_class=tok,
         entropy_config=entropy_config,

@@ -24,10 +24,10 @@ def timed(table: dict, key: str, fn):
 
 
 def time_our_steps(parts: dict, update: str) -> None:
-    """Wrap this project's step phases (`entropy_rl.trainer`, the policy's sampler) so that
+    """Wrap this project's step phases (`entropy_rl.training.trainer`, the policy's sampler) so that
     each call adds its seconds to `parts`: rollout, reward, collect, `update` (the label of
     the updates) and probe. Read them back with `our_breakdown`."""
-    from entropy_rl import policy, trainer
+    from entropy_rl.training import policy, trainer
 
     policy.Policy.sample = timed(parts, "rollout", policy.Policy.sample)
     trainer.score_all = timed(parts, "reward", trainer.score_all)

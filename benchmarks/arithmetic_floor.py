@@ -2,7 +2,7 @@
 counted, divided by the best matrix-multiply rate this machine reaches at the model's shapes.
 
 Counts the floating-point operations of the matrix products (mm, addmm, bmm, attention) of
-one `entropy_rl.trainer.run_step` at vs_trl's work (16 prompts x 8 responses, 4 updates of
+one `entropy_rl.training.trainer.run_step` at vs_trl's work (16 prompts x 8 responses, 4 updates of
 32) with `torch.utils.flop_counter.FlopCounterMode`, once with the Lemma-1 probe and once
 without it (`diagnostics.probe_size=0`). Without the probe, the step runs the passes TRL's
 `GRPOTrainer` runs for that work in vs_trl: generation with the KV cache, a no-grad pass
@@ -36,7 +36,7 @@ def step_flops(policy, config) -> float:
     """Matrix-product operations of one RL step (after one untimed step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from entropy_rl import trainer
+    from entropy_rl.training import trainer
 
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.train.lr)
     state = trainer.RunState.fresh(config.train.seed)
@@ -72,9 +72,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from entropy_rl.config import load_config
-    from entropy_rl.models import load_pretrained
-    from entropy_rl.policy import Policy
     from entropy_rl.tasks import make_task
+    from entropy_rl.training.models import load_pretrained
+    from entropy_rl.training.policy import Policy
 
     size = [f"model.hidden_size={args.hidden}", f"model.intermediate_size={4 * args.hidden}"]
     flops = {}

@@ -21,12 +21,12 @@ import torch
 
 from entropy_rl.config import load_config
 from entropy_rl.core import token_entropy
-from entropy_rl.diagnostics import by_position, rollout_statistics
-from entropy_rl.models import load_pretrained
-from entropy_rl.policy import Policy
-from entropy_rl.pretrain import pretrain
 from entropy_rl.tasks import make_task
-from entropy_rl.trainer import RunState, collect, run_step
+from entropy_rl.training.diagnostics import by_position, rollout_statistics
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.policy import Policy
+from entropy_rl.training.pretrain import pretrain
+from entropy_rl.training.trainer import RunState, collect, run_step
 
 
 def _fresh(config, base):

@@ -19,8 +19,8 @@ every update has a gradient. Ours calls it through task.reward=gpu_vs_trl:length
 through a reward function that calls it on its completions.
 
 One RL step, in each arm (P prompts x G responses, AdamW, no KL term, no evaluation):
-  ours-*: one `entropy_rl.trainer.run_step`, the policy and optimizer set up as a run does
-          (`entropy_rl.runner`): sample P*G responses with our KV-cache loop, score them, one
+  ours-*: one `entropy_rl.training.trainer.run_step`, the policy and optimizer set up as a run does
+          (`entropy_rl.training.runner`): sample P*G responses with our KV-cache loop, score them, one
           no-grad pass (old log-probs, entropy, covariances, the loss mode's token selection),
           4 AdamW updates of P*G/4 responses, then the Lemma-1 probe
           (diagnostics.probe_size=16 responses re-scored after the updates). Three arms:
@@ -264,12 +264,12 @@ def run_ours(arm: str, spec: Spec) -> dict:
     import torch
     from rich.console import Console
 
-    from entropy_rl import runner, trainer
     from entropy_rl.config import config_to_dict, load_config
-    from entropy_rl.distributed import init_distributed
-    from entropy_rl.metric_keys import RESPONSE_LEN_MEAN
-    from entropy_rl.resume_point import ResumePoint
+    from entropy_rl.runs.metric_keys import RESPONSE_LEN_MEAN
+    from entropy_rl.runs.resume_point import ResumePoint
     from entropy_rl.tasks import make_reward, make_task
+    from entropy_rl.training import runner, trainer
+    from entropy_rl.training.distributed import init_distributed
 
     torch.set_num_threads(spec.threads)
     config = load_config(None, ours_overrides(arm, spec))

@@ -8,7 +8,7 @@ for both arms, so nothing has to be trained first; rewards are then ~0, which ch
 learned but not the work done (every update still runs forward and backward).
 
 One RL step is, in each arm:
-  ours: one `entropy_rl.trainer.run_step` (no evaluation): sample 128 responses with the
+  ours: one `entropy_rl.training.trainer.run_step` (no evaluation): sample 128 responses with the
         KV-cache loop, score them, a no-grad pass for old log-probs, entropy and the rollout
         statistics, 4 updates of 32 responses, then the probe diagnostics
         (`diagnostics.probe_size` responses re-scored after the updates).
@@ -62,14 +62,14 @@ def _config(hidden_size: int):
 
 def make_model(hidden_size: int, directory: Path) -> int:
     """Save an untrained policy of this width (default depth) and its tokenizer; its size."""
-    from entropy_rl.models import (
+    from entropy_rl.tasks import make_task
+    from entropy_rl.training.models import (
         build_model,
         build_tokenizer,
         count_parameters,
         save_pretrained_atomic,
     )
-    from entropy_rl.pretrain import max_positions
-    from entropy_rl.tasks import make_task
+    from entropy_rl.training.pretrain import max_positions
 
     config = _config(hidden_size)
     task = make_task(config.task)
@@ -85,10 +85,10 @@ def make_model(hidden_size: int, directory: Path) -> int:
 def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict:
     import torch
 
-    from entropy_rl import trainer
-    from entropy_rl.models import load_pretrained
-    from entropy_rl.policy import Policy
     from entropy_rl.tasks import make_task
+    from entropy_rl.training import trainer
+    from entropy_rl.training.models import load_pretrained
+    from entropy_rl.training.policy import Policy
 
     config = _config(hidden_size)
     parts: dict[str, float] = {}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from entropy_rl.atomic import write_atomic
+from entropy_rl.runs.atomic import write_atomic
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "examples" / "synthetic_grpo_log.jsonl"
 DIGITS = 6

@@ -3,7 +3,7 @@
     python scripts/saturation_replay.py METRICS.jsonl... [--min-gain 0.01 0.05 ...]
 
 Walks each run's metrics.jsonl row by row, calling on each evaluation row the function the
-trainer calls (`entropy_rl.live_law.live_law`), and prints, per threshold, a Markdown table:
+trainer calls (`entropy_rl.analysis.live_law.live_law`), and prints, per threshold, a Markdown table:
 the run, the row where the rule would have stopped it (that row only measures, as a stopped
 run's last row does), the share of the run's train.steps updates it would have saved, the
 final val/acc of the whole run, val/acc at the stop, and the loss (final minus at the stop;
@@ -17,10 +17,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from entropy_rl.analysis.live_law import live_law
 from entropy_rl.config import TrainConfig
-from entropy_rl.live_law import live_law
-from entropy_rl.logs import read_records
-from entropy_rl.metric_keys import STEP, VAL_ACC
+from entropy_rl.runs.metric_keys import STEP, VAL_ACC
+from entropy_rl.runs.metrics_log import read_records
 
 COLUMNS = ("run", "stop step", "steps saved %", "final val/acc", "val/acc at stop", "loss")
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from entropy_rl.config import load_config
-from entropy_rl.models import load_pretrained
-from entropy_rl.policy import Policy
 from entropy_rl.tasks import make_task
 from entropy_rl.tasks.sum3_trap import is_trap
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.policy import Policy
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from entropy_rl import runner
 from entropy_rl.config import load_config
+from entropy_rl.training import runner
 
 TINY = [
     "model.hidden_size=32",
@@ -71,7 +71,7 @@ def tiny_hf_model(tmp_path_factory):
     """A random 2-layer Qwen2 and a tokenizer with a chat template, saved with
     save_pretrained: what `--model PATH` loads."""
     from entropy_rl.config import ModelConfig
-    from entropy_rl.models import build_model, build_tokenizer
+    from entropy_rl.training.models import build_model, build_tokenizer
 
     tokenizer = build_tokenizer(TINY_HF_ALPHABET)
     tokenizer.chat_template = CHAT_TEMPLATE

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import torch
 
-from entropy_rl import runner
-from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import ModelConfig, load_config
 from entropy_rl.core import ControlState, centering_sums, token_covariance, token_log_probs
 from entropy_rl.core.control import control_step
-from entropy_rl.distributed import Dist, init_distributed, shutdown, wrap_model
-from entropy_rl.models import build_model, build_tokenizer, load_pretrained
-from entropy_rl.policy import Policy
-from entropy_rl.rollout import Rollout, response_logits
-from entropy_rl.trainer import Batch, RunState, _token_means, optimizer_step, select_tokens
+from entropy_rl.runs.checkpoint import find_checkpoint
+from entropy_rl.training import runner
+from entropy_rl.training.distributed import Dist, init_distributed, shutdown, wrap_model
+from entropy_rl.training.models import build_model, build_tokenizer, load_pretrained
+from entropy_rl.training.policy import Policy
+from entropy_rl.training.rollout import Rollout, response_logits
+from entropy_rl.training.trainer import Batch, RunState, _token_means, optimizer_step, select_tokens
 
 B, P, T = 8, 3, 7  # responses, prompt columns, response columns
 WORLD = 2  # ranks of the torchrun job; the single-process reference uses its mini-batches

@@ -11,9 +11,9 @@ import arithmetic_floor
 import vs_trl
 
 from entropy_rl.config import load_config
-from entropy_rl.models import count_parameters, load_pretrained
-from entropy_rl.policy import Policy
 from entropy_rl.tasks import make_task
+from entropy_rl.training.models import count_parameters, load_pretrained
+from entropy_rl.training.policy import Policy
 
 
 def test_step_flops_count_the_probe_and_the_passes(tmp_path):

@@ -8,9 +8,10 @@ import os
 import pytest
 import torch
 
-from entropy_rl import checkpoint
-from entropy_rl.atomic import write_atomic
-from entropy_rl.checkpoint import (
+from entropy_rl.config import ModelConfig
+from entropy_rl.runs import checkpoint
+from entropy_rl.runs.atomic import write_atomic
+from entropy_rl.runs.checkpoint import (
     Checkpoint,
     CheckpointError,
     find_checkpoint,
@@ -18,8 +19,7 @@ from entropy_rl.checkpoint import (
     load_verified,
     save_checkpoint,
 )
-from entropy_rl.config import ModelConfig
-from entropy_rl.models import build_model, build_tokenizer
+from entropy_rl.training.models import build_model, build_tokenizer
 
 MARKER = "pwned"
 
@@ -165,7 +165,7 @@ def test_a_failed_cleanup_never_masks_the_error(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", args[0])
 
-    monkeypatch.setattr("entropy_rl.atomic.os.replace", read_only)
+    monkeypatch.setattr("entropy_rl.runs.atomic.os.replace", read_only)
     monkeypatch.setattr("pathlib.Path.unlink", read_only)
     with pytest.raises(OSError) as caught:
         write_atomic(tmp_path / "summary.json", "{}")

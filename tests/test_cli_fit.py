@@ -27,7 +27,7 @@ def _subprocess(*args):
 
 def _run(*args):
     """`entropy-rl ARGS` in this process: its exit code, stdout and stderr."""
-    from entropy_rl.cli import main
+    from entropy_rl.commands.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from entropy_rl.checkpoint import find_checkpoint
 from entropy_rl.config import load_config
-from entropy_rl.models import load_pretrained
-from entropy_rl.pretrain import base_model_dir
+from entropy_rl.runs.checkpoint import find_checkpoint
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.pretrain import base_model_dir
 
 
 def _cli(*args, **kwargs):
@@ -45,7 +45,7 @@ def test_train_cli_writes_a_run_directory_and_changes_every_parameter(tmp_path, 
 
 
 def test_pretrain_prints_its_result_on_stdout(tiny_overrides, capsys):
-    from entropy_rl import cli
+    from entropy_rl.commands import cli
 
     assert cli.main(["pretrain", *tiny_overrides]) == 0
     out, err = capsys.readouterr()
@@ -78,7 +78,7 @@ def test_pretrain_prints_its_result_on_stdout(tiny_overrides, capsys):
 def test_bad_config_is_one_line_exit_2(tmp_path, overrides, message, capsys):
     """In the test's process (a subprocess each cost 2.5 s of imports); the subprocess path is
     test_bad_yaml_file_is_one_line_exit_2's."""
-    from entropy_rl import cli
+    from entropy_rl.commands import cli
 
     assert cli.main(["train", "--run-dir", str(tmp_path / "run"), *overrides]) == 2
     err = capsys.readouterr().err
@@ -97,7 +97,7 @@ def test_bad_yaml_file_is_one_line_exit_2(tmp_path):
 
 
 def test_train_help_documents_every_field(capsys):
-    from entropy_rl import cli
+    from entropy_rl.commands import cli
     from entropy_rl.config import describe_fields
 
     with pytest.raises(SystemExit) as done:

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import yaml
 
-from entropy_rl import cli, runner
+from entropy_rl.commands import cli
 from entropy_rl.config import (
     SCALE_DEFAULTS,
     VERL_FIELDS,
@@ -21,6 +21,7 @@ from entropy_rl.config import (
     scale_defaults,
 )
 from entropy_rl.core import PolicyLossConfig
+from entropy_rl.training import runner
 
 EMBEDDED = {
     "train.lr": 5e-5,
@@ -156,7 +157,7 @@ def test_train_command_resolves_the_scale(tmp_path, monkeypatch, args, ratio):
 
 
 def test_demo_methods_are_the_defaults_plus_the_loss_mode():
-    from entropy_rl.demo import method_config
+    from entropy_rl.commands.demo import method_config
 
     assert method_config("grpo", []) == load_config(None)
     kl_cov = method_config("kl_cov", ["train.steps=5"])
@@ -166,7 +167,7 @@ def test_demo_methods_are_the_defaults_plus_the_loss_mode():
 
 @pytest.mark.parametrize("base", [None, "defaults", "demo"])
 def test_experiment_base_defaults(tmp_path, base):
-    from entropy_rl.experiment import load_experiment
+    from entropy_rl.commands.experiment import load_experiment
 
     spec = {"methods": {"kl": {"loss.mode": "kl_cov"}}, "tasks": {"t": {}}, "sizes": {"s": {}}}
     if base is not None:

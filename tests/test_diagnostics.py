@@ -9,8 +9,12 @@ import pytest
 import torch
 
 from entropy_rl.core import entropy_change_first_order, masked_mean, token_entropy
-from entropy_rl.diagnostics import probe_states, probe_statistics, probe_statistics_from_heads
-from entropy_rl.metric_keys import DH_ACTUAL, DH_LEMMA1
+from entropy_rl.runs.metric_keys import DH_ACTUAL, DH_LEMMA1
+from entropy_rl.training.diagnostics import (
+    probe_states,
+    probe_statistics,
+    probe_statistics_from_heads,
+)
 
 N, T, V = 5, 9, 11  # probe responses, response columns, vocabulary
 
@@ -112,7 +116,7 @@ def test_with_every_state_the_means_are_those_of_the_full_logits_bit_for_bit():
 def test_probe_statistics_from_heads_match_the_slow_reference(rows):
     """The logits made from kept hidden states and head parameters, a block of rows at a time:
     the same statistics as the slow loops over the logits they give (float64)."""
-    from entropy_rl.rollout import HeadInputs
+    from entropy_rl.training.rollout import HeadInputs
 
     states = probe_states(_mask(), 10)  # (N, T), 10 True
     g = torch.Generator().manual_seed(7)

@@ -16,7 +16,7 @@ import torch
 
 import distributed_worker as worker
 from conftest import HF_TINY
-from entropy_rl.checkpoint import find_checkpoint
+from entropy_rl.runs.checkpoint import find_checkpoint
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -100,7 +100,7 @@ def test_checkpoint_saves_and_resumes(results):
 
 
 LAUNCHER = (
-    "import math, sys\nfrom entropy_rl import law\nfrom entropy_rl.cli import run\n"
+    "import math, sys\nfrom entropy_rl.analysis import law\nfrom entropy_rl.commands.cli import run\n"
     "law.RELIABLE_MIN_R2 = -math.inf\nsys.argv[0] = 'entropy-rl'\nrun()\n"
 )
 """`entropy-rl` with every law fit of 5 points or more reliable, whatever its R² (a tiny
@@ -132,7 +132,7 @@ def test_torchrun_trains_a_model_dir(tmp_path, tiny_hf_model, sums_jsonl, strate
     saved = find_checkpoint(run)
     state = torch.load(saved / "trainer_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rollout_gens"]) == 2
-    from entropy_rl.models import load_pretrained
+    from entropy_rl.training.models import load_pretrained
 
     base, _ = load_pretrained(tiny_hf_model)
     trained, _ = load_pretrained(saved / "model")

@@ -4,11 +4,11 @@ its keys are in every row, and its state survives a crash (bad settings: test_cl
 import pytest
 
 from conftest import TINY, full_killed_resumed
-from entropy_rl import runner
 from entropy_rl.config import load_config
 from entropy_rl.core.control import CONTROL_KEYS, ControlState
-from entropy_rl.logs import read_records
-from entropy_rl.trainer import RunState
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
+from entropy_rl.training.trainer import RunState
 
 
 def _rows(run):

@@ -10,11 +10,13 @@ import sys
 
 import pytest
 
-from entropy_rl import cli, model_eval, runner
-from entropy_rl.checkpoint import find_checkpoint
-from entropy_rl.evaluation import answer_entropy, shown_ks, validation_seed
-from entropy_rl.logs import read_records
-from entropy_rl.model_eval import evaluate_model
+from entropy_rl.commands import cli
+from entropy_rl.commands import evaluate as model_eval
+from entropy_rl.commands.evaluate import evaluate_model
+from entropy_rl.runs.checkpoint import find_checkpoint
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
+from entropy_rl.training.validation import answer_entropy, shown_ks, validation_seed
 
 
 def test_answer_entropy_against_a_hand_computation():

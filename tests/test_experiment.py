@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from entropy_rl.cli import main
+from entropy_rl.analysis.report.sections import SECTIONS
+from entropy_rl.commands.cli import main
+from entropy_rl.commands.experiment import load_experiment
 from entropy_rl.config import ConfigError
-from entropy_rl.experiment import load_experiment
-from entropy_rl.report.sections import SECTIONS
 
 EXAMPLE_LOG = Path(__file__).parent.parent / "examples" / "synthetic_grpo_log.jsonl"
 HEADINGS = [f"{i}. " for i in range(1, len(SECTIONS) + 1)]
@@ -168,7 +168,7 @@ def test_shipped_experiment_parses():
 def test_runs_of_a_local_model_need_no_base_model(tmp_path, tiny_experiment):
     import dataclasses
 
-    from entropy_rl.experiment import _base_model_jobs, _train_job
+    from entropy_rl.commands.experiment import _base_model_jobs, _train_job
 
     spec = load_experiment(tiny_experiment).runs[0]
     local = dataclasses.replace(
@@ -189,8 +189,8 @@ def test_runs_of_a_local_model_need_no_base_model(tmp_path, tiny_experiment):
 def test_a_base_model_that_has_not_learnt_keeps_its_runs_waiting(tmp_path, tiny_config):
     import dataclasses
 
-    from entropy_rl.experiment import _Job, _last_check
-    from entropy_rl.pretrain import base_model_dir, pretrain
+    from entropy_rl.commands.experiment import _Job, _last_check
+    from entropy_rl.training.pretrain import base_model_dir, pretrain
 
     config = tiny_config()  # min_greedy 0: a seconds-old base model is accepted
     base = pretrain(config)

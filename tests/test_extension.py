@@ -5,15 +5,15 @@ names them."""
 import pytest
 import torch
 
-from entropy_rl import runner
 from entropy_rl.config import load_config
 from entropy_rl.core import LossMode, PolicyLossConfig, masked_mean, register_loss_mode
 from entropy_rl.core.advantages import register_advantage, unregister_advantage
 from entropy_rl.core.losses import unregister_loss_mode
 from entropy_rl.errors import ConfigError
-from entropy_rl.logs import read_records
-from entropy_rl.models import load_pretrained
-from entropy_rl.pretrain import base_model_dir
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.pretrain import base_model_dir
 
 MODE = "plain_pg"
 SHARE = "plain_pg/pos_adv_frac"
@@ -81,7 +81,7 @@ def test_registered_mode_trains_through_the_trl_adapter(tmp_path, plain_pg):
 
     from entropy_rl.config import ModelConfig
     from entropy_rl.integrations.trl import EntropyGRPOTrainer
-    from entropy_rl.models import build_model, build_tokenizer
+    from entropy_rl.training.models import build_model, build_tokenizer
 
     tok = build_tokenizer("0123456789+=,")
     shape = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)

@@ -14,15 +14,16 @@ import time
 import pytest
 import torch
 
-from entropy_rl import cli, runner
-from entropy_rl.checkpoint import find_checkpoint, list_checkpoints
+from entropy_rl.commands import cli
 from entropy_rl.config import load_config
-from entropy_rl.logs import read_records
+from entropy_rl.runs.checkpoint import find_checkpoint, list_checkpoints
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from entropy_rl.lock import lock_dir
+from entropy_rl.runs.lock import lock_dir
 with lock_dir(Path(sys.argv[1]), "run directory"):
     print("held", flush=True)
     time.sleep(60)
@@ -115,7 +116,7 @@ def test_a_read_only_run_directory_is_one_line(tmp_path, tiny_overrides, capsys)
 
 def test_an_io_error_anywhere_is_one_line_naming_the_path(tmp_path, tiny_overrides, capsys):
     """A read-only filesystem, simulated (the tests may run as root): the metrics file."""
-    from entropy_rl import logs
+    from entropy_rl.runs import metrics_log as logs
 
     class ReadOnly(logs.MetricsWriter):
         def write(self, record):

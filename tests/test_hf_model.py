@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import HF_TINY, write_jsonl
-from entropy_rl import cli
-from entropy_rl.checkpoint import find_checkpoint
-from entropy_rl.models import load_pretrained
-from entropy_rl.policy import Policy
+from entropy_rl.commands import cli
+from entropy_rl.runs.checkpoint import find_checkpoint
 from entropy_rl.tasks import Problem
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.policy import Policy
 
 
 def test_train_cli_with_model_dir_jsonl_and_math_reward(tmp_path, tiny_hf_model, sums_jsonl):
@@ -63,7 +63,7 @@ def test_a_model_saved_without_its_tokenizer_is_one_line_exit_2(tmp_path, capsys
     """transformers would make an empty tokenizer of the model's family and the run die in a
     reshape; train and eval refuse it, naming the directory and the fix, before a run exists."""
     from entropy_rl.config import ModelConfig
-    from entropy_rl.models import build_model
+    from entropy_rl.training.models import build_model
 
     shape = ModelConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
     model_dir = tmp_path / "no_tokenizer"
@@ -117,7 +117,7 @@ def test_prompts_use_the_chat_template_when_asked(tiny_hf_model):
 
 
 def test_vllm_engine_without_vllm_is_a_one_line_error(tmp_path, capsys, tiny_hf_model, sums_jsonl):
-    pytest.importorskip("entropy_rl.rollout.vllm")
+    pytest.importorskip("entropy_rl.training.rollout.vllm")
     import importlib.util
 
     if importlib.util.find_spec("vllm") is not None:
@@ -136,8 +136,8 @@ def test_vllm_engine_without_vllm_is_a_one_line_error(tmp_path, capsys, tiny_hf_
 
 
 def test_gradient_checkpointing_trains(tmp_path, tiny_hf_model, sums_jsonl):
-    from entropy_rl import runner
     from entropy_rl.config import load_config
+    from entropy_rl.training import runner
 
     overrides = [*HF_TINY, "train.steps=1", "model.gradient_checkpointing=true"]
     overrides += [f"model.path={tiny_hf_model}", f"task.train_file={sums_jsonl}"]

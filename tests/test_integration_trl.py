@@ -265,9 +265,9 @@ def test_a_trl_run_logged_to_tensorboard_is_read_by_fit_and_watch(tmp_path, caps
     run of scripts/fixtures/make_trl_logs.py): fit and watch find its keys (preset trl) in
     the events Hugging Face's callback wrote, and fit there gives the law of the same numbers
     taken from the trainer's own log history."""
-    from entropy_rl.cli import main
-    from entropy_rl.law import fit_entropy_law
-    from entropy_rl.readers import read_entropy_reward
+    from entropy_rl.analysis.law import fit_entropy_law
+    from entropy_rl.analysis.readers import read_entropy_reward
+    from entropy_rl.commands.cli import main
 
     trainer = tiny_grpo_run(tmp_path / "out", steps=6)
     by_step: dict[int, dict] = {}

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from entropy_rl import law
+from entropy_rl.analysis import law
 
 A, B = 0.5, 1.42
 CEILING = B - A

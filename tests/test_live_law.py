@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropy_rl import law, live_law, runner
+from entropy_rl.analysis import law, live_law
+from entropy_rl.analysis.watch import Follower, Options, Rules, watch
 from entropy_rl.config import load_config
 from entropy_rl.errors import ConfigError
-from entropy_rl.logs import read_records
-from entropy_rl.watch import Follower, Options, Rules, watch
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
 
 LAW_KEYS = {
     "law/a",

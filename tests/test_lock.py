@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from entropy_rl.lock import LockHeld, lock_dir, locked, stale_note
+from entropy_rl.runs.lock import LockHeld, lock_dir, locked, stale_note
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from entropy_rl.lock import locked
+from entropy_rl.runs.lock import locked
 with locked(Path(sys.argv[1]), "thing"):
     print("held", flush=True)
     time.sleep(60)
@@ -75,7 +75,7 @@ def test_an_unwritable_lock_file_is_an_os_error_naming_it(tmp_path, monkeypatch)
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("entropy_rl.lock.os.open", refuse)
+    monkeypatch.setattr("entropy_rl.runs.lock.os.open", refuse)
     with pytest.raises(OSError) as caught, locked(tmp_path / ".lock", "x"):
         pass
     assert caught.value.errno == errno.EROFS and caught.value.filename == str(tmp_path / ".lock")
@@ -84,9 +84,9 @@ def test_an_unwritable_lock_file_is_an_os_error_naming_it(tmp_path, monkeypatch)
 def test_demo_experiment_and_a_base_model_being_made_are_locked(tmp_path, tiny_config):
     from rich.console import Console
 
-    from entropy_rl.demo import run_demo
-    from entropy_rl.experiment import Experiment, run_experiment
-    from entropy_rl.pretrain import base_model_dir, pretrain
+    from entropy_rl.commands.demo import run_demo
+    from entropy_rl.commands.experiment import Experiment, run_experiment
+    from entropy_rl.training.pretrain import base_model_dir, pretrain
 
     console = Console(file=open(os.devnull, "w"))  # noqa: SIM115
     proc = _holder(tmp_path / "demo" / ".lock")

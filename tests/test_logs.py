@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from entropy_rl.readers import (
+from entropy_rl.analysis.readers import (
     LogFormatError,
     read_entropy_reward,
     read_log_columns,
@@ -219,9 +219,9 @@ def test_summary_table_and_progress_flag_an_unreliable_ceiling():
 
     from rich.console import Console
 
-    from entropy_rl.live_law import live_law
-    from entropy_rl.runner import _Display
-    from entropy_rl.summary import summary_table
+    from entropy_rl.analysis.live_law import live_law
+    from entropy_rl.analysis.summary import summary_table
+    from entropy_rl.training.runner import _Display
 
     law = {"a": 1.0, "b": 34.8, "ceiling": 33.8, "r2": 0.37, "n": 3}
     summary = {

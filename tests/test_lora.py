@@ -15,25 +15,26 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import HF_TINY, TINY, _first_digit_even, full_killed_resumed
-from entropy_rl import cli, runner
-from entropy_rl.base_model_cache import base_model_dir
-from entropy_rl.checkpoint import find_checkpoint
+from entropy_rl.commands import cli
+from entropy_rl.commands.evaluate import evaluate_model
 from entropy_rl.config import ModelConfig, load_config
 from entropy_rl.errors import ConfigError
-from entropy_rl.logs import read_records
-from entropy_rl.lora import add_lora, is_adapter, load_adapter
-from entropy_rl.model_eval import evaluate_model
-from entropy_rl.models import build_model, build_tokenizer, load_pretrained
-from entropy_rl.policy import Policy
-from entropy_rl.rollout import (
+from entropy_rl.runs.checkpoint import find_checkpoint
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.tasks.base_models import base_model_dir
+from entropy_rl.tasks.sum3 import Sum3Task
+from entropy_rl.training import runner
+from entropy_rl.training.lora import add_lora, is_adapter, load_adapter
+from entropy_rl.training.models import build_model, build_tokenizer, load_pretrained
+from entropy_rl.training.policy import Policy
+from entropy_rl.training.rollout import (
     HeadInputs,
     Rollout,
     head_parameters,
     hidden_at,
     response_logits,
 )
-from entropy_rl.tasks.sum3 import Sum3Task
-from entropy_rl.trainer import Batch, optimizer_step
+from entropy_rl.training.trainer import Batch, optimizer_step
 
 LORA = ["model.lora_rank=4", "model.lora_alpha=8"]
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")

@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from entropy_rl.config import ConfigError, TaskConfig
-from entropy_rl.rewards import import_reward, math_reward, score_all
 from entropy_rl.tasks import Problem, make_reward, make_task
+from entropy_rl.tasks.rewards import import_reward, math_reward, score_all
 
 
 @pytest.mark.parametrize(

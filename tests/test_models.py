@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from entropy_rl.config import ModelConfig
-from entropy_rl.models import (
+from entropy_rl.training.models import (
     build_model,
     build_tokenizer,
     count_parameters,

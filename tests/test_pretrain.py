@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from entropy_rl.config import Config, ModelConfig, PretrainConfig, TaskConfig
-from entropy_rl.models import build_tokenizer, load_pretrained
-from entropy_rl.pretrain import (
+from entropy_rl.training.models import build_tokenizer, load_pretrained
+from entropy_rl.training.pretrain import (
     base_model_dir,
     char_table,
     encode_batch,
@@ -187,7 +187,7 @@ def test_a_parent_base_model_ignores_its_inert_fields_and_the_fine_tune():
 def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing(
     tmp_path, tiny_overrides, capsys
 ):
-    from entropy_rl.cli import main
+    from entropy_rl.commands.cli import main
 
     fresh = [*tiny_overrides, f"pretrain.cache_dir={tmp_path}"]  # not made by another test
     assert main(["pretrain", *fresh]) == 0  # tiny_overrides accept any base model
@@ -204,7 +204,7 @@ def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing
 
 
 def test_train_and_demo_refuse_a_base_model_that_has_not_learnt(tmp_path, tiny_overrides, capsys):
-    from entropy_rl.cli import main
+    from entropy_rl.commands.cli import main
 
     strict = [*tiny_overrides, "pretrain.min_greedy=0.85"]
     run_dir = tmp_path / "run"

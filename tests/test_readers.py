@@ -1,4 +1,4 @@
-"""Other frameworks' logs, written by the frameworks' own writers, read by `entropy_rl.readers`:
+"""Other frameworks' logs, written by the frameworks' own writers, read by `entropy_rl.analysis.readers`:
 each gives the law of the numbers that were logged, as the same numbers in JSON lines do."""
 
 import json
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropy_rl.cli import main
-from entropy_rl.law import fit_entropy_law
-from entropy_rl.readers import LogFormatError, open_log, read_entropy_reward
+from entropy_rl.analysis.law import fit_entropy_law
+from entropy_rl.analysis.readers import LogFormatError, open_log, read_entropy_reward
+from entropy_rl.commands.cli import main
 
 STEPS = range(0, 60, 5)
 

@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 
-from entropy_rl.report.build import build_report
-from entropy_rl.report.data import RunData
-from entropy_rl.report.sections import section_positions
-from entropy_rl.report.stats import position_profile
+from entropy_rl.analysis.report.build import build_report
+from entropy_rl.analysis.report.data import RunData
+from entropy_rl.analysis.report.sections import section_positions
+from entropy_rl.analysis.report.stats import position_profile
 
 
 def _run(method: str, seed: int, points: int, width: int) -> RunData:

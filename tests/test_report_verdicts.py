@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from entropy_rl.report import stats
-from entropy_rl.report import verdicts as v
-from entropy_rl.report.data import RunData, main_size
-from entropy_rl.report.sections import Section, _loglinear_verdict, section_control
+from entropy_rl.analysis.report import stats
+from entropy_rl.analysis.report import verdicts as v
+from entropy_rl.analysis.report.data import RunData, main_size
+from entropy_rl.analysis.report.sections import Section, _loglinear_verdict, section_control
 
 
 def _fits(params, a_of, b_of, noise=0.0):
@@ -120,7 +120,7 @@ def test_claim5b_size_rule():
 
 
 def test_claim5a_numbers_are_relative_spreads_of_the_method_means():
-    from entropy_rl.report.stats import method_spread
+    from entropy_rl.analysis.report.stats import method_spread
 
     fit = lambda a, b: SimpleNamespace(a=a, b=b)  # noqa: E731
     same = method_spread([[fit(0.5, 1.4), fit(0.5, 1.4)], [fit(0.5, 1.4)]])

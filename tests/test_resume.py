@@ -9,11 +9,11 @@ import shutil
 import pytest
 
 from conftest import TINY, _first_digit_even, train_killed_at
-from entropy_rl import runner
 from entropy_rl.config import load_config
 from entropy_rl.errors import RunError
-from entropy_rl.logs import read_records
+from entropy_rl.runs.metrics_log import read_records
 from entropy_rl.tasks.sum3 import Sum3Task
+from entropy_rl.training import runner
 
 METRICS = "metrics.jsonl"
 

@@ -2,7 +2,7 @@
 
 import time
 
-from entropy_rl.rewards import score_all
+from entropy_rl.tasks.rewards import score_all
 
 
 def _reward(x):

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from entropy_rl.config import ModelConfig
 from entropy_rl.core import entropy_change_first_order, token_entropy, token_log_probs
-from entropy_rl.models import build_model
-from entropy_rl.rollout import (
+from entropy_rl.training.models import build_model
+from entropy_rl.training.rollout import (
     HeadInputs,
     Rollout,
     head_parameters,
@@ -228,7 +228,7 @@ def test_draws_into_kept_buffers_are_torch_multinomial_bit_for_bit(temperature):
     """The sampler's draw (two (B, V) buffers per rollout) picks the tokens that
     multinomial(softmax(logits / temperature), 1) picks from the same generator state, over
     successive draws; non-finite logits are refused as multinomial refuses them."""
-    from entropy_rl.rollout.sampler import _Draws
+    from entropy_rl.training.rollout.sampler import _Draws
 
     draw, g = _Draws(), torch.Generator().manual_seed(0)
     mine, ref = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
@@ -254,7 +254,7 @@ def test_inverse_cdf_draw_matches_a_slow_reference(temperature):
     """Each row's token is the first whose float64 cumulative probability exceeds u times
     the row's total, u the row's one uniform number from the generator (read again from a
     copy of it), over successive draws; the generator moves by exactly one number a row."""
-    from entropy_rl.rollout.sampler import _Draws
+    from entropy_rl.training.rollout.sampler import _Draws
 
     draw, g = _Draws("inverse_cdf"), torch.Generator().manual_seed(0)
     mine, ref = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
@@ -278,7 +278,7 @@ def test_inverse_cdf_draw_has_the_softmax_distribution():
     """200,000 draws from one row: the frequencies pass a chi-square test against
     softmax(logits / T) (p > 0.001 at the fixed seed), and a token of probability 0 is
     never drawn."""
-    from entropy_rl.rollout.sampler import _Draws
+    from entropy_rl.training.rollout.sampler import _Draws
 
     logits = torch.tensor([[2.0, -float("inf"), 0.5, 1.0, -1.0, 0.0]]).expand(200_000, -1)
     counts = torch.bincount(
@@ -293,7 +293,7 @@ def test_inverse_cdf_draw_has_the_softmax_distribution():
 
 
 def test_an_unknown_sampling_method_is_refused():
-    from entropy_rl.rollout.sampler import _Draws
+    from entropy_rl.training.rollout.sampler import _Draws
 
     with pytest.raises(ValueError, match="sampling must be one of multinomial, inverse_cdf"):
         _Draws("gumbel")
@@ -303,8 +303,8 @@ def test_a_model_that_changes_its_logits_after_the_head_is_refused():
     """Soft-capping (Gemma 2) or a logit scale (Cohere) would be missed by scoring from the
     head's projection: such a model is refused with a config error naming it."""
     from entropy_rl.config import ConfigError
-    from entropy_rl.rollout import logits_post_processing
-    from entropy_rl.runner import require_plain_logits
+    from entropy_rl.training.rollout import logits_post_processing
+    from entropy_rl.training.runner import require_plain_logits
 
     model = _model()
     assert logits_post_processing(model) is None

@@ -127,9 +127,9 @@ def test_trap_noise_replaces_the_pretrain_noise_of_the_trap_demonstrations():
 
 
 def test_trap_noise_keys_the_trap_base_model_and_not_its_parent():
-    from entropy_rl.base_model_cache import base_model_dir
     from entropy_rl.config import Config
-    from entropy_rl.pretrain import parent_config
+    from entropy_rl.tasks.base_models import base_model_dir
+    from entropy_rl.training.pretrain import parent_config
 
     plain = Config(task=TaskConfig(name="sum3_trap"))
     quiet = Config(task=TaskConfig(name="sum3_trap", trap_noise=0.02))

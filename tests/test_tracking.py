@@ -7,9 +7,10 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from entropy_rl import runner, tracking
 from entropy_rl.config import ConfigError, load_config
-from entropy_rl.logs import read_records
+from entropy_rl.runs import tracking
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner
 
 
 def _tensorboard(run_dir) -> dict[str, dict[int, float]]:

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from entropy_rl import runner, trainer
-from entropy_rl.checkpoint import find_checkpoint
-from entropy_rl.logs import read_records
-from entropy_rl.models import load_pretrained
-from entropy_rl.pretrain import base_model_dir
+from entropy_rl.runs.checkpoint import find_checkpoint
+from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.training import runner, trainer
+from entropy_rl.training.models import load_pretrained
+from entropy_rl.training.pretrain import base_model_dir
 
 STEP_KEYS = {
     "step", "reward/mean", "entropy/mean", "entropy/by_position", "cov/logp_adv",
@@ -58,7 +58,7 @@ def test_run_writes_metrics_checkpoint_plots_and_changes_every_parameter(
 def test_a_run_draws_its_tokens_by_rollout_sampling(tmp_path, tiny_config, monkeypatch):
     """rollout.sampling reaches the sampler of every rollout and evaluation of a run; with
     inverse_cdf the run completes, and its first rollout differs from multinomial's."""
-    from entropy_rl.rollout import engine
+    from entropy_rl.training.rollout import engine
 
     seen, firsts = [], {}
     original = engine.sample
@@ -206,10 +206,10 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
     give float32 logits from a float32 final projection, so a small change's Lemma-1
     prediction and measured entropy change agree with the float32 run's."""
     from entropy_rl.config import ModelConfig, load_config
-    from entropy_rl.distributed import Dist
-    from entropy_rl.models import build_model
-    from entropy_rl.policy import Policy
-    from entropy_rl.rollout import Rollout
+    from entropy_rl.training.distributed import Dist
+    from entropy_rl.training.models import build_model
+    from entropy_rl.training.policy import Policy
+    from entropy_rl.training.rollout import Rollout
 
     config = load_config(
         None, ["train.prompts_per_step=2", "train.group_size=4", "diagnostics.probe_size=4"]
@@ -246,9 +246,9 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
 def _probe_policy_and_rollout(response_len: int):
     """A tiny policy and 8 responses of `response_len` columns, with padding after eos."""
     from entropy_rl.config import ModelConfig
-    from entropy_rl.models import build_model
-    from entropy_rl.policy import Policy
-    from entropy_rl.rollout import Rollout
+    from entropy_rl.training.models import build_model
+    from entropy_rl.training.policy import Policy
+    from entropy_rl.training.rollout import Rollout
 
     shape = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     model = build_model(shape, 24, max_positions=64, seed=0).eval()
@@ -271,8 +271,8 @@ def test_the_kept_probe_states_do_not_grow_with_the_response_length(probe_tokens
     they give equal the full logits' rows, also when the scoring pass works a position at a
     time (train.logits_mib tiny)."""
     from entropy_rl.config import load_config
-    from entropy_rl.distributed import Dist
-    from entropy_rl.rollout import response_logits
+    from entropy_rl.training.distributed import Dist
+    from entropy_rl.training.rollout import response_logits
 
     overrides = ["train.prompts_per_step=2", "train.group_size=4", "train.mini_batches=2"]
     overrides += ["train.micro_batches=2", "diagnostics.probe_size=5"]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropy_rl import live_law
-from entropy_rl.cli import main
-from entropy_rl.readers import read_entropy_reward
-from entropy_rl.watch import EXIT_CODES, Follower, Options, Rules, watch
+from entropy_rl.analysis import live_law
+from entropy_rl.analysis.readers import read_entropy_reward
+from entropy_rl.analysis.watch import EXIT_CODES, Follower, Options, Rules, watch
+from entropy_rl.commands.cli import main
 
 A, B = 0.5, 1.45  # the law's a and b behind the synthetic runs
 
@@ -186,7 +186,7 @@ def test_idle_timeout_stops_following(tmp_path):
 
 
 def test_each_log_has_its_own_tensorboard_folder(tmp_path):
-    from entropy_rl.watch import _board_names
+    from entropy_rl.analysis.watch import _board_names
 
     paths = [tmp_path / "a" / "grpo" / "metrics.jsonl", tmp_path / "b" / "grpo", tmp_path / "x.log"]
     assert _board_names(paths) == ["grpo", "grpo-2", "x.log"]

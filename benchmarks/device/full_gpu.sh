@@ -18,7 +18,7 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
 for name in ("transformers", "trl", "datasets", "pyarrow", "accelerate", "math-verify"):
     print(name, m.version(name))
-import entropy_rl.trainer, trl, datasets  # noqa: F401  (fails here, not in a child)
+import entropy_rl.training.trainer, trl, datasets  # noqa: F401  (fails here, not in a child)
 PY
 "$PY" benchmarks/gpu_vs_trl.py --mode full --json "$OUT/gpu_full.json" "$@" 2>&1 \
   | tee "$OUT/gpu_full.log"

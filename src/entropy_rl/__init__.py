@@ -1,6 +1,6 @@
 """entropy_rl: policy entropy in RL of language models (Cui et al., 2025).
 
-The Python API (see `entropy_rl.api`): `train`, `resume`, `evaluate`, `load_config`,
+The Python API (see `entropy_rl.commands.api`): `train`, `resume`, `evaluate`, `load_config`,
 `Config`, `read_metrics`, `fit_log`, `fit_entropy_law`. Each is imported on first use, so
 `import entropy_rl` stays cheap (no torch).
 """
@@ -13,16 +13,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "entropy_rl.api",
-    "resume": "entropy_rl.api",
-    "evaluate": "entropy_rl.api",
-    "read_metrics": "entropy_rl.api",
-    "fit_log": "entropy_rl.api",
+    "train": "entropy_rl.commands.api",
+    "resume": "entropy_rl.commands.api",
+    "evaluate": "entropy_rl.commands.api",
+    "read_metrics": "entropy_rl.commands.api",
+    "fit_log": "entropy_rl.commands.api",
     "load_config": "entropy_rl.config",
     "Config": "entropy_rl.config",
     "ConfigError": "entropy_rl.config",
-    "fit_entropy_law": "entropy_rl.law",
-    "EntropyLawFit": "entropy_rl.law",
+    "fit_entropy_law": "entropy_rl.analysis.law",
+    "EntropyLawFit": "entropy_rl.analysis.law",
 }
 """Public name -> the module that defines it."""
 

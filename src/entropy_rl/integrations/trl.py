@@ -78,13 +78,13 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
+from entropy_rl.analysis.law import RELIABLE_MIN_POINTS
+from entropy_rl.analysis.live_law import fit_so_far, law_metrics
 from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_loss
 from entropy_rl.core.control import control_step
 from entropy_rl.core.losses import LOSS_KEY
-from entropy_rl.diagnostics import rollout_statistics
-from entropy_rl.law import RELIABLE_MIN_POINTS
-from entropy_rl.live_law import fit_so_far, law_metrics
-from entropy_rl.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
+from entropy_rl.runs.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
+from entropy_rl.training.diagnostics import rollout_statistics
 
 __all__ = ["EntropyGRPOTrainer", "EntropyLawCallback"]
 

@@ -9,9 +9,9 @@ from types import MappingProxyType
 from typing import Any
 
 from entropy_rl.config import ConfigError, TaskConfig
-from entropy_rl.rewards import MATH_REWARD, import_reward, is_trl_style, math_reward
 from entropy_rl.tasks.base import EmbeddedTask, Problem, Task
 from entropy_rl.tasks.dataset import DataError, DatasetTask
+from entropy_rl.tasks.rewards import MATH_REWARD, import_reward, is_trl_style, math_reward
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.tasks.sum3_trap import Sum3TrapTask
 

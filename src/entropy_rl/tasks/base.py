@@ -57,7 +57,7 @@ class Task(abc.ABC):
 
 
 class EmbeddedTask(Task):
-    """A task the embedded model learns from scratch (its base model, `entropy_rl.pretrain`):
+    """A task the embedded model learns from scratch (its base model, `entropy_rl.training.pretrain`):
     a character alphabet for its tokenizer, a bound on prompt length, demonstrations, and the
     task fields that shape its base model (part of the base model's cache key).
 
@@ -73,7 +73,7 @@ class EmbeddedTask(Task):
     on this task's demonstrations (`pretrain.finetune_steps`); None: trained from scratch."""
     base_model_fields: tuple[str, ...] = ("seed", "val_size")
     """The `TaskConfig` fields that shape the base model, besides `name`: the base-model
-    cache key (`entropy_rl.base_model_cache`) covers them and no other task field."""
+    cache key (`entropy_rl.tasks.base_models`) covers them and no other task field."""
     inert_fields: tuple[str, ...] = ()
     """Fields of `base_model_fields` that do not in fact change this task's base model (kept
     in the key so that existing keys stay valid): when a fine-tuned task asks for this task's

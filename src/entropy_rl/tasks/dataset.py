@@ -221,12 +221,12 @@ class DatasetTask(Task):
         return [self._train[i] for i in indices]
 
     def reward(self, problem: Problem, response: str) -> float:
-        from entropy_rl.rewards import math_reward
+        from entropy_rl.tasks.rewards import math_reward
 
         return math_reward(response, problem.answer)
 
     def final_answer(self, response: str) -> str:
-        from entropy_rl.rewards import math_final_answer
+        from entropy_rl.tasks.rewards import math_final_answer
 
         return math_final_answer(response)
 

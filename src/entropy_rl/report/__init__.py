@@ -1,5 +1,0 @@
-"""Figures (and later the HTML report) made from logs and law fits."""
-
-from entropy_rl.report.figures import plot_entropy_law
-
-__all__ = ["plot_entropy_law"]

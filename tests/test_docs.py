@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import re
 import subprocess
 import sys
@@ -247,6 +248,7 @@ def documents() -> dict[Path, Markdown]:
 
 
 def test_site_builds_in_strict_mode(tmp_path):
+    assert importlib.util.find_spec("mkdocs"), "mkdocs is missing: pip install -e '.[docs]'"
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -155,11 +155,11 @@ def test_eval_help_explains_its_options_and_the_fields_it_uses(capsys):
 
 def test_eval_help_lists_every_field_model_eval_reads():
     """The config fields model_eval.py reads (`config.<section>.<field>`, and `settings.<field>`
-    for config.eval) are all in `eval --help` (cli.EVAL_FIELDS)."""
+    for config.eval) are all in `eval --help` (cli.eval.EVAL_FIELDS)."""
     source = inspect.getsource(model_eval)
     read = set(re.findall(r"config\.(\w+\.\w+)", source))
     read |= {f"eval.{name}" for name in re.findall(r"settings\.(\w+)", source)}
     read.discard("train.seed")  # LoRA's initialisation, overwritten by the loaded adapter
     assert read and all(
-        any(name == s or name.startswith(s + ".") for s in cli.EVAL_FIELDS) for name in read
+        any(name == s or name.startswith(s + ".") for s in cli.eval.EVAL_FIELDS) for name in read
     ), sorted(read)

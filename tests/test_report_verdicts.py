@@ -12,7 +12,8 @@ import pytest
 from entropy_rl.analysis.report import stats
 from entropy_rl.analysis.report import verdicts as v
 from entropy_rl.analysis.report.data import RunData, main_size
-from entropy_rl.analysis.report.sections import Section, _loglinear_verdict, section_control
+from entropy_rl.analysis.report.sections import Section, section_control
+from entropy_rl.analysis.report.sections.coefficients import _loglinear_verdict
 
 
 def _fits(params, a_of, b_of, noise=0.0):

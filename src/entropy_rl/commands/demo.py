@@ -19,8 +19,9 @@ from entropy_rl.analysis.summary import summary_table
 from entropy_rl.config import Config, load_config
 from entropy_rl.runs.layout import SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
+from entropy_rl.runs.run_dir import discard_unsaved, run_status
 from entropy_rl.training.pretrain import make_base_model, require_learnt
-from entropy_rl.training.runner import discard_unsaved, run_status, train
+from entropy_rl.training.runner import train
 
 
 def method_config(method: str, overrides: list[str]) -> Config:

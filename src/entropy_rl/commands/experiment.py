@@ -46,10 +46,10 @@ from entropy_rl.config import Config, ConfigError, default_config, dump_config, 
 from entropy_rl.runs.atomic import write_atomic
 from entropy_rl.runs.layout import LOG_DIR, MANIFEST_FILE, METRICS_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
+from entropy_rl.runs.run_dir import discard_unsaved, run_status
 from entropy_rl.tasks import base_task_of
 from entropy_rl.tasks.base_models import base_model_dir
 from entropy_rl.training.pretrain import is_learnt, is_saved, parent_config
-from entropy_rl.training.runner import discard_unsaved, run_status
 
 AXES = ("tasks", "methods", "sizes")
 """The named axes of a grid; seeds are the fourth."""

@@ -18,10 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from entropy_rl.analysis.law import ceiling_text
 from entropy_rl.analysis.live_law import saturated
 from entropy_rl.analysis.summary import summarize_run
-from entropy_rl.config import Config, ConfigError, dump_config, load_config
+from entropy_rl.config import Config, ConfigError, dump_config
 from entropy_rl.errors import RunError
 from entropy_rl.runs import checkpoint
-from entropy_rl.runs.atomic import write_atomic
 from entropy_rl.runs.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
 from entropy_rl.runs.metric_keys import (
@@ -34,6 +33,13 @@ from entropy_rl.runs.metric_keys import (
 )
 from entropy_rl.runs.metrics_log import MetricsWriter
 from entropy_rl.runs.resume_point import ResumePoint, resume_point
+from entropy_rl.runs.run_dir import (
+    RUN_LOCK,
+    load_run_config,
+    prepare_run_dir,
+    run_status,
+    stopped_early,
+)
 from entropy_rl.runs.tracking import Trackers, check_trackers
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tasks.base_models import base_model_dir
@@ -44,45 +50,6 @@ from entropy_rl.training.policy import Policy
 from entropy_rl.training.pretrain import make_base_model, require_learnt
 from entropy_rl.training.rollout import logits_post_processing, make_engine
 from entropy_rl.training.trainer import EarlyStop, RunState, micro_batch_size, run_step
-
-RUN_LOCK = "run directory"
-"""How a run directory's lock names it to a process that finds it held."""
-
-
-def run_status(run_dir: Path) -> str:
-    """'done' (summary written), 'partial' (a checkpoint to resume from, not yet verified)
-    or 'new'."""
-    if (run_dir / SUMMARY_FILE).is_file():
-        return "done"
-    if checkpoint.list_checkpoints(run_dir):
-        return "partial"
-    return "new"
-
-
-def discard_unsaved(run_dir: Path) -> None:
-    """Remove the metrics of a run killed before its first checkpoint, so it starts afresh
-    (under the run's lock: LockHeld if a process is at work in it)."""
-    if run_status(run_dir) != "new" or not (run_dir / METRICS_FILE).exists():
-        return
-    with lock_dir(run_dir, RUN_LOCK):
-        if run_status(run_dir) == "new":
-            (run_dir / METRICS_FILE).unlink(missing_ok=True)
-
-
-def prepare_run_dir(run_dir: Path, config: Config) -> None:
-    """A new run directory with the resolved config; refuses to overwrite a run."""
-    if (run_dir / METRICS_FILE).exists() or checkpoint.list_checkpoints(run_dir):
-        raise ConfigError(
-            f"{run_dir} already holds a run: resume it with --resume {run_dir}, or pick another --run-dir"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, dump_config(config))
-
-
-def load_run_config(run_dir: Path) -> Config:
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    return load_config(run_dir / CONFIG_FILE)
 
 
 def check_world(config: Config, dist: Dist) -> None:
@@ -387,14 +354,6 @@ def finished(run_dir: Path, console: Console) -> dict:
     with contextlib.suppress(OSError, ValueError):
         return json.loads((run_dir / SUMMARY_FILE).read_text())
     return {}
-
-
-def stopped_early(run_dir: Path) -> dict | None:
-    """summary.json's `stopped_early` ({step, reason, gain_left}) of a run stopped at
-    saturation; None for any other run."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        return json.loads((run_dir / SUMMARY_FILE).read_text()).get("stopped_early")
-    return None
 
 
 def continues(run_dir: Path) -> bool:

@@ -20,6 +20,7 @@ from entropy_rl.config import Config, load_config
 from entropy_rl.runs.layout import SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
 from entropy_rl.runs.run_dir import discard_unsaved, run_status
+from entropy_rl.runs.status import RunStatus
 from entropy_rl.training.pretrain import make_base_model, require_learnt
 from entropy_rl.training.runner import train
 
@@ -48,11 +49,11 @@ def _run_methods(out: Path, methods, overrides: list[str], console: Console) -> 
     for method in methods:
         run_dir = out / method
         status = run_status(run_dir)
-        if status == "done":
+        if status == RunStatus.DONE:
             console.print(f"{method}: finished run in {run_dir}, reused")
             summaries[method] = json.loads((run_dir / SUMMARY_FILE).read_text())
             continue
-        resume = status == "partial"
+        resume = status == RunStatus.PARTIAL
         discard_unsaved(run_dir)
         console.rule(f"{method}")
         summaries[method] = train(

@@ -47,6 +47,7 @@ from entropy_rl.runs.atomic import write_atomic
 from entropy_rl.runs.layout import LOG_DIR, MANIFEST_FILE, METRICS_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
 from entropy_rl.runs.run_dir import discard_unsaved, run_status
+from entropy_rl.runs.status import RunStatus
 from entropy_rl.tasks import base_task_of
 from entropy_rl.tasks.base_models import base_model_dir
 from entropy_rl.training.pretrain import is_learnt, is_saved, parent_config
@@ -281,7 +282,7 @@ def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tupl
 
 def _train_job(out: Path, spec: RunSpec) -> _Job:
     run_dir = out / spec.name
-    if run_status(run_dir) == "partial":
+    if run_status(run_dir) == RunStatus.PARTIAL:
         argv = _cli("train", "--quiet", "--resume", str(run_dir))
     else:
         discard_unsaved(run_dir)
@@ -394,7 +395,7 @@ def run_experiment(
 def _run_locked(experiment: Experiment, out: Path, jobs: int, threads: int, console) -> dict:
     start = time.monotonic()
     previous = _previous_wall_time(out)
-    pending = [s for s in experiment.runs if run_status(out / s.name) != "done"]
+    pending = [s for s in experiment.runs if run_status(out / s.name) != RunStatus.DONE]
     console.print(
         f"experiment {experiment.name}: {len(experiment.runs)} runs, "
         f"{len(experiment.runs) - len(pending)} already finished; {jobs} at a time, "

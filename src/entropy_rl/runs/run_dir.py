@@ -13,28 +13,29 @@ from entropy_rl.runs import checkpoint
 from entropy_rl.runs.atomic import write_atomic
 from entropy_rl.runs.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir
+from entropy_rl.runs.status import RunStatus
 
 RUN_LOCK = "run directory"
 """How a run directory's lock names it to a process that finds it held."""
 
 
-def run_status(run_dir: Path) -> str:
-    """'done' (summary written), 'partial' (a checkpoint to resume from, not yet verified)
-    or 'new'."""
+def run_status(run_dir: Path) -> RunStatus:
+    """DONE (summary written), PARTIAL (a checkpoint to resume from, not yet verified) or
+    NEW."""
     if (run_dir / SUMMARY_FILE).is_file():
-        return "done"
+        return RunStatus.DONE
     if checkpoint.list_checkpoints(run_dir):
-        return "partial"
-    return "new"
+        return RunStatus.PARTIAL
+    return RunStatus.NEW
 
 
 def discard_unsaved(run_dir: Path) -> None:
     """Remove the metrics of a run killed before its first checkpoint, so it starts afresh
     (under the run's lock: LockHeld if a process is at work in it)."""
-    if run_status(run_dir) != "new" or not (run_dir / METRICS_FILE).exists():
+    if run_status(run_dir) != RunStatus.NEW or not (run_dir / METRICS_FILE).exists():
         return
     with lock_dir(run_dir, RUN_LOCK):
-        if run_status(run_dir) == "new":
+        if run_status(run_dir) == RunStatus.NEW:
             (run_dir / METRICS_FILE).unlink(missing_ok=True)
 
 

@@ -40,6 +40,7 @@ from entropy_rl.runs.run_dir import (
     run_status,
     stopped_early,
 )
+from entropy_rl.runs.status import RunStatus
 from entropy_rl.runs.tracking import Trackers, check_trackers
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tasks.base_models import base_model_dir
@@ -316,7 +317,7 @@ def train(
     it stopped at saturation and its config.yaml was edited so that it goes on
     (`continues`)."""
     console = console or Console(stderr=True)
-    if resume and run_status(run_dir) == "done" and not continues(run_dir):
+    if resume and run_status(run_dir) == RunStatus.DONE and not continues(run_dir):
         return finished(run_dir, console)
     config = load_run_config(run_dir) if resume else config
     dist = init_distributed(config.distributed)
@@ -378,7 +379,7 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
     reward = make_reward(config.task, task)
     with contextlib.ExitStack() as held:
         _on_main(dist, _lock, held, run_dir, console)
-        if resume and run_status(run_dir) == "done" and not continues(run_dir):
+        if resume and run_status(run_dir) == RunStatus.DONE and not continues(run_dir):
             return finished(run_dir, console)  # finished by the previous holder
         start = _on_main(dist, _start, run_dir, config, resume, dist.world_size, console)
         policy, optimizer, state = _restore(start, config, console, dist, task, reward)

@@ -17,6 +17,7 @@ from entropy_rl.core import PolicyLossConfig
 from entropy_rl.runs.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRETRAIN_FILE
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
 from entropy_rl.runs.metrics_log import read_records, record_columns
+from entropy_rl.runs.status import RunStatus
 from entropy_rl.tasks.base_models import base_model_dir
 
 REFERENCE_METHOD = "grpo"
@@ -165,7 +166,7 @@ def experiment_notes(paths: list[Path]) -> list[str]:
     for path in paths:
         if (path / MANIFEST_FILE).is_file():
             manifest = json.loads((path / MANIFEST_FILE).read_text())
-            done = sum(r["status"] == "done" for r in manifest["runs"])
+            done = sum(r["status"] == RunStatus.DONE for r in manifest["runs"])
             notes.append(
                 f"Experiment {manifest['name']} ({manifest['experiment_file']}): "
                 f"{done} of {len(manifest['runs'])} runs finished, wall time "

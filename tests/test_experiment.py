@@ -189,23 +189,28 @@ def test_runs_of_a_local_model_need_no_base_model(tmp_path, tiny_experiment):
 def test_a_base_model_that_has_not_learnt_keeps_its_runs_waiting(tmp_path, tiny_config):
     import dataclasses
 
-    from entropy_rl.commands.experiment import _Job, _last_check
-    from entropy_rl.training.pretrain import base_model_dir, pretrain
+    from entropy_rl.commands.experiment import _Job
+    from entropy_rl.training.pretrain import base_model_dir, pretrain, write_check
 
     config = tiny_config()  # min_greedy 0: a seconds-old base model is accepted
     base = pretrain(config)
     assert base == base_model_dir(config)
-    log = tmp_path / "base.log"
+    progress = tmp_path / "base.progress.json"
     job = _Job(
-        "base", [], log, needs=(base,), min_greedy=config.pretrain.min_greedy, total_steps=900
+        "base",
+        [],
+        tmp_path / "base.log",
+        needs=(base,),
+        min_greedy=config.pretrain.min_greedy,
+        total_steps=900,
+        progress=progress,
     )
     assert job.ready()
     strict = dataclasses.replace(job, min_greedy=0.85)
     assert not strict.ready()  # saved, but it learnt nothing: its runs never start
     assert not dataclasses.replace(job, needs=(tmp_path / "missing",)).ready()
-    assert job.steps_done() == (0, 900)  # no log yet
-    log.write_text(
-        "making the base model\npretrain step 800/4500  loss 1.434  held-out greedy 0.012\n"
-        "pretrain step 1000/1300  loss 1.264  held-out greedy 0.939\n"
-    )
-    assert _last_check(log) == (1000, 1300) and job.steps_done() == (1000, 1300)  # hold ended
+    assert job.steps_done() == (0, 900)  # no check yet
+    write_check(progress, 800, 4500, 1.434, 0.012)
+    assert job.steps_done() == (800, 4500)
+    write_check(progress, 1000, 1300, 1.264, 0.939)
+    assert job.steps_done() == (1000, 1300)  # the hold ended: the total is the real one

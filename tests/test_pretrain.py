@@ -190,11 +190,14 @@ def test_pretrain_cli_reports_the_base_model_and_refuses_one_that_learnt_nothing
     from entropy_rl.commands.cli import main
 
     fresh = [*tiny_overrides, f"pretrain.cache_dir={tmp_path}"]  # not made by another test
-    assert main(["pretrain", *fresh]) == 0  # tiny_overrides accept any base model
+    progress = tmp_path / "progress.json"
+    assert main(["pretrain", *fresh, "--progress", str(progress)]) == 0  # any base model passes
     captured = capsys.readouterr()
     out, err = " ".join(captured.out.split()), " ".join(captured.err.split())
     assert "val/acc_greedy" in out and "entropy/mean" in out and "not checked" in out
     assert "pretrain step 40/40" in err  # the held-out check line
+    check = json.loads(progress.read_text())  # and the same check, as JSON
+    assert (check["step"], check["total"]) == (40, 40) and 0 <= check["val/acc_greedy"] <= 1
     assert main(["pretrain", *fresh, "pretrain.min_greedy=0.85"]) == 2
     err = capsys.readouterr().err
     assert "(cached)" in err  # min_greedy judges the same base model (not in its key)

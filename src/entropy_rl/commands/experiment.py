@@ -29,7 +29,6 @@ import dataclasses
 import itertools
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from entropy_rl.runs.run_dir import discard_unsaved, run_status
 from entropy_rl.runs.status import RunStatus
 from entropy_rl.tasks import base_task_of
 from entropy_rl.tasks.base_models import base_model_dir
-from entropy_rl.training.pretrain import is_learnt, is_saved, parent_config
+from entropy_rl.training.pretrain import is_learnt, is_saved, parent_config, read_check
 
 AXES = ("tasks", "methods", "sizes")
 """The named axes of a grid; seeds are the fourth."""
@@ -201,7 +200,9 @@ class _Job:
     min_greedy: float = 0.0
     metrics: Path | None = None
     """A training job's metrics.jsonl (a row per step); None for a base-model job, whose
-    progress is read from the check lines of its log."""
+    progress is its `progress` file."""
+    progress: Path | None = None
+    """A base-model job's latest held-out check (`pretrain --progress`, `pretrain.write_check`)."""
     total_steps: int = 0
     process: subprocess.Popen | None = None
     task_id: int | None = None
@@ -212,27 +213,12 @@ class _Job:
     def steps_done(self) -> tuple[int, int]:
         """(steps done, steps in all): a base model's total is its cap until its cool-down starts."""
         if self.metrics is None:
-            step, total = _last_check(self.log)
+            step, total = (0, 0) if self.progress is None else read_check(self.progress)
             return step, total or self.total_steps
         if not self.metrics.is_file():
             return 0, self.total_steps
         with self.metrics.open("rb") as f:
             return sum(1 for _ in f), self.total_steps
-
-
-_CHECK = re.compile(rb"pretrain step (\d+)/(\d+)")
-
-
-def _last_check(log: Path) -> tuple[int, int]:
-    """(step, total) of the last held-out check line (`pretrain.CHECK_LINE`) in a job's log;
-    (0, 0) before the first."""
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - 4096))
-            found = _CHECK.findall(f.read())
-    except OSError:
-        return 0, 0
-    return (int(found[-1][0]), int(found[-1][1])) if found else (0, 0)
 
 
 def _cli(*args: str) -> list[str]:
@@ -268,10 +254,13 @@ def _add_base_job(jobs: dict[Path, _Job], out: Path, config: Config, needs: tupl
         return
     key = f"base-{target.name}"
     settings = config.pretrain
+    progress = out / LOG_DIR / f"{key}.progress.json"
+    config_path = _config_file(out, key, config)
     jobs[target] = _Job(
         label=f"base model {target.name}",
-        argv=_cli("pretrain", "--config", str(_config_file(out, key, config))),
+        argv=_cli("pretrain", "--config", str(config_path), "--progress", str(progress)),
         log=out / LOG_DIR / f"{key}.log",
+        progress=progress,
         needs=needs,
         min_greedy=settings.min_greedy,
         total_steps=settings.max_steps

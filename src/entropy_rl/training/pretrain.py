@@ -46,6 +46,7 @@ from transformers import PreTrainedTokenizerFast
 
 from entropy_rl.config import Config, ConfigError, EvalConfig, PretrainConfig, TaskConfig
 from entropy_rl.core import masked_mean, token_entropy
+from entropy_rl.runs.atomic import write_atomic
 from entropy_rl.runs.layout import PRETRAIN_FILE, base_model_lock
 from entropy_rl.runs.lock import locked
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, VAL_ACC_GREEDY
@@ -368,13 +369,31 @@ def _make(config: Config, directory: Path, progress: ProgressFn | None) -> Path:
 # ---- what the commands call ---------------------------------------------------------------
 
 CHECK_LINE = "pretrain step {step}/{total}  loss {loss:.3f}  held-out greedy {greedy:.3f}"
-"""Printed at every held-out check (the experiment runner reads it from a job's log)."""
+"""Printed at every held-out check."""
+
+
+def write_check(path: Path, step: int, total: int, loss: float, greedy: float) -> None:
+    """The latest held-out check, {step, total, loss, val/acc_greedy}, as JSON in `path`
+    (`entropy-rl pretrain --progress FILE`), replaced atomically at each check."""
+    record = {"step": step, "total": total, "loss": loss, VAL_ACC_GREEDY: greedy}
+    write_atomic(path, json.dumps(record) + "\n")
+
+
+def read_check(path: Path) -> tuple[int, int]:
+    """(step, total) of the latest held-out check `write_check` wrote to `path`; (0, 0)
+    before the first (no file yet)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0, 0
+    return int(record["step"]), int(record["total"])
 
 
 @contextlib.contextmanager
-def progress_display(console: Console) -> Iterator[ProgressFn]:
+def progress_display(console: Console, progress_file: Path | None = None) -> Iterator[ProgressFn]:
     """A progress bar (step, loss) and one printed line per held-out check, so that a log
-    written by a console that is not a terminal shows the progress too."""
+    written by a console that is not a terminal shows the progress too; with `progress_file`,
+    each check also as JSON there (`write_check`)."""
     columns = (
         TextColumn("[bold]pretrain"),
         BarColumn(),
@@ -389,20 +408,28 @@ def progress_display(console: Console) -> Iterator[ProgressFn]:
             bar.update(task, completed=step, total=total, status=f"loss {loss:.3f}")
             if greedy is not None:
                 console.print(CHECK_LINE.format(step=step, total=total, loss=loss, greedy=greedy))
+                if progress_file is not None:
+                    write_check(progress_file, step, total, loss, greedy)
 
         yield report
 
 
-def make_base_model(config: Config, console: Console, result: Console | None = None) -> Path:
-    """Make (or find) the base model for `config`, showing progress on `console`, and print
-    its validation metrics on `result` (default: `console`); returns its directory. Does not
-    check that it learnt its task."""
+def make_base_model(
+    config: Config,
+    console: Console,
+    result: Console | None = None,
+    progress_file: Path | None = None,
+) -> Path:
+    """Make (or find) the base model for `config`, showing progress on `console` (and each
+    held-out check in `progress_file`: `write_check`), and print its validation metrics on
+    `result` (default: `console`); returns its directory. Does not check that it learnt its
+    task."""
     target = base_model_dir(config)
     if is_saved(target):
         console.print(f"base model: {target} (cached)")
     else:
         console.print(f"making the base model {target.name} ...")
-        with progress_display(console) as report:
+        with progress_display(console, progress_file) as report:
             pretrain(config, report)
     record = read_record(target)
     metrics = "  ".join(f"{k} {v:.3f}" for k, v in record["validation"].items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from entropy_rl.commands.cli._common import add_config_args, error, fields_epilog, quiet_libraries
 
@@ -24,6 +25,13 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_args(p, "pretrain.max_steps=4000")
+    p.add_argument(
+        "--progress",
+        type=Path,
+        metavar="FILE",
+        help="also write each held-out check (step, total, loss, greedy accuracy) to FILE as "
+        "JSON, replaced at each check (how `entropy-rl experiment` follows its base models)",
+    )
     p.set_defaults(handler=_run_pretrain)
 
 
@@ -37,7 +45,9 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, args.overrides)
-        target = make_base_model(config, Console(stderr=True), result=Console(soft_wrap=True))
+        target = make_base_model(
+            config, Console(stderr=True), Console(soft_wrap=True), progress_file=args.progress
+        )
         require_learnt(target, config.pretrain.min_greedy)
     except ConfigError as err:
         return error("pretrain", err)

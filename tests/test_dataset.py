@@ -103,7 +103,7 @@ def test_a_broken_line_is_one_error_naming_that_line(tmp_path, capfd):
     path.write_text('{"prompt": "1+1=", "answer": "2"}\n\n{"prompt": broken\n{"prompt": "x"}\n')
     with pytest.raises(DataError) as info:
         _task(path)
-    assert str(info.value).startswith(f"{path}, line 3: not valid JSON")
+    assert str(info.value).startswith(f"{path}: line 3: invalid JSON")  # as every JSONL reader
     assert "\n" not in str(info.value)
     assert capfd.readouterr().err == ""  # nothing else printed
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from entropy_rl.errors import RunError, os_errors_of
 from entropy_rl.runs.atomic import write_atomic
+from entropy_rl.runs.jsonl import JsonlError, jsonl_lines, read_jsonl
 from entropy_rl.runs.metric_keys import STEP
 
 # ---- writing ---------------------------------------------------------------------------
@@ -36,17 +37,14 @@ def whole_rows(path: Path) -> tuple[list[str], str | None]:
     if not path.exists():
         return [], None
     rows: list[str] = []
-    for line_no, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            return rows, f"line {line_no} is not a whole JSON row"
-        step = record.get(STEP) if isinstance(record, dict) else None
-        if step != len(rows):
-            return rows, f"line {line_no} holds step {step!r} where step {len(rows)} belongs"
-        rows.append(line)
+    try:
+        for line_no, line, record in jsonl_lines(path.read_text(errors="replace"), path):
+            step = record.get(STEP)
+            if step != len(rows):
+                return rows, f"line {line_no} holds step {step!r} where step {len(rows)} belongs"
+            rows.append(line)
+    except JsonlError as err:
+        return rows, f"line {err.line} is not a whole JSON row"
     return rows, None
 
 
@@ -96,5 +94,6 @@ def record_columns(records: Sequence[dict[str, Any]], *keys: str) -> np.ndarray:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl written by MetricsWriter."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """All records of a metrics.jsonl written by MetricsWriter (`JsonlError`, naming the
+    file and the line, for one that is not a JSON object)."""
+    return read_jsonl(path)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from entropy_rl.config import ConfigError, TaskConfig
+from entropy_rl.runs.jsonl import JsonlError, jsonl_lines
 from entropy_rl.tasks.base import Problem, Task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -73,19 +74,10 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
 
 def _json_lines(path: Path, text: str) -> list[dict[str, Any]]:
     """One JSON object per non-blank line; an error names the physical line (1-based)."""
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            kind = type(row).__name__
-            raise DataError(f"{path}, line {number}: expected a JSON object, got {kind}")
-        rows.append(row)
-    return rows
+    try:
+        return [row for _, _, row in jsonl_lines(text, path)]
+    except JsonlError as err:
+        raise DataError(str(err)) from None
 
 
 def _parquet_rows(path: Path) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 from entropy_rl.analysis.readers.table import LogFormatError, LogIncomplete, Table, make_table
+from entropy_rl.runs.jsonl import JsonlError, jsonl_lines
 
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -86,21 +87,13 @@ def trainer_state(path: Path, text: str) -> Table | None:
 
 def parse_jsonl(path: Path, text: str, partial_tail: bool = False) -> Table:
     """One JSON object per non-blank line (verl's {"step", "data"} records unwrapped)."""
-    lines = text.split("\n")
-    rows: list[tuple[str, dict[str, object]]] = []
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            if partial_tail and line_no == len(lines):  # no newline after it yet
-                break
-            raise LogFormatError(f"{path}: line {line_no}: invalid JSON ({err.msg})") from err
-        if not isinstance(record, dict):
-            kind = type(record).__name__
-            raise LogFormatError(f"{path}: line {line_no}: expected a JSON object, got {kind}")
-        rows.append((f"line {line_no}", _unwrap_verl(record)))
+    try:
+        rows = [
+            (f"line {line_no}", _unwrap_verl(record))
+            for line_no, _, record in jsonl_lines(text, path, partial_tail=partial_tail)
+        ]
+    except JsonlError as err:
+        raise LogFormatError(str(err)) from err
     return make_table(path, "jsonl", rows)
 
 

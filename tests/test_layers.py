@@ -237,3 +237,22 @@ def test_a_task_without_an_embedded_base_model_has_no_key(tmp_path):
     config = load_config(None, ["task.name=dataset", f"task.train_file={data}", "model.path=m"])
     with pytest.raises(ConfigError, match="no embedded base model"):
         base_model_dir(config)
+
+
+LOSS_MODE_NAMES = ("ppo", "clip_cov", "kl_cov")
+MODE_NAME_HOMES = ("core/losses.py", "config/loss.py", "core/loss_config.py", "config/methods.py")
+"""The only files that spell a loss mode's name: the losses, their config (config/loss.py,
+core/loss_config.py before its move) and the paper's methods as run settings."""
+
+
+def test_loss_mode_names_are_spelled_in_their_homes_only():
+    """No other module holds 'ppo', 'clip_cov' or 'kl_cov' as a string constant: they take
+    the names from `entropy_rl.config.methods` (or a loss config's own default)."""
+    found = [
+        f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno}: {node.value!r}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).as_posix() not in MODE_NAME_HOMES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in LOSS_MODE_NAMES
+    ]
+    assert not found

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from entropy_rl.analysis.summary import summary_table
 from entropy_rl.config import Config, load_config
+from entropy_rl.config.methods import method_overrides
 from entropy_rl.runs.layout import SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
 from entropy_rl.runs.run_dir import discard_unsaved, run_status
@@ -26,9 +27,8 @@ from entropy_rl.training.runner import train
 
 
 def method_config(method: str, overrides: list[str]) -> Config:
-    """The defaults, the method's loss.mode (GRPO is mode ppo), then the user's overrides."""
-    mode = "ppo" if method == "grpo" else method
-    return load_config(None, [f"loss.mode={mode}", *overrides])
+    """The defaults, the method's overrides (`config.methods`), then the user's."""
+    return load_config(None, [*method_overrides(method), *overrides])
 
 
 def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console: Console) -> dict:

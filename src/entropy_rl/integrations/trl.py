@@ -92,7 +92,7 @@ _MIN_LAW_POINTS = RELIABLE_MIN_POINTS
 AGG_AS_LOSS_TYPE = {"token_mean": "bnpo", "seq_mean_token_mean": "grpo"}
 """TRL's `loss_type` that aggregates as `entropy_config.agg` does, where TRL allows it with
 token-level importance sampling (TRL's 'luspo', our 'seq_mean_token_sum', needs sequence-level)."""
-TRL_OWN_MODE = "ppo"
+TRL_OWN_MODE = PolicyLossConfig.mode  # the default, "ppo": only config/, core/ spell mode names
 """The loss mode TRL computes itself (its clipped surrogate): with it TRL's loss runs untouched;
 every other registered mode runs through `policy_loss`."""
 

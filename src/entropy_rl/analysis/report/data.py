@@ -13,15 +13,12 @@ import numpy as np
 
 from entropy_rl.analysis.readers import LogFormatError, read_entropy_reward
 from entropy_rl.config import Config, ConfigError, load_config
-from entropy_rl.core import PolicyLossConfig
+from entropy_rl.config.methods import method_label
 from entropy_rl.runs.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRETRAIN_FILE
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
 from entropy_rl.runs.metrics_log import read_records, record_columns
 from entropy_rl.runs.status import RunStatus
 from entropy_rl.tasks.base_models import base_model_dir
-
-REFERENCE_METHOD = "grpo"
-"""The method whose runs the law is fitted on, and the others compared with."""
 
 
 @dataclass(frozen=True)
@@ -50,19 +47,6 @@ class RunData:
 
     def last(self, key: str) -> Any:
         return next((r[key] for r in reversed(self.records) if r.get(key) is not None), None)
-
-
-def method_label(loss: PolicyLossConfig) -> str:
-    """The method a loss config runs: clip_cov, kl_cov, entropy_bonus, clip_higher or grpo,
-    with `_target` after it when the entropy controller steers it (loss.entropy_target)."""
-    suffix = "" if loss.entropy_target is None else "_target"
-    if loss.mode != "ppo":
-        return loss.mode + suffix
-    if loss.entropy_coef > 0:
-        return "entropy_bonus" + suffix
-    if loss.clip_high > loss.clip_low:
-        return "clip_higher"
-    return REFERENCE_METHOD
 
 
 def _size_label(config: Config) -> str:

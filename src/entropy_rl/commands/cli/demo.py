@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 from entropy_rl.commands.cli._common import error, quiet_libraries
+from entropy_rl.config.methods import DEMO_METHODS
 from entropy_rl.errors import INTERRUPTED
-
-DEMO_METHODS = ("grpo", "kl_cov", "clip_cov")
-"""Run names of the demo, in order; each is a loss.mode (GRPO is mode ppo)."""
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:

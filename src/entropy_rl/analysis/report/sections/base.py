@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.figure import Figure
 
-from entropy_rl.analysis.report.data import REFERENCE_METHOD, RunData, main_size
+from entropy_rl.analysis.report.data import RunData, main_size
 from entropy_rl.analysis.report.stats import mean_curve
 from entropy_rl.analysis.report.verdicts import Verdict
+from entropy_rl.config.methods import REFERENCE_METHOD
 
 DPI = 110
-INTERVENTIONS = ("clip_cov", "kl_cov")
-"""The paper's two remedies, compared with GRPO in claim 4 and the reviewers' question."""
 
 
 @dataclass

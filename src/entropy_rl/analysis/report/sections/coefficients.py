@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from entropy_rl.analysis.report.data import REFERENCE_METHOD, RunData, group_runs
+from entropy_rl.analysis.report.data import RunData, group_runs
 from entropy_rl.analysis.report.sections.base import Section, _main_runs, _methods, _tasks
 from entropy_rl.analysis.report.stats import fit_run, fmt, fmt_ceilings, method_spread, size_law
 from entropy_rl.analysis.report.verdicts import (
@@ -18,6 +18,7 @@ from entropy_rl.analysis.report.verdicts import (
     size_law_rule,
 )
 from entropy_rl.config import PretrainConfig
+from entropy_rl.config.methods import REFERENCE_METHOD
 from entropy_rl.runs.metric_keys import VAL_ACC_GREEDY
 
 UNLEARNT_GREEDY = PretrainConfig().min_greedy

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from entropy_rl.analysis.report.data import REFERENCE_METHOD, RunData, group_runs, plural
+from entropy_rl.analysis.report.data import RunData, group_runs, plural
 from entropy_rl.analysis.report.sections.base import (
-    INTERVENTIONS,
     Section,
     _main_runs,
     _methods,
@@ -36,6 +35,7 @@ from entropy_rl.analysis.report.verdicts import (
     gain_holds,
     status,
 )
+from entropy_rl.config.methods import REFERENCE_METHOD, REMEDIES
 from entropy_rl.core.control import CONTROL_TARGET, CONTROL_VALUE
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K
 
@@ -79,7 +79,7 @@ def section_interventions(runs: list[RunData]) -> Section:
             rows.append(
                 (task, method, len(group), fmt(ends), law.ceiling_text(), fmt(gap), fmt(residual))
             )
-            if method in INTERVENTIONS:
+            if method in REMEDIES:
                 verdict_bits.append(f"{task} {method}: end {fmt(gap)} vs the GRPO ceiling")
         ax.set(
             xlabel="H (entropy/mean)",
@@ -163,7 +163,7 @@ def _claim4(runs: list[RunData]) -> Verdict:
     for task in _tasks(runs):
         task_runs = _main_runs(runs, task)
         grpo = [r for r in task_runs if r.method == REFERENCE_METHOD]
-        for method in INTERVENTIONS:
+        for method in REMEDIES:
             group = [r for r in task_runs if r.method == method]
             if not group or not grpo:
                 continue

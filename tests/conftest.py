@@ -1,9 +1,52 @@
-"""Shared fixtures: a tiny configuration whose base model is made once per test session."""
+"""Shared fixtures: a tiny configuration whose base model is made once per test session
+(once per pytest-xdist worker: each worker has its own session and temporary folders)."""
+
+import os
 
 import pytest
+import torch
 
 from entropy_rl.config import load_config
 from entropy_rl.training import runner
+
+
+def pytest_configure(config):
+    """One torch thread in each pytest-xdist worker (pyproject's addopts run one per CPU)
+    and in the processes its tests start: two workers with a thread per core each
+    oversubscribe the cores, and OpenMP's waiting threads then make a test several times
+    slower on 2 cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+WHOLE_MODULES = (
+    "test_distributed.py",  # worker_out: one torchrun job
+    "test_entropy_control.py",  # controlled: three runs
+    "test_lora.py",  # kl_runs and clip_run: four runs
+    "test_resume.py",  # runs: two runs
+)
+"""Modules whose tests share a costly module fixture: pytest-xdist gives each one whole to
+a single worker, which makes the fixture once (spread over two workers, both would)."""
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist load` (pytest-xdist's default), except that each of WHOLE_MODULES goes to one
+    worker. (`--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist
+    3.8 names the group in `item._nodeid`, which pytest 9 no longer reads: the marks were
+    ignored.) Whole modules are handed out first, as LoadScopeScheduling hands out its
+    largest units first."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module.endswith(WHOLE_MODULES) else nodeid
+
+    return WholeModules(config, log)
+
 
 TINY = [
     "model.hidden_size=32",
@@ -29,8 +72,14 @@ TINY = [
 
 @pytest.fixture(scope="session")
 def base_cache(tmp_path_factory):
-    """A pretrain cache directory shared by the session's tiny runs."""
-    return tmp_path_factory.mktemp("base_models")
+    """A pretrain cache directory shared by the session's tiny runs, with TINY's base model
+    made in it here, in this process (a test's `entropy-rl` subprocess that found it missing
+    would make it after seconds of imports, in whichever test came first)."""
+    from entropy_rl.training.pretrain import pretrain
+
+    cache = tmp_path_factory.mktemp("base_models")
+    pretrain(load_config(None, [*TINY, f"pretrain.cache_dir={cache}"]))
+    return cache
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ For each loss mode, one rollout batch of B responses is split over the ranks (ea
 its rows, cut to its own longest response) and trained for `mini_batches` optimizer steps
 with the trainer's own `select_tokens` and `optimizer_step`. Rank 0 then repeats the step
 in a single process on the whole batch, with the same global mini-batches, with 1 and
-with 2 micro-batches, and saves everything to OUT for the test to compare. It also saves
+with 2 micro-batches, and saves everything to OUT/<strategy> for the test to compare, for
+each strategy named (ddp,fsdp: one after the other in the one job). It also saves
 and reloads a checkpoint with the runner's functions and checks one more step agrees, and
 takes the entropy controller's decision on every rank from its own rows.
 
@@ -176,28 +177,40 @@ def checkpoint_round_trip(policy, optimizer, batch, config, dist, out: Path) -> 
     return {"original": full_weights(policy, dist), "restored": full_weights(restored, dist)}
 
 
-def main(strategy: str, out: Path) -> None:
-    dist = init_distributed(make_config("ppo", 1, strategy).distributed)
-    torch.set_num_threads(1)
-    results = {}
+def single_process_results() -> dict:
+    """The single-process references, which no strategy changes."""
+    results = {"control/single": control_decisions(Dist())}
     for mode in MODES:
-        policy, optimizer, batch, config, results[mode] = train_step(mode, 2, dist, strategy)
-        if mode == "kl_cov":
-            results["checkpoint"] = checkpoint_round_trip(
-                policy, optimizer, batch, config, dist, out
-            )
-    # the output head in blocks of one position (train.logits_mib tiny), backward recomputing
-    results["kl_cov/blocks"] = train_step("kl_cov", 2, dist, strategy, BLOCKS)[-1]
-    results["control"] = control_decisions(dist)
-    if dist.is_main:
-        results["control/single"] = control_decisions(Dist())
+        results[f"{mode}/single"] = train_step(mode, 1, Dist())[-1]
+        results[f"{mode}/single_micro2"] = train_step(mode, 2, Dist())[-1]
+    return results
+
+
+def main(strategies: list[str], out: Path) -> None:
+    """Each strategy in turn in the one job (one start-up of the ranks, not one per
+    strategy): its results, with the single-process references, in OUT/<strategy>/results.pt."""
+    dist = init_distributed(make_config("ppo", 1, strategies[0]).distributed)
+    torch.set_num_threads(1)
+    single = single_process_results() if dist.is_main else {}
+    for strategy in strategies:
+        dist = init_distributed(make_config("ppo", 1, strategy).distributed)  # joined: as is
+        assert dist.strategy == strategy
+        results, folder = {}, out / strategy
+        folder.mkdir(parents=True, exist_ok=True)
         for mode in MODES:
-            results[f"{mode}/single"] = train_step(mode, 1, Dist())[-1]
-            results[f"{mode}/single_micro2"] = train_step(mode, 2, Dist())[-1]
-        torch.save(results, out / "results.pt")
-    dist.barrier()
+            policy, optimizer, batch, config, results[mode] = train_step(mode, 2, dist, strategy)
+            if mode == "kl_cov":
+                results["checkpoint"] = checkpoint_round_trip(
+                    policy, optimizer, batch, config, dist, folder
+                )
+        # the output head in blocks of one position (train.logits_mib tiny), backward recomputing
+        results["kl_cov/blocks"] = train_step("kl_cov", 2, dist, strategy, BLOCKS)[-1]
+        results["control"] = control_decisions(dist)
+        if dist.is_main:
+            torch.save({**results, **single}, folder / "results.pt")
+        dist.barrier()
     shutdown(dist)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1].split(","), Path(sys.argv[2]))

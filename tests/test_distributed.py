@@ -45,12 +45,21 @@ def _torchrun(*args, done: Path, timeout=300):
     return result
 
 
-@pytest.fixture(scope="module", params=STRATEGIES)
-def results(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(request.param)
+@pytest.fixture(scope="module")
+def worker_out(tmp_path_factory):
+    """One torchrun job for every strategy, one after the other (most of a job's time is its
+    ranks' start-up): OUT/<strategy>/results.pt."""
+    out = tmp_path_factory.mktemp("distributed")
     worker_script = str(Path(__file__).with_name("distributed_worker.py"))
-    _torchrun(worker_script, request.param, str(out), done=out / "results.pt")
-    return torch.load(out / "results.pt", weights_only=False)
+    _torchrun(
+        worker_script, ",".join(STRATEGIES), str(out), done=out / STRATEGIES[-1] / "results.pt"
+    )
+    return out
+
+
+@pytest.fixture(scope="module", params=STRATEGIES)
+def results(request, worker_out):
+    return torch.load(worker_out / request.param / "results.pt", weights_only=False)
 
 
 def _assert_weights_equal(a, b):

@@ -1,13 +1,13 @@
 """Shared fixtures: a tiny configuration whose base model is made once per test session
-(once per pytest-xdist worker: each worker has its own session and temporary folders)."""
+(once per pytest-xdist worker: each worker has its own session and temporary folders).
+torch and the trainer are imported where they are used: the pytest-xdist controller, which
+runs no test, imports this file too."""
 
 import os
 
 import pytest
-import torch
 
 from entropy_rl.config import load_config
-from entropy_rl.training import runner
 
 
 def pytest_configure(config):
@@ -16,6 +16,8 @@ def pytest_configure(config):
     oversubscribe the cores, and OpenMP's waiting threads then make a test several times
     slower on 2 cores."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
 
@@ -169,6 +171,8 @@ class Killed(Exception):
 
 def train_killed_at(config, run_dir, call: int) -> None:
     """Train `config` into `run_dir`, killed (Killed) in place of its `call`-th step."""
+    from entropy_rl.training import runner
+
     real_step, calls = runner.run_step, []
 
     def dying_step(*args, **kwargs):
@@ -190,6 +194,7 @@ def full_killed_resumed(config, root, call: int = 6) -> None:
     import shutil
 
     from entropy_rl.tasks.sum3 import Sum3Task
+    from entropy_rl.training import runner
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Sum3Task, "reward", _first_digit_even)

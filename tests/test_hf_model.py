@@ -2,8 +2,6 @@
 math reward, through the command line; bad paths and rows stop with one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,19 +14,22 @@ from entropy_rl.training.models import load_pretrained
 from entropy_rl.training.policy import Policy
 
 
-def test_train_cli_with_model_dir_jsonl_and_math_reward(tmp_path, tiny_hf_model, sums_jsonl):
+def test_train_cli_with_model_dir_jsonl_and_math_reward(
+    tmp_path, tiny_hf_model, sums_jsonl, capsys
+):
+    """In-process (`python -m entropy_rl train --model DIR` in a subprocess: test_distributed's
+    torchrun jobs, on the same model and data file)."""
     run = tmp_path / "run"
     args = ["train", "--quiet", "--run-dir", str(run), "--model", str(tiny_hf_model)]
     args += ["--reward", "math", f"task.train_file={sums_jsonl}", *HF_TINY]
-    result = subprocess.run(
-        [sys.executable, "-m", "entropy_rl", *args], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == 0, err
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1, 2]
     assert all("val/acc" in r and "reward/mean" in r for r in records)
-    assert "model.path" not in result.stderr
-    assert "task.val_file not set: holding out 4 of 12 rows of train.jsonl" in result.stderr
+    assert "model.path" not in err
+    assert "task.val_file not set: holding out 4 of 12 rows of train.jsonl" in err
     saved = (run / "config.yaml").read_text()
     assert str(tiny_hf_model) in saved and "reward: math" in saved
     base, _ = load_pretrained(tiny_hf_model)

@@ -2,7 +2,7 @@
 
 For each loss mode, one rollout batch of B responses is split over the ranks (each keeps
 its rows, cut to its own longest response) and trained for `mini_batches` optimizer steps
-with the trainer's own `select_tokens` and `optimizer_step`. Rank 0 then repeats the step
+with the trainer's own `select_tokens` and `optimizer_step`. Rank 0 also takes the step
 in a single process on the whole batch, with the same global mini-batches, with 1 and
 with 2 micro-batches, and saves everything to OUT/<strategy> for the test to compare, for
 each strategy named (ddp,fsdp: one after the other in the one job). It also saves

@@ -25,6 +25,7 @@ def pytest_configure(config):
 WHOLE_MODULES = (
     "test_distributed.py",  # worker_out: one torchrun job
     "test_entropy_control.py",  # controlled: three runs
+    "test_eval.py",  # trained_run: one run
     "test_lora.py",  # kl_runs and clip_run: four runs
     "test_resume.py",  # runs: two runs
 )

@@ -10,11 +10,14 @@ import sys
 
 import pytest
 
+from conftest import TINY, _first_digit_even
 from entropy_rl.commands import cli
 from entropy_rl.commands import evaluate as model_eval
 from entropy_rl.commands.evaluate import evaluate_model
+from entropy_rl.config import load_config
 from entropy_rl.runs.checkpoint import find_checkpoint
 from entropy_rl.runs.metrics_log import read_records
+from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.training import runner
 from entropy_rl.training.validation import answer_entropy, shown_ks, validation_seed
 
@@ -27,12 +30,22 @@ def test_answer_entropy_against_a_hand_computation():
     assert shown_ks(16) == [1, 2, 4, 8, 16] and shown_ks(6) == [1, 2, 4, 6] and shown_ks(1) == [1]
 
 
-@pytest.fixture
-def finished_run(tmp_path, tiny_config, easy_reward):
-    """A finished tiny run (6 steps, validation every 2 on 16 prompts x 2 samples)."""
-    run = tmp_path / "run"
-    runner.train(tiny_config(), run, show_progress=False)
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, base_cache):
+    """A finished tiny run (6 steps, validation every 2 on 16 prompts x 2 samples), trained
+    with easy_reward's reward, once for the module's tests (which only read it)."""
+    run = tmp_path_factory.mktemp("eval") / "run"
+    config = load_config(None, [*TINY, f"pretrain.cache_dir={base_cache}"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sum3Task, "reward", _first_digit_even)
+        runner.train(config, run, show_progress=False)
     return run, read_records(run / "metrics.jsonl")[-1]
+
+
+@pytest.fixture
+def finished_run(trained_run, easy_reward):
+    """trained_run, with the reward it was trained with (easy_reward) in place."""
+    return trained_run
 
 
 def test_eval_of_a_runs_checkpoint_reproduces_its_final_validation(finished_run):

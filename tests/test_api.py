@@ -1,7 +1,9 @@
 """The Python API as a user calls it: `import entropy_rl`, then its exported functions."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,15 @@ def test_train_from_a_yaml_file_then_resume(tmp_path, tiny_overrides, easy_rewar
         entropy_rl.train(file, run, overrides=overrides, show_progress=False)
     with pytest.raises(entropy_rl.ConfigError, match=r"train\.stepz"):
         entropy_rl.train(overrides=["train.stepz=1"])
+
+
+def test_the_public_names_are_exported_typed_and_lazily():
+    """`entropy_rl.__all__` lists the lazily exported names, each of which the
+    `TYPE_CHECKING` block imports for type checkers."""
+    assert sorted(entropy_rl.__all__) == sorted(["__version__", *entropy_rl._EXPORTS])
+    tree = ast.parse(Path(entropy_rl.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and n.test.id == "TYPE_CHECKING")
+    typed = {a.name for node in block.body for a in node.names}
+    assert typed == set(entropy_rl._EXPORTS)
+    for name in entropy_rl._EXPORTS:
+        assert getattr(entropy_rl, name) is not None

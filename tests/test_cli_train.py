@@ -58,14 +58,17 @@ def test_pretrain_prints_its_result_on_stdout(tiny_overrides, capsys):
     [
         (["loss.mdoe=kl_cov"], "unknown config field 'loss.mdoe' (did you mean 'loss.mode'?)"),
         (["train.steps=many"], "train.steps must be int"),
-        (["loss.clip_cov_lb=9"], "loss.clip_cov_lb must be < clip_cov_ub"),
+        (["loss.mode=clip_cov", "loss.clip_cov_lb=9"], "loss.clip_cov_lb must be < clip_cov_ub"),
         (["train.lr=-1"], "train.lr must be > 0"),
         (["train.lr=nan"], "train.lr must be a finite number, got nan"),
         (["loss.mode=grpo"], "loss.mode must be one of"),
-        (["rollout.sampling=gumbel"], "rollout.sampling must be one of multinomial, inverse_cdf"),
+        (
+            ["rollout.sampling=gumbel"],
+            "rollout.sampling=gumbel is not offered by rollout.engine=transformers",
+        ),
         (
             ["rollout.engine=vllm", "rollout.sampling=inverse_cdf"],
-            "rollout.sampling=inverse_cdf applies to our sampler",
+            "rollout.sampling=inverse_cdf is not offered by rollout.engine=vllm",
         ),
         (["steps"], "must look like section.field=value"),
         (["loss.entropy_target=0.5"], "loss.entropy_coef must be > 0 with entropy_target"),

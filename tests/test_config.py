@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from entropy_rl.commands import cli
+from entropy_rl.commands.api import load_config as checked_config
 from entropy_rl.config import (
     SCALE_DEFAULTS,
     VERL_FIELDS,
@@ -264,11 +265,11 @@ def test_a_group_relative_estimator_refuses_a_group_of_one(estimator):
     except ValueError:
         assert estimator == "rloo"
     with pytest.raises(ConfigError) as info:
-        load_config(None, [f"train.advantage={estimator}", "train.group_size=1"])
+        checked_config(None, [f"train.advantage={estimator}", "train.group_size=1"])
     message = str(info.value)
     assert message.startswith(f"train.group_size must be >= 2 for train.advantage={estimator}")
     assert "\n" not in message
-    assert load_config(None, [f"train.advantage={estimator}", "train.group_size=2"])
+    assert checked_config(None, [f"train.advantage={estimator}", "train.group_size=2"])
 
 
 def test_a_field_named_as_verl_names_it_is_refused_with_ours_named(tmp_path):

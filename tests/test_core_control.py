@@ -10,6 +10,7 @@ from entropy_rl.core import PolicyLossConfig
 from entropy_rl.core.control import (
     CONTROL_KEYS,
     ControlState,
+    check_loss_config,
     control_knob,
     control_step,
     entropy_target_at,
@@ -55,7 +56,7 @@ def test_rule_matches_the_slow_reference(fields):
     for step, h in enumerate(entropies):
         decision = control_step(config, state, h, step, 40)
         state = decision.state
-        knob = control_knob(config)
+        knob = control_knob(config).name
         got.append((decision.metrics["control/scale"], getattr(decision.loss, knob)))
         assert decision.metrics["control/value"] == getattr(decision.loss, knob)
         assert set(decision.metrics) == set(CONTROL_KEYS)
@@ -134,7 +135,7 @@ def test_knobs(mode, control, knob):
     config = PolicyLossConfig(
         mode=mode, entropy_coef=0.01, entropy_target=0.5, entropy_control=control
     )
-    assert control_knob(config) == knob
+    assert control_knob(config).name == knob
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_knobs(mode, control, knob):
 )
 def test_bad_settings_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
-        PolicyLossConfig(**fields)
+        check_loss_config(PolicyLossConfig(**fields))
 
 
 @pytest.mark.parametrize("gain", [0.0003, 0.001, 0.005])

@@ -8,6 +8,7 @@ import torch
 from entropy_rl.core import (
     PolicyLossConfig,
     aggregate_loss,
+    check_loss_config,
     policy_loss,
     select_high_covariance_tokens,
     token_covariance,
@@ -212,7 +213,7 @@ def test_metrics_are_detached_scalars():
     [
         ({"mode": "grpo"}, "mode"),
         ({"agg": "mean"}, "agg"),
-        ({"clip_cov_lb": 5.0, "clip_cov_ub": 5.0}, "clip_cov_lb"),
+        ({"mode": "clip_cov", "clip_cov_lb": 5.0, "clip_cov_ub": 5.0}, "clip_cov_lb"),
         ({"clip_cov_ratio": 1.5}, "clip_cov_ratio"),
         ({"kl_cov_ratio": -0.1}, "kl_cov_ratio"),
         ({"kl_cov_coef": -1.0}, "kl_cov_coef"),
@@ -223,7 +224,7 @@ def test_metrics_are_detached_scalars():
 )
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        PolicyLossConfig(**kwargs)
+        check_loss_config(PolicyLossConfig(**kwargs))  # construction checks types and ranges
 
 
 def test_config_is_frozen():

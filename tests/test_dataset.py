@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import entropy_rl
 from conftest import write_jsonl
 from entropy_rl.config import ConfigError, TaskConfig
 from entropy_rl.tasks import DataError, Problem, make_task
@@ -84,7 +85,7 @@ def test_missing_file_unknown_format_and_config_checks(tmp_path):
     with pytest.raises(DataError, match="unknown data format"):
         _task(tmp_path / "data.csv")
     with pytest.raises(ConfigError, match=r"task\.train_file"):
-        TaskConfig(name="dataset")
+        entropy_rl.load_config(None, ["task.name=dataset", "model.path=m"])  # checked
     with pytest.raises(ConfigError, match=r"task\.reward"):
         TaskConfig(reward="not_a_path")
 

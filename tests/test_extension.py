@@ -5,9 +5,10 @@ names them."""
 import pytest
 import torch
 
-from entropy_rl.config import load_config
+from entropy_rl import load_config  # checked against the registries
 from entropy_rl.core import LossMode, PolicyLossConfig, masked_mean, register_loss_mode
 from entropy_rl.core.advantages import register_advantage, unregister_advantage
+from entropy_rl.core.control import check_loss_config
 from entropy_rl.core.losses import unregister_loss_mode
 from entropy_rl.errors import ConfigError
 from entropy_rl.runs.metrics_log import read_records
@@ -37,7 +38,7 @@ def test_a_registered_mode_is_a_valid_loss_mode_and_others_are_not(plain_pg):
     assert not plain_pg.selects_tokens
     assert PolicyLossConfig(mode=MODE).mode == MODE
     with pytest.raises(ValueError, match="plain_pg"):
-        PolicyLossConfig(mode="plain_pgg")  # the error lists the registered modes
+        check_loss_config(PolicyLossConfig(mode="plain_pgg"))  # it lists the registered modes
     with pytest.raises(ValueError, match="already registered"):
         register_loss_mode(LossMode(MODE, plain_pg_loss))
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import entropy_rl
 from conftest import HF_TINY, TINY, _first_digit_even, full_killed_resumed
 from entropy_rl.commands import cli
 from entropy_rl.commands.evaluate import evaluate_model
@@ -244,8 +245,8 @@ def test_a_bad_lora_value_is_a_config_error(override, message):
 
 
 def test_lora_with_vllm_is_refused():
-    with pytest.raises(ConfigError, match=re.escape("needs rollout.engine=transformers")):
-        load_config(None, ["model.lora_rank=8", "rollout.engine=vllm"])
+    with pytest.raises(ConfigError, match=re.escape("model.lora_rank > 0 needs a rollout engine")):
+        entropy_rl.load_config(None, ["model.lora_rank=8", "rollout.engine=vllm"])  # checked
 
 
 def test_a_bad_lora_value_is_one_line_exit_2_from_the_cli(tmp_path):

@@ -8,7 +8,12 @@ The Python API (see `entropy_rl.commands.api`): `train`, `resume`, `evaluate`, `
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers read: the names, typed, without the import at run time
+    from entropy_rl.analysis.law import EntropyLawFit, fit_entropy_law
+    from entropy_rl.commands.api import evaluate, fit_log, load_config, read_metrics, resume, train
+    from entropy_rl.config import Config, ConfigError
 
 __version__ = "0.1.0"
 
@@ -18,7 +23,7 @@ _EXPORTS = {
     "evaluate": "entropy_rl.commands.api",
     "read_metrics": "entropy_rl.commands.api",
     "fit_log": "entropy_rl.commands.api",
-    "load_config": "entropy_rl.config",
+    "load_config": "entropy_rl.commands.api",
     "Config": "entropy_rl.config",
     "ConfigError": "entropy_rl.config",
     "fit_entropy_law": "entropy_rl.analysis.law",
@@ -26,7 +31,19 @@ _EXPORTS = {
 }
 """Public name -> the module that defines it."""
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # as _EXPORTS, spelled out for type checkers (tests/test_api.py compares them)
+    "Config",
+    "ConfigError",
+    "EntropyLawFit",
+    "__version__",
+    "evaluate",
+    "fit_entropy_law",
+    "fit_log",
+    "load_config",
+    "read_metrics",
+    "resume",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,9 +20,19 @@ from typing import Any
 
 from entropy_rl.analysis.law import DEFAULT_CI_LEVEL, EntropyLawFit, fit_entropy_law
 from entropy_rl.analysis.readers import read_entropy_reward
-from entropy_rl.config import Config, load_config, override
+from entropy_rl.config import Config, override
+from entropy_rl.config import load_config as _load_config
 from entropy_rl.runs.layout import METRICS_FILE
 from entropy_rl.runs.metrics_log import read_records
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """The run config from an optional YAML file and `section.field=value` overrides (as the
+    commands read it), checked against the registries: an unknown loss mode, task, advantage
+    estimator or rollout engine raises `ConfigError` here, not when the run starts."""
+    from entropy_rl.training.checks import check  # the registries: torch
+
+    return check(_load_config(path, list(overrides)))
 
 
 def default_run_dir(config: Config) -> Path:
@@ -52,7 +62,7 @@ def train(
     if isinstance(config, Config):
         config = override(config, list(overrides))
     else:
-        config = load_config(config, list(overrides))
+        config = _load_config(config, list(overrides))
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     return runner.train(config, run_dir, show_progress=show_progress)
 

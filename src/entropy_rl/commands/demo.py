@@ -22,13 +22,14 @@ from entropy_rl.runs.layout import SUMMARY_FILE
 from entropy_rl.runs.lock import lock_dir, stale_note
 from entropy_rl.runs.run_dir import discard_unsaved, run_status
 from entropy_rl.runs.status import RunStatus
+from entropy_rl.training.checks import check
 from entropy_rl.training.pretrain import make_base_model, require_learnt
 from entropy_rl.training.runner import train
 
 
 def method_config(method: str, overrides: list[str]) -> Config:
     """The defaults, the method's overrides (`config.methods`), then the user's."""
-    return load_config(None, [*method_overrides(method), *overrides])
+    return check(load_config(None, [*method_overrides(method), *overrides]))
 
 
 def run_demo(out: Path, methods: tuple[str, ...], overrides: list[str], console: Console) -> dict:

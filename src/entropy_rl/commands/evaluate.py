@@ -36,6 +36,7 @@ from entropy_rl.runs.layout import CHECKPOINT_MODEL_DIR, CONFIG_FILE
 from entropy_rl.tasks import Problem, Task, make_reward, make_task
 from entropy_rl.tasks.base_models import base_model_dir
 from entropy_rl.tasks.dataset import DatasetTask, load_problems
+from entropy_rl.training.checks import check
 from entropy_rl.training.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.training.models import load_pretrained
 from entropy_rl.training.policy import Policy
@@ -92,7 +93,8 @@ def resolve_target(
     base_dir = _adapter_base(load_config(settings, overrides)) if adapter else None
     extra = [] if data is None else ["task.name=dataset", f"task.train_file={data}"]
     extra += [f"model.path={base_dir or model_dir}"] if data is not None else []
-    return EvalTarget(model_dir, run_dir, load_config(settings, [*overrides, *extra]), base_dir)
+    config = check(load_config(settings, [*overrides, *extra]))
+    return EvalTarget(model_dir, run_dir, config, base_dir)
 
 
 def _adapter_base(config: Config) -> Path:

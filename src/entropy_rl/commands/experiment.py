@@ -49,6 +49,7 @@ from entropy_rl.runs.run_dir import discard_unsaved, run_status
 from entropy_rl.runs.status import RunStatus
 from entropy_rl.tasks import base_task_of
 from entropy_rl.tasks.base_models import base_model_dir
+from entropy_rl.training.checks import check
 from entropy_rl.training.pretrain import is_learnt, is_saved, parent_config, read_check
 
 AXES = ("tasks", "methods", "sizes")
@@ -179,8 +180,7 @@ def _run_spec(base, common, blocks, task, method, size, seed, path) -> RunSpec:
         f"train.seed={seed}",
     ]
     try:
-        config = load_config(base, overrides)
-        base_task_of(config.task)  # an unknown task name stops here, before any run
+        config = check(load_config(base, overrides))  # a misnamed entry stops here, before any run
     except ConfigError as err:
         raise ConfigError(f"{path}: run {task}/{size}/{method}/seed{seed}: {err}") from None
     return RunSpec(task=task, size=size, method=method, seed=seed, config=config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from entropy_rl.config.loss import PolicyLossConfig
+    from entropy_rl.loss_config import PolicyLossConfig
 
 GRPO = "grpo"
 CLIP_COV = "clip_cov"

@@ -1,63 +1,105 @@
-"""The math of the entropy mechanism as plain tensor functions. Imports torch only.
+"""The math of the entropy mechanism as plain tensor functions. Imports torch only (and the
+foundation's registry pattern, `entropy_rl.registry`, and loss settings,
+`entropy_rl.loss_config`, both standard library only).
 
 Shapes: B sequences, T response tokens, V vocabulary, P prompts, G responses per prompt.
 `mask` is 1 for valid response tokens and 0 for padding; reductions use valid tokens only.
-
-Each name below is imported from its module on first use (as the package's own exports), so
-that `from entropy_rl.core import PolicyLossConfig` (what a run config needs) does not import
-torch; the loss modes and advantage estimators are registries (`register_loss_mode`,
-`register_advantage`).
+The loss modes, advantage estimators and controller knobs are registries
+(`register_loss_mode`, `register_advantage`, `register_knob`).
 """
 
-from __future__ import annotations
+from entropy_rl.core.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageEstimator,
+    AdvantageFn,
+    compute_advantages,
+    grpo_advantages,
+    register_advantage,
+    reinforce_pp_advantages,
+    rloo_advantages,
+    unregister_advantage,
+)
+from entropy_rl.core.control import (
+    CONTROL_KNOBS,
+    ControlState,
+    check_loss_config,
+    control_step,
+    register_knob,
+)
+from entropy_rl.core.covariance import (
+    centering_sums,
+    token_covariance,
+    token_covariance_pg,
+)
+from entropy_rl.core.entropy import (
+    entropy_change_and_first_order,
+    entropy_change_first_order,
+    head_logits,
+    head_token_scores,
+    token_entropy,
+    token_log_probs,
+)
+from entropy_rl.core.losses import (
+    LOSS_MODES,
+    LossMode,
+    TokenTerms,
+    aggregate_loss,
+    loss_mode,
+    policy_loss,
+    register_loss_mode,
+    select_high_covariance_tokens,
+    unregister_loss_mode,
+)
+from entropy_rl.core.masked import (
+    masked_mean,
+    masked_sum,
+)
+from entropy_rl.core.passk import (
+    pass_at_k,
+)
+from entropy_rl.loss_config import (
+    AGG_MODES,
+    Knob,
+    PolicyLossConfig,
+)
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "ADVANTAGE_ESTIMATORS": "advantages",
-    "AdvantageEstimator": "advantages",
-    "AdvantageFn": "advantages",
-    "compute_advantages": "advantages",
-    "grpo_advantages": "advantages",
-    "register_advantage": "advantages",
-    "reinforce_pp_advantages": "advantages",
-    "rloo_advantages": "advantages",
-    "ControlState": "control",
-    "control_step": "control",
-    "centering_sums": "covariance",
-    "token_covariance": "covariance",
-    "token_covariance_pg": "covariance",
-    "entropy_change_and_first_order": "entropy",
-    "entropy_change_first_order": "entropy",
-    "head_logits": "entropy",
-    "head_token_scores": "entropy",
-    "token_entropy": "entropy",
-    "token_log_probs": "entropy",
-    "AGG_MODES": "loss_config",
-    "PolicyLossConfig": "loss_config",
-    "LOSS_MODES": "losses",
-    "LossMode": "losses",
-    "TokenTerms": "losses",
-    "aggregate_loss": "losses",
-    "loss_mode": "losses",
-    "policy_loss": "losses",
-    "register_loss_mode": "losses",
-    "select_high_covariance_tokens": "losses",
-    "masked_mean": "masked",
-    "masked_sum": "masked",
-    "pass_at_k": "passk",
-}
-"""Public name -> the module of `entropy_rl.core` that defines it."""
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'entropy_rl.core' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"entropy_rl.core.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "AGG_MODES",
+    "CONTROL_KNOBS",
+    "LOSS_MODES",
+    "AdvantageEstimator",
+    "AdvantageFn",
+    "ControlState",
+    "Knob",
+    "LossMode",
+    "PolicyLossConfig",
+    "TokenTerms",
+    "aggregate_loss",
+    "centering_sums",
+    "check_loss_config",
+    "compute_advantages",
+    "control_step",
+    "entropy_change_and_first_order",
+    "entropy_change_first_order",
+    "grpo_advantages",
+    "head_logits",
+    "head_token_scores",
+    "loss_mode",
+    "masked_mean",
+    "masked_sum",
+    "pass_at_k",
+    "policy_loss",
+    "register_advantage",
+    "register_knob",
+    "register_loss_mode",
+    "reinforce_pp_advantages",
+    "rloo_advantages",
+    "select_high_covariance_tokens",
+    "token_covariance",
+    "token_covariance_pg",
+    "token_entropy",
+    "token_log_probs",
+    "unregister_advantage",
+    "unregister_loss_mode",
+]

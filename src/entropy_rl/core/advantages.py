@@ -9,11 +9,13 @@ Estimators are registered by name in `ADVANTAGE_ESTIMATORS` (`train.advantage`);
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
+from functools import partial
 
 import torch
+
+from entropy_rl.registry import Registry
 
 DEFAULT_EPS = 1e-6
 AdvantageFn = Callable[[torch.Tensor, float], torch.Tensor]
@@ -31,6 +33,40 @@ def _check_groups(rewards: torch.Tensor, min_group: int = 1) -> torch.Tensor:
     return rewards.amax(-1, keepdim=True) == rewards.amin(-1, keepdim=True)  # (P, 1) degenerate
 
 
+@dataclass(frozen=True)
+class AdvantageEstimator:
+    """One entry of `ADVANTAGE_ESTIMATORS`."""
+
+    fn: AdvantageFn
+    min_group: int = 1
+    """The smallest group size it learns from. 2 for a group-relative estimator, whose baseline
+    is the mean of the prompt's own group (GRPO, Dr. GRPO, REINFORCE++ here): a group of one
+    response gets advantage 0, and the step would train nothing; RLOO's leave-one-out
+    baseline is undefined below 2. The config refuses a smaller `train.group_size`."""
+
+
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator")
+"""The estimators `compute_advantages` accepts by name (`train.advantage`), read-only."""
+
+
+def register_advantage(name: str, fn: AdvantageFn | None = None, min_group: int = 1):
+    """Add the estimator `fn`, defined for groups of `min_group` or more responses, under
+    `name` (ValueError if the name is taken); returns `fn`. Without `fn`, a decorator that
+    registers the function it decorates."""
+    register = ADVANTAGE_ESTIMATORS.register(name, partial(AdvantageEstimator, min_group=min_group))
+    return register if fn is None else register(fn)
+
+
+def unregister_advantage(name: str) -> None:
+    """Remove an estimator added with `register_advantage` (tests)."""
+    ADVANTAGE_ESTIMATORS.remove(name)
+
+
+GROUP_RELATIVE = 2
+"""`min_group` of a group-relative estimator: all four built-in ones are."""
+
+
+@register_advantage("grpo", min_group=GROUP_RELATIVE)
 def grpo_advantages(
     rewards: torch.Tensor, eps: float = DEFAULT_EPS, scale_by_std: bool = True
 ) -> torch.Tensor:
@@ -46,14 +82,23 @@ def grpo_advantages(
     return centered.masked_fill(degenerate, 0.0)
 
 
-def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
-    """RLOO: A_i = r_i - mean_{j != i} r_j, the leave-one-out baseline (Ahmadian et al., 2024)."""
+@register_advantage("dr_grpo", min_group=GROUP_RELATIVE)
+def dr_grpo_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """Dr. GRPO: A = r - mean_group, GRPO without the std (Liu et al., 2025)."""
+    return grpo_advantages(rewards, eps, scale_by_std=False)
+
+
+@register_advantage("rloo", min_group=GROUP_RELATIVE)
+def rloo_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
+    """RLOO: A_i = r_i - mean_{j != i} r_j, the leave-one-out baseline (Ahmadian et al., 2024);
+    `eps` is unused (no division by a spread)."""
     degenerate = _check_groups(rewards, min_group=2)
     g = rewards.shape[1]
     baseline = (rewards.sum(-1, keepdim=True) - rewards) / (g - 1)  # (P, G)
     return (rewards - baseline).masked_fill(degenerate, 0.0)
 
 
+@register_advantage("reinforce_pp", min_group=GROUP_RELATIVE)
 def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
     """REINFORCE++ with a group baseline: (r - mean_group) / (std_batch + eps).
 
@@ -69,57 +114,7 @@ def reinforce_pp_advantages(rewards: torch.Tensor, eps: float = DEFAULT_EPS) -> 
     return centered / (scale + eps)
 
 
-@dataclass(frozen=True)
-class AdvantageEstimator:
-    """One entry of `ADVANTAGE_ESTIMATORS`."""
-
-    fn: AdvantageFn
-    min_group: int = 1
-    """The smallest group size it learns from. 2 for a group-relative estimator, whose baseline
-    is the mean of the prompt's own group (GRPO, Dr. GRPO, REINFORCE++ here): a group of one
-    response gets advantage 0, and the step would train nothing; RLOO's leave-one-out
-    baseline is undefined below 2. The config refuses a smaller `train.group_size`."""
-
-
-_ESTIMATORS: dict[str, AdvantageEstimator] = {}
-ADVANTAGE_ESTIMATORS: Mapping[str, AdvantageEstimator] = MappingProxyType(_ESTIMATORS)
-"""The estimators `compute_advantages` accepts by name (`train.advantage`), read-only."""
-
-
-def register_advantage(name: str, fn: AdvantageFn, min_group: int = 1) -> AdvantageFn:
-    """Add the estimator `fn`, defined for groups of `min_group` or more responses, under
-    `name` (ValueError if the name is taken); returns `fn`."""
-    if name in _ESTIMATORS:
-        raise ValueError(f"advantage estimator {name!r} is already registered")
-    _ESTIMATORS[name] = AdvantageEstimator(fn, min_group)
-    return fn
-
-
-def unregister_advantage(name: str) -> None:
-    """Remove an estimator added with `register_advantage` (tests)."""
-    _ESTIMATORS.pop(name, None)
-
-
-GROUP_RELATIVE = 2
-"""`min_group` of a group-relative estimator: all four built-in ones are."""
-
-register_advantage("grpo", grpo_advantages, GROUP_RELATIVE)
-register_advantage(
-    "dr_grpo",
-    lambda rewards, eps: grpo_advantages(rewards, eps, scale_by_std=False),
-    GROUP_RELATIVE,
-)
-register_advantage("rloo", lambda rewards, eps: rloo_advantages(rewards), GROUP_RELATIVE)
-register_advantage("reinforce_pp", reinforce_pp_advantages, GROUP_RELATIVE)
-
-
 def compute_advantages(rewards: torch.Tensor, estimator: str, eps: float = DEFAULT_EPS):
     """The registered estimator `estimator`: 'grpo', 'dr_grpo' (GRPO without the std, Liu et
     al. 2025), 'rloo' or 'reinforce_pp'. rewards (P, G) -> (P, G)."""
-    try:
-        fn = _ESTIMATORS[estimator].fn
-    except KeyError:
-        raise ValueError(
-            f"estimator must be one of {', '.join(_ESTIMATORS)}; got {estimator!r}"
-        ) from None
-    return fn(rewards, eps)
+    return ADVANTAGE_ESTIMATORS.check(estimator, "estimator").fn(rewards, eps)

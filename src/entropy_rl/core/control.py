@@ -42,13 +42,25 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from entropy_rl.core.loss_config import PolicyLossConfig
+from entropy_rl.core.losses import LOSS_MODES
+from entropy_rl.loss_config import AUTO_KNOB, Knob, PolicyLossConfig
+from entropy_rl.registry import Registry
 
-MODE_KNOBS = {"clip_cov": "clip_cov_ratio", "kl_cov": "kl_cov_coef"}
-"""`entropy_control: auto` steers this knob for these loss modes, `entropy_coef` (the entropy
-bonus) for every other mode."""
-RATIO_KNOBS = ("clip_cov_ratio", "kl_cov_ratio")
-"""Knobs that are fractions of tokens: capped at 1."""
+CONTROL_KNOBS: Registry[Knob] = Registry("controller knob")
+"""The knobs that act in every loss mode (read-only); a mode's own knobs are its
+`LossMode.knobs`. Add one with `register_knob`."""
+
+
+def register_knob(knob: Knob) -> Knob:
+    """Add `knob`, a float field of `PolicyLossConfig` that acts in every loss mode, to
+    `CONTROL_KNOBS` (ValueError if its name is taken); returns it."""
+    if knob.name not in {f.name for f in dataclasses.fields(PolicyLossConfig)}:
+        raise ValueError(f"a knob is a field of PolicyLossConfig; {knob.name!r} is not one")
+    return CONTROL_KNOBS.add(knob.name, knob)
+
+
+ENTROPY_BONUS = register_knob(Knob("entropy_coef"))
+"""The entropy bonus's coefficient: the knob of a mode without knobs of its own."""
 
 CONTROL_TARGET = "control/target"
 CONTROL_ERROR = "control/error"
@@ -59,11 +71,46 @@ CONTROL_KEYS = (CONTROL_TARGET, CONTROL_ERROR, CONTROL_SCALE, CONTROL_VALUE, CON
 """The metrics of a controlled run, in every metrics.jsonl row (docs/metrics.md)."""
 
 
-def control_knob(config: PolicyLossConfig) -> str:
-    """The PolicyLossConfig field the controller steers."""
-    if config.entropy_control != "auto":
-        return config.entropy_control
-    return MODE_KNOBS.get(config.mode, "entropy_coef")
+def knobs_of(mode: str) -> dict[str, Knob]:
+    """The knobs the controller may steer in loss mode `mode`, by name: the mode's own first
+    (the first is what `auto` steers), then those of every mode."""
+    return {k.name: k for k in (*LOSS_MODES[mode].knobs, *CONTROL_KNOBS.values())}
+
+
+def control_knob(config: PolicyLossConfig) -> Knob:
+    """The knob the controller steers: `entropy_control`, or for `auto` the mode's first."""
+    knobs = knobs_of(config.mode)
+    if config.entropy_control == AUTO_KNOB:
+        return next(iter(knobs.values()))
+    return knobs[config.entropy_control]
+
+
+def check_loss_config(config: PolicyLossConfig) -> PolicyLossConfig:
+    """What `PolicyLossConfig` cannot check on its own, once the registries are known: its
+    mode is registered, the mode's own checks, and with `entropy_target` a knob that acts in
+    that mode and a starting strength above 0. ValueError naming the field; returns config."""
+    mode = LOSS_MODES.check(config.mode, "mode")
+    if mode.check is not None:
+        mode.check(config)
+    knobs = knobs_of(config.mode)
+    if config.entropy_control != AUTO_KNOB and config.entropy_control not in knobs:
+        others = {k.name: m.name for m in LOSS_MODES.values() for k in m.knobs}
+        where = others.get(config.entropy_control)
+        raise ValueError(
+            f"entropy_control={config.entropy_control!r} acts in mode {where!r}, not "
+            f"{config.mode!r}"
+            if where
+            else f"entropy_control must be one of {', '.join([AUTO_KNOB, *knobs])} in mode "
+            f"{config.mode!r}; got {config.entropy_control!r}"
+        )
+    if config.entropy_target is not None:
+        knob = control_knob(config).name
+        if getattr(config, knob) <= 0:
+            raise ValueError(
+                f"{knob} must be > 0 with entropy_target: it is the controller's starting "
+                f"strength (scale 1), got {getattr(config, knob)!r}"
+            )
+    return config
 
 
 def entropy_target_at(config: PolicyLossConfig, step: int, total_steps: int) -> float:
@@ -112,8 +159,8 @@ def control_step(
     integral = state.integral
     if reached:
         integral = min(max(integral + config.control_ki * error, -bound), bound)
-    value = scale * getattr(config, knob)
-    if knob in RATIO_KNOBS:
+    value = scale * getattr(config, knob.name)
+    if knob.ratio:
         value = min(value, 1.0)
     metrics = {
         CONTROL_TARGET: target,
@@ -124,6 +171,6 @@ def control_step(
     }
     # the step's loss has a fixed strength: no controller of its own
     loss = dataclasses.replace(
-        config, **{knob: value}, entropy_target=None, entropy_target_end=None
+        config, **{knob.name: value}, entropy_target=None, entropy_target_end=None
     )
     return ControlDecision(loss, ControlState(integral, reached), metrics)

@@ -21,10 +21,11 @@ Departures from the paper and its reference code:
    acts from the second mini-batch update on.
 3. Optional `entropy_coef` adds the entropy-bonus baseline the paper compares against.
 
-Each mode is a `LossMode` in the registry `LOSS_MODES`: its per-token loss, its token
-selection (None for a mode that selects no tokens) and the metrics it logs. `policy_loss`,
-the trainer and the TRL adapter ask the registry; a new mode is one `register_loss_mode`
-call, from any module (docs/architecture.md shows one).
+Each mode is a `LossMode` in the registry `LOSS_MODES`, registered where its per-token loss
+is defined: that loss, its token selection (None for a mode that selects no tokens), the
+metrics it logs, the knobs the entropy controller may turn in it, and the checks of its own
+settings. `policy_loss`, the trainer, the controller and the TRL adapter ask the registry; a
+new mode is one `register_loss_mode` call, from any module (docs/architecture.md shows one).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from functools import partial
 
 import torch
 
 from entropy_rl.core.covariance import token_covariance
-from entropy_rl.core.loss_config import AGG_MODES, PolicyLossConfig
 from entropy_rl.core.masked import as_float, as_token_advantages, masked_mean
+from entropy_rl.loss_config import AGG_MODES, Knob, PolicyLossConfig
+from entropy_rl.registry import Registry
 
 LOSS_KEY = "loss/policy"
 """The metric of the loss itself, logged by every mode."""
@@ -77,7 +79,8 @@ bool or None: the tokens PPO did not clip, when known (`policy_loss` passes them
 
 @dataclass(frozen=True)
 class LossMode:
-    """One policy loss: its math, whether it selects tokens, and the metrics it logs."""
+    """One policy loss: its math, whether it selects tokens, the metrics it logs, the knobs
+    the controller may turn in it, and the checks of its own settings."""
 
     name: str
     """`loss.mode` / `PolicyLossConfig.mode`."""
@@ -89,36 +92,38 @@ class LossMode:
     metrics: Mapping[str, str | None] = field(default_factory=dict)
     """The metrics `per_token` returns, each mapped to what its mean is over: None for the
     valid tokens, or the key of a share of them (a selection's `<mode>/frac`)."""
+    knobs: tuple[Knob, ...] = ()
+    """The fields that set this mode's strength, which `loss.entropy_control` may steer in
+    it; the first is what `entropy_control: auto` steers (the entropy bonus when none)."""
+    check: Callable[[PolicyLossConfig], None] | None = None
+    """Raises ValueError, naming the field, for settings this mode cannot run with."""
 
     @property
     def selects_tokens(self) -> bool:
         return self.select is not None
 
 
-_MODES: dict[str, LossMode] = {}
-LOSS_MODES: Mapping[str, LossMode] = MappingProxyType(_MODES)
+LOSS_MODES: Registry[LossMode] = Registry("loss mode")
 """The loss modes by name (read-only); add one with `register_loss_mode`."""
 
 
-def register_loss_mode(mode: LossMode) -> LossMode:
-    """Add `mode` to `LOSS_MODES` (ValueError if its name is taken); returns it."""
-    if mode.name in _MODES:
-        raise ValueError(f"loss mode {mode.name!r} is already registered")
-    _MODES[mode.name] = mode
-    return mode
+def register_loss_mode(mode: LossMode | str, **fields):
+    """Add `mode` to `LOSS_MODES` (ValueError if its name is taken) and return it; or, given a
+    name and `LossMode`'s other fields, a decorator that registers the per-token loss it
+    decorates as that mode."""
+    if isinstance(mode, LossMode):
+        return LOSS_MODES.add(mode.name, mode)
+    return LOSS_MODES.register(mode, partial(LossMode, mode, **fields))
 
 
 def unregister_loss_mode(name: str) -> None:
     """Remove a mode added with `register_loss_mode` (tests; a built-in one stays removable)."""
-    _MODES.pop(name, None)
+    LOSS_MODES.remove(name)
 
 
 def loss_mode(name: str) -> LossMode:
     """The registered mode `name`; ValueError listing the modes otherwise."""
-    try:
-        return _MODES[name]
-    except KeyError:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}; got {name!r}") from None
+    return LOSS_MODES.check(name, "mode")
 
 
 # ---- the paper's modes ------------------------------------------------------------------
@@ -132,6 +137,7 @@ def _random_subset(candidates: torch.Tensor, n: int, generator: torch.Generator 
     return idx[perm[:n].to(idx.device)]
 
 
+@register_loss_mode("ppo")
 def _ppo_loss(terms: TokenTerms, selection, config: PolicyLossConfig):
     """PPO's clipped surrogate max(-A r, -A clip(r))."""
     return torch.maximum(terms.surrogate, terms.clipped_surrogate), {}
@@ -149,6 +155,20 @@ def _clip_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) 
     return chosen.view_as(valid)
 
 
+def _check_clip_cov(config: PolicyLossConfig) -> None:
+    if config.clip_cov_lb >= config.clip_cov_ub:
+        raise ValueError(
+            f"clip_cov_lb must be < clip_cov_ub, got {config.clip_cov_lb!r} >= {config.clip_cov_ub!r}"
+        )
+
+
+@register_loss_mode(
+    "clip_cov",
+    select=_clip_cov_select,
+    metrics={"clip_cov/frac": None},
+    knobs=(Knob("clip_cov_ratio", ratio=True),),
+    check=_check_clip_cov,
+)
 def _clip_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """The PPO loss with the selected tokens' loss multiplied by 0 (they stay in the mean)."""
     per_token = torch.maximum(terms.surrogate, terms.clipped_surrogate) * (1 - selection)
@@ -164,6 +184,12 @@ def _kl_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) ->
     return chosen.view_as(valid)
 
 
+@register_loss_mode(
+    "kl_cov",
+    select=_kl_cov_select,
+    metrics={"kl_cov/frac": None, "kl_cov/abs_kl": "kl_cov/frac"},
+    knobs=(Knob("kl_cov_coef"), Knob("kl_cov_ratio", ratio=True)),
+)
 def _kl_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """-A r on every token (no clip), + kl_cov_coef |logp - old_logp| on the selected ones."""
     per_token = terms.surrogate + config.kl_cov_coef * terms.log_ratio.abs() * selection
@@ -172,18 +198,6 @@ def _kl_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossC
         "kl_cov/abs_kl": masked_mean(terms.log_ratio.abs(), selection),
     }
     return per_token, metrics
-
-
-register_loss_mode(LossMode("ppo", _ppo_loss))
-register_loss_mode(LossMode("clip_cov", _clip_cov_loss, _clip_cov_select, {"clip_cov/frac": None}))
-register_loss_mode(
-    LossMode(
-        "kl_cov",
-        _kl_cov_loss,
-        _kl_cov_select,
-        {"kl_cov/frac": None, "kl_cov/abs_kl": "kl_cov/frac"},
-    )
-)
 
 
 # ---- the loss -----------------------------------------------------------------------------
@@ -205,7 +219,7 @@ def select_high_covariance_tokens(
     """
     mode = loss_mode(config.mode)
     if mode.select is None:
-        selecting = ", ".join(repr(m.name) for m in _MODES.values() if m.selects_tokens)
+        selecting = ", ".join(repr(m.name) for m in LOSS_MODES.values() if m.selects_tokens)
         raise ValueError(f"token selection needs mode {selecting}, got {config.mode!r}")
     valid = mask.bool()
     if int(valid.sum()) == 0:

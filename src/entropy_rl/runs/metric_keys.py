@@ -3,7 +3,9 @@
 The catalogue with each key's meaning is docs/metrics.md (a test keeps the two in step).
 The loss metrics (`loss/policy`, `ppo/*`, and those of each loss mode, such as
 `clip_cov/frac`) are named by the loss modes in `entropy_rl.core.losses`, since the core
-imports only torch; `LOSS_POLICY` repeats the one every mode logs, for the readers of logs.
+imports only torch; `LOSS_POLICY` repeats the one every mode logs, and `CONTROL_TARGET` and
+`CONTROL_VALUE` two of the controller's (`core.control.CONTROL_KEYS`), for the readers of
+logs (tests/test_layers.py checks that they are the same).
 Standard library only.
 """
 
@@ -40,6 +42,10 @@ DH_LEMMA1 = "dynamics/dH_lemma1"
 
 LOSS_POLICY = "loss/policy"
 """The policy loss, mean over the step's optimizer updates (named by `core.losses` too)."""
+CONTROL_TARGET = "control/target"
+"""The entropy controller's target this step (named by `core.control` too)."""
+CONTROL_VALUE = "control/value"
+"""The value the controller gave its knob this step (named by `core.control` too)."""
 GRAD_NORM = "grad/norm"
 """Gradient norm before clipping, mean over the step's updates."""
 RESPONSE_LEN_MEAN = "response/len_mean"

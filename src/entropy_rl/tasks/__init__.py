@@ -1,38 +1,24 @@
-"""Verifiable tasks, by name: `make_task(config.task)`."""
+"""Verifiable tasks, by name (`TASKS`; add one with `register_task`): `make_task(config.task)`."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from entropy_rl.config import ConfigError, TaskConfig
-from entropy_rl.tasks.base import EmbeddedTask, Problem, Task
-from entropy_rl.tasks.dataset import DataError, DatasetTask
+from entropy_rl.tasks import dataset, sum3, sum3_trap  # noqa: F401  (they register themselves)
+from entropy_rl.tasks.base import TASKS, EmbeddedTask, Problem, Task, register_task
+from entropy_rl.tasks.dataset import DataError
 from entropy_rl.tasks.rewards import MATH_REWARD, import_reward, is_trl_style, math_reward
-from entropy_rl.tasks.sum3 import Sum3Task
-from entropy_rl.tasks.sum3_trap import Sum3TrapTask
 
 RewardFn = Callable[[Problem, str], float]
 """A reward as the trainer calls it: (problem, response text without eos) -> reward."""
 
 
-def _registry() -> Mapping[str, Callable[[TaskConfig], Task]]:
-    return MappingProxyType({"sum3": Sum3Task, "sum3_trap": Sum3TrapTask, "dataset": DatasetTask})
-
-
-TASKS: Mapping[str, Callable[[TaskConfig], Task]] = _registry()
-"""Task constructors by name (read-only); add a task in `_registry`."""
-
-
-def _task_class(config: TaskConfig) -> Callable[[TaskConfig], Task]:
-    try:
-        return TASKS[config.name]
-    except KeyError:
-        known = ", ".join(sorted(TASKS))
-        raise ConfigError(f"task.name must be one of {known}, got {config.name!r}") from None
+def _task_class(config: TaskConfig) -> type[Task]:
+    return TASKS.check(config.name, "task.name")
 
 
 def make_task(config: TaskConfig) -> Task:
@@ -141,4 +127,5 @@ __all__ = [
     "inert_fields",
     "make_reward",
     "make_task",
+    "register_task",
 ]

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+from entropy_rl.registry import Registry
+
+if TYPE_CHECKING:
+    from entropy_rl.config import TaskConfig
 
 DIGITS = "0123456789"
 
@@ -37,6 +43,14 @@ class Task(abc.ABC):
     length)."""
     notes: tuple[str, ...] = ()
     """Lines a run prints when it starts: what the task chose that the config did not say."""
+    needs_model: bool = True
+    """Whether a run needs the user's model (`model.path`): every task but an `EmbeddedTask`,
+    which has an embedded base model pretrained on it."""
+
+    @classmethod  # noqa: B027 (a hook: nothing to check by default)
+    def check(cls, config: TaskConfig) -> None:
+        """Raise ConfigError, naming the field, for settings of `config` this task cannot run
+        with; called before the task is built (no data read, no prompts generated)."""
 
     @abc.abstractmethod
     def validation_problems(self) -> list[Problem]:
@@ -56,6 +70,17 @@ class Task(abc.ABC):
         return response.strip()
 
 
+TaskClass = TypeVar("TaskClass", bound=type[Task])
+TASKS: Registry[type[Task]] = Registry("task")
+"""The task classes by `Task.name` (`task.name`), read-only; add one with `register_task`."""
+
+
+def register_task(cls: TaskClass) -> TaskClass:
+    """Class decorator: add the task `cls` to `TASKS` under `cls.name` (ValueError if taken)."""
+    TASKS.add(cls.name, cls)
+    return cls
+
+
 class EmbeddedTask(Task):
     """A task the embedded model learns from scratch (its base model, `entropy_rl.training.pretrain`):
     a character alphabet for its tokenizer, a bound on prompt length, demonstrations, and the
@@ -64,6 +89,7 @@ class EmbeddedTask(Task):
     Responses are strings over `alphabet` without the end-of-sequence token.
     """
 
+    needs_model = False
     alphabet: str
     """Every character that can appear in a prompt or a response, in tokenizer order."""
     max_prompt_tokens: int

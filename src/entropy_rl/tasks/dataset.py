@@ -20,7 +20,7 @@ import numpy as np
 
 from entropy_rl.config import ConfigError, TaskConfig
 from entropy_rl.runs.jsonl import JsonlError, jsonl_lines
-from entropy_rl.tasks.base import Problem, Task
+from entropy_rl.tasks.base import Problem, Task, register_task
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 """File suffix -> format (JSON: the standard library; Parquet: `datasets`)."""
@@ -171,10 +171,16 @@ def load_problems(path: str | Path, prompt_key: str, answer_key: str) -> list[Pr
     return problems
 
 
+@register_task
 class DatasetTask(Task):
     """Math prompts from files; reward 1.0 iff math-verify finds the final answer correct."""
 
     name = "dataset"
+
+    @classmethod
+    def check(cls, config: TaskConfig) -> None:
+        if not config.train_file:
+            raise ConfigError("task.name=dataset needs task.train_file (a .jsonl or .parquet file)")
 
     def __init__(self, config: TaskConfig, problems: list[Problem] | None = None) -> None:
         """The rows of config.train_file (and val_file); `problems` given instead, they are

@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from entropy_rl.config import ConfigError, TaskConfig
-from entropy_rl.tasks.base import EmbeddedTask, Problem
+from entropy_rl.tasks.base import EmbeddedTask, Problem, register_task
 
 LOW, HIGH = 10, 99
 """Each operand is drawn uniformly from LOW..HIGH inclusive."""
@@ -33,6 +33,7 @@ def _index_to_problem(index: int) -> Problem:
     return make_problem(LOW + a, LOW + b, LOW + c)
 
 
+@register_task
 class Sum3Task(EmbeddedTask):
     """`a+b+c=` -> `ddd,ddd` (partial sum, total); reward 1 iff the total is right."""
 

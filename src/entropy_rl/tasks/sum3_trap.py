@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from entropy_rl.config import TaskConfig
-from entropy_rl.tasks.base import Problem, noisy_digits
+from entropy_rl.tasks.base import Problem, noisy_digits, register_task
 from entropy_rl.tasks.sum3 import Sum3Task
 
 
@@ -45,6 +45,7 @@ def wrong_answer(problem: Problem) -> str:
     return f"{a + b - 10:03d},{a + b + c - 10:03d}"
 
 
+@register_task
 class Sum3TrapTask(Sum3Task):
     """sum3 whose demonstrations drop the a+b carry on trap prompts with rate `task.trap_rate`."""
 

@@ -52,6 +52,7 @@ from entropy_rl.runs.lock import locked
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, VAL_ACC_GREEDY
 from entropy_rl.tasks import Problem, Task, inert_fields, make_task
 from entropy_rl.tasks.base_models import RECIPE_VERSION, base_model_dir
+from entropy_rl.training.checks import check
 from entropy_rl.training.models import (
     build_model,
     build_tokenizer,
@@ -424,7 +425,7 @@ def make_base_model(
     held-out check in `progress_file`: `write_check`), and print its validation metrics on
     `result` (default: `console`); returns its directory. Does not check that it learnt its
     task."""
-    target = base_model_dir(config)
+    target = base_model_dir(check(config))
     if is_saved(target):
         console.print(f"base model: {target} (cached)")
     else:

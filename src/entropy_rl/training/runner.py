@@ -45,11 +45,13 @@ from entropy_rl.runs.tracking import Trackers, check_trackers
 from entropy_rl.tasks import make_reward, make_task
 from entropy_rl.tasks.base_models import base_model_dir
 from entropy_rl.training import lora
+from entropy_rl.training.checks import check
 from entropy_rl.training.distributed import Dist, init_distributed, shutdown, wrap_model
+from entropy_rl.training.engines import make_engine
 from entropy_rl.training.models import check_saved_model, load_pretrained
 from entropy_rl.training.policy import Policy
 from entropy_rl.training.pretrain import make_base_model, require_learnt
-from entropy_rl.training.rollout import logits_post_processing, make_engine
+from entropy_rl.training.rollout import logits_post_processing
 from entropy_rl.training.trainer import EarlyStop, RunState, micro_batch_size, run_step
 
 
@@ -319,7 +321,7 @@ def train(
     console = console or Console(stderr=True)
     if resume and run_status(run_dir) == RunStatus.DONE and not continues(run_dir):
         return finished(run_dir, console)
-    config = load_run_config(run_dir) if resume else config
+    config = check(load_run_config(run_dir) if resume else config)
     dist = init_distributed(config.distributed)
     try:
         result = _train(config, run_dir, resume, console, show_progress, dist)

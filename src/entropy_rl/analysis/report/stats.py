@@ -10,8 +10,14 @@ import numpy as np
 from entropy_rl.analysis.law import EntropyLawFit, fit_entropy_law
 from entropy_rl.analysis.report.data import RunData
 from entropy_rl.analysis.report.verdicts import LEMMA1_MIN_STEPS
-from entropy_rl.core.control import CONTROL_TARGET
-from entropy_rl.runs.metric_keys import COV_LOGP_ADV, DH_ACTUAL, DH_LEMMA1, ENTROPY_MEAN, VAL_ACC
+from entropy_rl.runs.metric_keys import (
+    CONTROL_TARGET,
+    COV_LOGP_ADV,
+    DH_ACTUAL,
+    DH_LEMMA1,
+    ENTROPY_MEAN,
+    VAL_ACC,
+)
 from entropy_rl.runs.metrics_log import record_columns
 
 END_EVALS = 3

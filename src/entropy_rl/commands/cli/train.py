@@ -83,8 +83,8 @@ def _shortcuts(args: argparse.Namespace) -> list[str]:
 
 def _run_train(args: argparse.Namespace) -> int:
     """Handle `entropy-rl train`."""
-    from entropy_rl.commands.api import default_run_dir
-    from entropy_rl.config import ConfigError, load_config
+    from entropy_rl.commands.api import default_run_dir, load_config  # checked
+    from entropy_rl.config import ConfigError
     from entropy_rl.errors import TrainingError
 
     try:
@@ -102,7 +102,7 @@ def _run_train(args: argparse.Namespace) -> int:
             config, run_dir = None, args.resume
         else:
             overrides = [*args.overrides, *_shortcuts(args)]
-            config = load_config(args.config, overrides)  # validated before heavy imports
+            config = load_config(args.config, overrides)  # checked before any directory is made
             run_dir = args.run_dir or default_run_dir(config)
         quiet_libraries()
         from entropy_rl.training.runner import train

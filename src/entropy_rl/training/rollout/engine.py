@@ -6,7 +6,7 @@
 - `VLLMEngine` (`rollout.engine=vllm`, module `entropy_rl.training.rollout.vllm`): a vLLM engine
   beside the training model on the same GPU, imported only when chosen; the trainer's
   weights are loaded into it after every step.
-The engines are built by name from `entropy_rl.training.rollout.registry`.
+The engines are built by name from `entropy_rl.training.engines`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from entropy_rl.training.rollout.registry import SAMPLING_METHODS
+from entropy_rl.training.engines import SAMPLING_METHODS
 from entropy_rl.training.rollout.sampler import Rollout, sample
 
 

@@ -32,7 +32,7 @@ from entropy_rl.core.entropy import (
     token_entropy,
     token_log_probs,
 )
-from entropy_rl.training.rollout.registry import SAMPLING_METHODS
+from entropy_rl.training.engines import SAMPLING_METHODS
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,14 @@ from entropy_rl.analysis.report.verdicts import (
     status,
 )
 from entropy_rl.config.methods import REFERENCE_METHOD, REMEDIES
-from entropy_rl.core.control import CONTROL_TARGET, CONTROL_VALUE
-from entropy_rl.runs.metric_keys import ENTROPY_MEAN, VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K
+from entropy_rl.runs.metric_keys import (
+    CONTROL_TARGET,
+    CONTROL_VALUE,
+    ENTROPY_MEAN,
+    VAL_ACC,
+    VAL_ACC_GREEDY,
+    VAL_PASS_AT_K,
+)
 
 # ---- 5. interventions against the GRPO curve ------------------------------------------------
 

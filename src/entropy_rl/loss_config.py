@@ -1,8 +1,11 @@
-"""The policy loss's settings, `PolicyLossConfig`: a frozen dataclass validated on construction.
+"""The policy loss's settings, `PolicyLossConfig`: a frozen dataclass whose fields are checked
+on construction (types and ranges), and `Knob`, a field the entropy controller may turn.
 
-Imports nothing heavy, so that the run config (`entropy_rl.config`) and whatever reads it
-stay free of torch until a config is built: validating `mode` imports the loss-mode registry
-(`entropy_rl.core.losses`, torch) then.
+Imports nothing: the math (`entropy_rl.core`) reads it, and the run config
+(`entropy_rl.config`) builds its `loss` section from it, so that the config, and whatever
+reads one, stay free of torch. The names a field takes from a registry (`mode`,
+`entropy_control`) and each mode's own rules are checked by `core.control.check_loss_config`,
+once the registries are known.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ import math
 from dataclasses import dataclass
 
 AGG_MODES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
-CONTROL_KNOBS = ("auto", "clip_cov_ratio", "kl_cov_coef", "kl_cov_ratio", "entropy_coef")
-"""The values of `entropy_control`."""
-KNOB_MODES = {"clip_cov_ratio": "clip_cov", "kl_cov_coef": "kl_cov", "kl_cov_ratio": "kl_cov"}
-"""Knobs that act only in one loss mode."""
+AUTO_KNOB = "auto"
+"""`entropy_control`'s default: the first knob of the loss mode, else the entropy bonus."""
 CONTROL_KP = 4.0
 CONTROL_KI = 1.0
 CONTROL_MAX_SCALE = 100.0
@@ -24,6 +25,18 @@ def _require_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A field of `PolicyLossConfig` the entropy controller may steer (`entropy_control`):
+    registered by the loss mode it acts in (`LossMode.knobs`), or for every mode
+    (`core.control.register_knob`)."""
+
+    name: str
+    """The `PolicyLossConfig` field, a float whose configured value is the strength at scale 1."""
+    ratio: bool = False
+    """A fraction of tokens: the controller caps it at 1."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class PolicyLossConfig:
     entropy_target_end: float | None = None
     """With entropy_target: the target moves linearly from entropy_target at the first step
     to this at the last. Unset: a constant target."""
-    entropy_control: str = "auto"
+    entropy_control: str = AUTO_KNOB
     """The knob the controller steers: 'clip_cov_ratio', 'kl_cov_coef', 'kl_cov_ratio',
     'entropy_coef' (the entropy bonus), or 'auto': Clip-Cov's ratio in mode clip_cov,
     KL-Cov's coefficient in mode kl_cov, the entropy bonus otherwise. Its configured value
@@ -71,10 +84,9 @@ class PolicyLossConfig:
     """Controller: the knob stays within [1/this, this] times its configured value."""
 
     def __post_init__(self) -> None:
-        from entropy_rl.core.losses import LOSS_MODES  # the registry holds the math: torch
-
-        if self.mode not in LOSS_MODES:
-            raise ValueError(f"mode must be one of {', '.join(LOSS_MODES)}; got {self.mode!r}")
+        for name in ("mode", "entropy_control"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a name, got {getattr(self, name)!r}")
         if self.agg not in AGG_MODES:
             raise ValueError(f"agg must be one of {', '.join(AGG_MODES)}; got {self.agg!r}")
         for name in ("clip_low", "clip_high", "kl_cov_coef", "entropy_coef"):
@@ -84,41 +96,18 @@ class PolicyLossConfig:
             if not 0.0 <= _require_number(name, getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         self._check_control()
-        lb = _require_number("clip_cov_lb", self.clip_cov_lb)
-        if lb >= _require_number("clip_cov_ub", self.clip_cov_ub):
-            raise ValueError(
-                f"clip_cov_lb must be < clip_cov_ub, got {self.clip_cov_lb!r} >= {self.clip_cov_ub!r}"
-            )
+        for name in ("clip_cov_lb", "clip_cov_ub"):
+            _require_number(name, getattr(self, name))
 
     def _check_control(self) -> None:
         for name in ("entropy_target", "entropy_target_end"):
             value = getattr(self, name)
             if value is not None and _require_number(name, value) <= 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        if self.entropy_control not in CONTROL_KNOBS:
-            raise ValueError(
-                f"entropy_control must be one of {', '.join(CONTROL_KNOBS)}; "
-                f"got {self.entropy_control!r}"
-            )
         for name in ("control_kp", "control_ki"):
             if _require_number(name, getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if _require_number("control_max_scale", self.control_max_scale) < 1:
             raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
-        if self.entropy_target is None:
-            if self.entropy_target_end is not None:
-                raise ValueError(
-                    "entropy_target_end needs entropy_target (the start of the schedule)"
-                )
-            return
-        from entropy_rl.core.control import control_knob
-
-        knob = control_knob(self)
-        mode = KNOB_MODES.get(knob)
-        if mode is not None and mode != self.mode:
-            raise ValueError(f"entropy_control={knob!r} acts in mode {mode!r}, not {self.mode!r}")
-        if getattr(self, knob) <= 0:
-            raise ValueError(
-                f"{knob} must be > 0 with entropy_target: it is the controller's starting "
-                f"strength (scale 1), got {getattr(self, knob)!r}"
-            )
+        if self.entropy_target is None and self.entropy_target_end is not None:
+            raise ValueError("entropy_target_end needs entropy_target (the start of the schedule)")

@@ -32,20 +32,21 @@ import vs_trl
 TOKENS = 32 * 18  # one update's micro-batch: 32 rows of 10 prompt + 8 response tokens
 
 
-def step_flops(policy, config) -> float:
+def step_flops(policy, worker, config) -> float:
     """Matrix-product operations of one RL step (after one untimed step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from entropy_rl.training import trainer
+    from entropy_rl.training.distributed import Dist
 
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.train.lr)
     state = trainer.RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
-    trainer.run_step(policy, optimizer, config, state, [])
+    trainer.run_step(policy, worker, optimizer, config, state, [], Dist())
     state.step += 1
     counter = FlopCounterMode(display=False)
     with counter:
-        trainer.run_step(policy, optimizer, config, state, [])
+        trainer.run_step(policy, worker, optimizer, config, state, [], Dist())
     return float(counter.get_total_flops())
 
 
@@ -74,7 +75,7 @@ def main() -> None:
     from entropy_rl.config import load_config
     from entropy_rl.tasks import make_task
     from entropy_rl.training.models import load_pretrained
-    from entropy_rl.training.policy import Policy
+    from entropy_rl.training.policy import Policy, local_worker
 
     size = [f"model.hidden_size={args.hidden}", f"model.intermediate_size={4 * args.hidden}"]
     flops = {}
@@ -84,8 +85,9 @@ def main() -> None:
         for name, extra in (("ours", []), ("without the probe", ["diagnostics.probe_size=0"])):
             config = load_config(None, [*vs_trl.OVERRIDES, *size, *extra])
             model, tokenizer = load_pretrained(directory)
-            policy = Policy(model.eval(), tokenizer, make_task(config.task))
-            flops[name] = step_flops(policy, config)
+            policy = Policy(model.eval(), tokenizer)
+            worker = local_worker(policy, make_task(config.task))
+            flops[name] = step_flops(policy, worker, config)
     rate = best_rate(args.hidden, 4 * args.hidden)
     print(f"hidden {args.hidden}, {args.threads} thread(s)")
     print(f"best F.linear rate at the model's shapes: {rate / 1e9:.1f} GFLOP/s")

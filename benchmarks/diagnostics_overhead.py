@@ -23,8 +23,9 @@ from entropy_rl.config import load_config
 from entropy_rl.core import token_entropy
 from entropy_rl.tasks import make_task
 from entropy_rl.training.diagnostics import by_position, rollout_statistics
+from entropy_rl.training.distributed import Dist
 from entropy_rl.training.models import load_pretrained
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, local_worker
 from entropy_rl.training.pretrain import pretrain
 from entropy_rl.training.trainer import RunState, collect, run_step
 
@@ -34,21 +35,22 @@ def _fresh(config, base):
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr)
     state = RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
-    return Policy(model.eval(), tokenizer, make_task(config.task)), optimizer, state
+    policy = Policy(model.eval(), tokenizer)
+    return policy, local_worker(policy, make_task(config.task)), optimizer, state
 
 
 def _seconds_per_step(config, base, steps: int) -> float:
-    policy, optimizer, state = _fresh(config, base)
+    policy, worker, optimizer, state = _fresh(config, base)
     start = time.perf_counter()
     for _ in range(steps):
-        run_step(policy, optimizer, config, state, [])
+        run_step(policy, worker, optimizer, config, state, [], Dist())
         state.step += 1
     return (time.perf_counter() - start) / steps
 
 
 def _rollout_statistics_seconds(config, base, repeats: int = 50) -> float:
-    policy, _, state = _fresh(config, base)
-    batch, _ = collect(policy, config, state)
+    policy, worker, _, state = _fresh(config, base)
+    batch, _ = collect(policy, worker, config, state, Dist())
     entropy = token_entropy(batch.old_logits)  # (B, T)
     start = time.perf_counter()
     for _ in range(repeats):

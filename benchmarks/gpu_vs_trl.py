@@ -281,7 +281,7 @@ def run_ours(arm: str, spec: Spec) -> dict:
     task = make_task(config.task)
     reward = make_reward(config.task, task)
     start = ResumePoint(None, None, ())
-    policy, optimizer, state = runner._restore(
+    policy, worker, optimizer, state = runner._restore(
         start, config, Console(stderr=True), dist, task, reward
     )
     state.step = 1  # not an evaluation step (nor the last)
@@ -291,7 +291,7 @@ def run_ours(arm: str, spec: Spec) -> dict:
         if index == spec.warmup:
             parts.clear()
         begin = time.perf_counter()
-        record = trainer.run_step(policy, optimizer, config, state, [])
+        record = trainer.run_step(policy, worker, optimizer, config, state, [], dist)
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - begin)

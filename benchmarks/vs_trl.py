@@ -87,8 +87,9 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
 
     from entropy_rl.tasks import make_task
     from entropy_rl.training import trainer
+    from entropy_rl.training.distributed import Dist
     from entropy_rl.training.models import load_pretrained
-    from entropy_rl.training.policy import Policy
+    from entropy_rl.training.policy import Policy, local_worker
 
     config = _config(hidden_size)
     parts: dict[str, float] = {}
@@ -100,14 +101,15 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
     )
     state = trainer.RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
-    policy = Policy(model.eval(), tokenizer, make_task(config.task))
+    policy = Policy(model.eval(), tokenizer)
+    worker = local_worker(policy, make_task(config.task))
     rss_before = peak_rss_mib()
     times, tokens = [], 0
     for index in range(warmup + steps):
         if index == warmup:
             parts.clear()
         start = time.perf_counter()
-        record = trainer.run_step(policy, optimizer, config, state, [])
+        record = trainer.run_step(policy, worker, optimizer, config, state, [], Dist())
         times.append(time.perf_counter() - start)
         state.step += 1
         if index >= warmup:

@@ -20,7 +20,7 @@ from entropy_rl.config import load_config
 from entropy_rl.tasks import make_task
 from entropy_rl.tasks.sum3_trap import is_trap
 from entropy_rl.training.models import load_pretrained
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, local_worker
 
 
 def main() -> None:
@@ -30,12 +30,13 @@ def main() -> None:
     args = parser.parse_args()
     task = make_task(load_config(None, ["task.name=sum3_trap"]).task)
     model, tokenizer = load_pretrained(args.model_dir)
-    policy = Policy(model.eval(), tokenizer, task)
+    policy = Policy(model.eval(), tokenizer)
+    worker = local_worker(policy, task)
     problems = task.validation_problems()
     repeated = [p for p in problems for _ in range(args.samples)]
     with torch.no_grad():
-        _, greedy = policy.sample(problems, None, greedy=True)
-        _, sampled = policy.sample(repeated, torch.Generator().manual_seed(0))
+        _, greedy = worker.sample(policy, problems, None, greedy=True)
+        _, sampled = worker.sample(policy, repeated, torch.Generator().manual_seed(0))
     greedy_ok = np.array([task.reward(p, r) for p, r in zip(problems, greedy, strict=True)])
     sampled_ok = np.array([task.reward(p, r) for p, r in zip(repeated, sampled, strict=True)])
     sampled_ok = sampled_ok.reshape(len(problems), args.samples)  # (N, k)

@@ -118,13 +118,11 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp",
     if mode != "ppo":
         selection = select_tokens(cov, mask, config.loss, torch.Generator().manual_seed(3), dist)
     batch = Batch(part, adv, part_old, None, selection, config.loss)
-    policy = Policy(
-        model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
-    )
+    policy = Policy(model, tokenizer, trainable=None if trainable is model else trainable)
     losses = []
     for mini in global_minis(WORLD, config.train.mini_batches):
         local = torch.tensor([i - int(rows[0]) for i in mini.tolist() if i in rows.tolist()])
-        losses.append(optimizer_step(policy, optimizer, batch, local, config)["loss/policy"])
+        losses.append(optimizer_step(policy, optimizer, batch, local, config, dist)["loss/policy"])
     gathered = None if selection is None else dist.gather_rows(selection)
     return (
         policy,
@@ -166,14 +164,12 @@ def checkpoint_round_trip(policy, optimizer, batch, config, dist, out: Path) -> 
     model, tokenizer = load_pretrained(saved_dir / "model")
     trainable = wrap_model(model.double().eval(), dist)
     restored_opt = torch.optim.SGD(trainable.parameters(), lr=0.5, momentum=0.9)
-    restored = Policy(
-        model, tokenizer, None, trainable=None if trainable is model else trainable, dist=dist
-    )
+    restored = Policy(model, tokenizer, trainable=None if trainable is model else trainable)
     saved = torch.load(saved_dir / "trainer_state.pt", weights_only=True)
     runner._load_optimizer(restored, restored_opt, saved["optimizer"], dist)
     mini = torch.arange(batch.mask.shape[0])
     for p, o in ((policy, optimizer), (restored, restored_opt)):
-        optimizer_step(p, o, batch, mini, config)
+        optimizer_step(p, o, batch, mini, config, dist)
     return {"original": full_weights(policy, dist), "restored": full_weights(restored, dist)}
 
 

@@ -13,7 +13,7 @@ import vs_trl
 from entropy_rl.config import load_config
 from entropy_rl.tasks import make_task
 from entropy_rl.training.models import count_parameters, load_pretrained
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, local_worker
 
 
 def test_step_flops_count_the_probe_and_the_passes(tmp_path):
@@ -23,8 +23,9 @@ def test_step_flops_count_the_probe_and_the_passes(tmp_path):
     for probe in (0, 64):
         config = load_config(None, [*vs_trl.OVERRIDES, *size, f"diagnostics.probe_size={probe}"])
         model, tokenizer = load_pretrained(tmp_path / "model")
-        policy = Policy(model.eval(), tokenizer, make_task(config.task))
-        flops[probe] = arithmetic_floor.step_flops(policy, config)
+        policy = Policy(model.eval(), tokenizer)
+        worker = local_worker(policy, make_task(config.task))
+        flops[probe] = arithmetic_floor.step_flops(policy, worker, config)
         params = count_parameters(model)
     # at least the updates' forward and backward: 6 x params per token, 128 rows of >= 11 tokens
     assert flops[0] > 6 * params * 128 * 11

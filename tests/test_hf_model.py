@@ -107,8 +107,8 @@ def test_dataset_task_needs_a_model(capsys, tmp_path, sums_jsonl):
 
 def test_prompts_use_the_chat_template_when_asked(tiny_hf_model):
     model, tokenizer = load_pretrained(tiny_hf_model)
-    plain = Policy(model, tokenizer, task=None)
-    chat = Policy(model, tokenizer, task=None, chat_template=True)
+    plain = Policy(model, tokenizer)
+    chat = Policy(model, tokenizer, chat_template=True)
     problem = Problem("1+2=", "3", messages=(("system", "1"), ("user", "1+2=")))
     assert plain.encode_prompt(problem) == [
         tokenizer.bos_token_id,

@@ -25,6 +25,7 @@ from entropy_rl.runs.metrics_log import read_records
 from entropy_rl.tasks.base_models import base_model_dir
 from entropy_rl.tasks.sum3 import Sum3Task
 from entropy_rl.training import runner
+from entropy_rl.training.distributed import Dist
 from entropy_rl.training.lora import add_lora, is_adapter, load_adapter
 from entropy_rl.training.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.training.policy import Policy
@@ -73,10 +74,10 @@ def clip_run(tmp_path_factory, base_cache):
     seen = {}
     real_loop = runner._loop
 
-    def spying_loop(run_dir, config, policy, optimizer, state, *args):
+    def spying_loop(run_dir, config, policy, worker, optimizer, state, *args):
         start = {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
         seen.update(policy=policy, optimizer=optimizer, start=start)
-        return real_loop(run_dir, config, policy, optimizer, state, *args)
+        return real_loop(run_dir, config, policy, worker, optimizer, state, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Sum3Task, "reward", _first_digit_even)
@@ -124,7 +125,7 @@ def _tiny_lora_policy():
     shape = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     model = build_model(shape, len(tokenizer), max_positions=32, seed=0).eval()
     add_lora(model, ModelConfig(lora_rank=4), seed=0)
-    return Policy(model, tokenizer, None)
+    return Policy(model, tokenizer)
 
 
 def test_the_probe_logits_at_chosen_positions_are_the_full_logits_rows_with_lora():
@@ -158,9 +159,9 @@ def test_updates_lower_the_loss_on_a_fixed_batch_and_leave_the_base_alone():
     start = {k: v.clone() for k, v in policy.model.state_dict().items()}
     optimizer = runner._optimizer(policy.model, config)
     everything = torch.arange(8)
-    losses = [optimizer_step(policy, optimizer, batch, everything, config)["loss/policy"]]
-    losses += [optimizer_step(policy, optimizer, batch, everything, config)["loss/policy"]]
-    losses += [optimizer_step(policy, optimizer, batch, everything, config)["loss/policy"]]
+    losses = [optimizer_step(policy, optimizer, batch, everything, config, Dist())["loss/policy"]]
+    losses += [optimizer_step(policy, optimizer, batch, everything, config, Dist())["loss/policy"]]
+    losses += [optimizer_step(policy, optimizer, batch, everything, config, Dist())["loss/policy"]]
     assert losses[0] > losses[1] > losses[2], losses
     for name, weight in policy.model.state_dict().items():
         assert torch.equal(weight, start[name]) != is_adapter(name), name

@@ -160,9 +160,9 @@ def test_repeated_non_finite_losses_stop_the_run_with_checkpoint_intact(
 
     real_step = runner.run_step
 
-    def counting_step(policy, optimizer, config, state, val):
+    def counting_step(policy, worker, optimizer, config, state, val, dist):
         steps_seen.append(state.step)
-        return real_step(policy, optimizer, config, state, val)
+        return real_step(policy, worker, optimizer, config, state, val, dist)
 
     monkeypatch.setattr(trainer, "policy_loss", poisoned)
     monkeypatch.setattr(runner, "run_step", counting_step)
@@ -226,7 +226,7 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
     )
     results = {}
     for autocast in (False, True):
-        policy = Policy(build_model(shape, 64, max_positions=16, seed=0).eval(), None, None)
+        policy = Policy(build_model(shape, 64, max_positions=16, seed=0).eval(), None)
         states = trainer._probe_states(rollout.response_mask, config, Dist())  # (4, 6)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             old, entropy, probe = trainer._score_tokens(policy, rollout, config, Dist(), states)
@@ -236,7 +236,7 @@ def test_scoring_and_probe_passes_use_a_float32_head_under_bf16_autocast():
             policy.model.get_decoder().norm.weight.mul_(1 + 1e-3)
         batch = trainer.Batch(rollout, torch.zeros(8), old, probe, None, config.loss)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            results[autocast] = (entropy, trainer._probe(policy, batch, config))
+            results[autocast] = (entropy, trainer._probe(policy, batch, config, Dist()))
     (h32, exact), (h16, mixed) = results[False], results[True]
     torch.testing.assert_close(h16, h32, rtol=0, atol=1e-2)
     for key in ("dynamics/dH_actual", "dynamics/dH_lemma1"):
@@ -261,7 +261,7 @@ def _probe_policy_and_rollout(response_len: int):
         torch.randint(3, 24, (8, response_len), generator=g) * mask,  # (B, T)
         mask,
     )
-    return Policy(model, None, None), rollout
+    return Policy(model, None), rollout
 
 
 @pytest.mark.parametrize("probe_tokens,logits_mib", [(7, 256), (1000, 256), (1000, 1e-4)])

@@ -23,7 +23,7 @@ otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from entropy_rl.tasks.dataset import DatasetTask, load_problems
 from entropy_rl.training.checks import check
 from entropy_rl.training.lora import add_lora, is_adapter_dir, load_adapter
 from entropy_rl.training.models import load_pretrained
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, RolloutWorker
 from entropy_rl.training.rollout import logits_rows, policy_sampler
 from entropy_rl.training.runner import progress_bar, require_plain_logits
 from entropy_rl.training.validation import (
@@ -123,7 +123,8 @@ def _load(target: EvalTarget):
     return model, tokenizer
 
 
-def _policy(target: EvalTarget, task: Task) -> Policy:
+def _policy(target: EvalTarget, task: Task) -> tuple[Policy, RolloutWorker]:
+    """The model of `target` and its worker: our sampler by `rollout.sampling`, on `task`."""
     config = target.config
     model, tokenizer = _load(target)
     require_plain_logits(model, target.model_dir)
@@ -132,21 +133,27 @@ def _policy(target: EvalTarget, task: Task) -> Policy:
     policy = Policy(
         model.to(device).eval(),
         tokenizer,
-        task,
-        make_reward(config.task, task),
         chat_template=config.model.chat_template,
         autocast=autocast,
     )
-    return replace(policy, engine=policy_sampler(policy, config.rollout.sampling))
+    engine = policy_sampler(policy, config.rollout.sampling)
+    return policy, RolloutWorker(engine, task, make_reward(config.task, task))
 
 
-def _measure(policy: Policy, problems: list[Problem], config: Config, progress: EvalProgress):
+def _measure(
+    policy: Policy,
+    worker: RolloutWorker,
+    problems: list[Problem],
+    config: Config,
+    progress: EvalProgress,
+):
     """eval.samples samples per problem (`sample_statistics`), then greedy accuracy when
     eval.greedy (else None), and its failed reward calls; the work reported to `progress`."""
     settings, timeout = config.eval, config.train.reward_timeout_s
     generator = torch.Generator(policy.device).manual_seed(settings.seed)
     stats = sample_statistics(
         policy,
+        worker,
         problems,
         settings.samples,
         generator,
@@ -157,7 +164,7 @@ def _measure(policy: Policy, problems: list[Problem], config: Config, progress: 
     )
     if not settings.greedy:
         return stats, None, 0
-    scores, errors = accuracy(policy, problems, None, True, timeout, progress=progress)
+    scores, errors = accuracy(policy, worker, problems, None, True, timeout, progress=progress)
     return stats, float(scores.mean()), errors
 
 
@@ -176,7 +183,7 @@ def evaluate_model(
     target = resolve_target(path, config_file, list(overrides), data)
     config = target.config
     task, problems = _problems(config, data)
-    policy = _policy(target, task)
+    policy, worker = _policy(target, task)
     settings = config.eval
     with progress_bar(Console(stderr=True), show_progress) as bar:
         total = len(problems) * (settings.samples + settings.greedy)  # responses
@@ -185,7 +192,7 @@ def evaluate_model(
         def progress(advance: int, status: str) -> None:
             bar.update(task_id, advance=advance, status=status)
 
-        stats, greedy, greedy_errors = _measure(policy, problems, config, progress)
+        stats, greedy, greedy_errors = _measure(policy, worker, problems, config, progress)
     return {
         "model": str(target.model_dir),
         "run": None if target.run_dir is None else str(target.run_dir),

@@ -52,6 +52,12 @@ class Task(abc.ABC):
         """Raise ConfigError, naming the field, for settings of `config` this task cannot run
         with; called before the task is built (no data read, no prompts generated)."""
 
+    @classmethod
+    def val_prompts(cls, config: TaskConfig) -> int | None:
+        """How many validation problems the task has for `config`, when the config alone says
+        (reports state each accuracy's standard error with it); None: it depends on data."""
+        return None
+
     @abc.abstractmethod
     def validation_problems(self) -> list[Problem]:
         """The held-out validation problems: the same for the same task config."""
@@ -104,6 +110,10 @@ class EmbeddedTask(Task):
     """Fields of `base_model_fields` that do not in fact change this task's base model (kept
     in the key so that existing keys stay valid): when a fine-tuned task asks for this task's
     base model as its parent, they take their defaults, so that the parent is shared."""
+
+    @classmethod
+    def val_prompts(cls, config: TaskConfig) -> int | None:
+        return config.val_size  # generated from the seed, val_size of them
 
     def demonstration(self, problem: Problem, rng: np.random.Generator, noise: float) -> str:
         """A correct response whose digits are each replaced, with probability `noise`, by a

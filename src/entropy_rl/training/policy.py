@@ -1,48 +1,34 @@
-"""The policy as the trainer sees it: a causal LM, its tokenizer, the task and its reward,
-how prompts become tokens, and where forward passes run."""
+"""The policy as the trainer sees it, `Policy`: the model side (a causal LM, its tokenizer,
+what the update calls, how prompts become tokens, where forward passes run); and the
+`RolloutWorker`, the run side of sampling: the engine that samples the policy's responses,
+the task whose problems they answer and the reward that scores them. Both are built once,
+the worker from the policy; the process group is passed where it is used."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from entropy_rl.tasks import Problem, RewardFn, Task
-from entropy_rl.training.distributed import Dist
+from entropy_rl.tasks.rewards import ScoredBatch, score_all
 from entropy_rl.training.rollout import Rollout, RolloutEngine, policy_sampler
 
 
 @dataclass(frozen=True)
 class Policy:
     """`model` is the causal LM; `trainable` what the update calls (the model, or its DDP
-    wrapper); `engine` samples responses (None: our sampler on `model`)."""
+    wrapper; None: the model)."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    task: Task
-    reward: RewardFn | None = None
-    """None: the task's own reward."""
     chat_template: bool = False
     """Apply the tokenizer's chat template to prompts (only if it has one)."""
     autocast: bool = False
     """bfloat16 autocast of forward passes (CUDA only)."""
     trainable: torch.nn.Module | None = None
-    engine: RolloutEngine | None = None
-    """What samples responses; None: our sampler on `model` (`rollout.policy_sampler`)."""
-    dist: Dist = field(default_factory=Dist)
-    """This process's place among the ranks of a torchrun job (one process by default)."""
-
-    @property
-    def all_done(self) -> Callable[[bool], bool] | None:
-        """Lock-step sampling across ranks (sharded models need it); None in one process."""
-        return self.dist.all_done if self.dist.active else None
-
-    @property
-    def reward_fn(self) -> RewardFn:
-        return self.reward or self.task.reward
 
     @property
     def module(self) -> torch.nn.Module:
@@ -88,26 +74,48 @@ class Policy:
                 tokens = tokens[: tokens.index(stop)]
         return self.tokenizer.decode(tokens, skip_special_tokens=False)
 
+
+@dataclass(frozen=True)
+class RolloutWorker:
+    """Scored responses of a policy to a task's problems."""
+
+    engine: RolloutEngine
+    """What samples the responses (`entropy_rl.training.engines`; in one process without a
+    run config, `rollout.policy_sampler(policy)`)."""
+    task: Task
+    reward: RewardFn
+    """Scores a response (`tasks.make_reward`: the task's own, or the user's)."""
+
     def sample(
         self,
+        policy: Policy,
         problems: list[Problem],
         generator: torch.Generator | None,
         temperature: float = 1.0,
         greedy: bool = False,
     ) -> tuple[Rollout, list[str]]:
-        """One response per problem: the rollout tensors and the decoded texts."""
-        engine = self.engine or policy_sampler(self)
-        rollout = engine.generate(
-            [self.encode_prompt(p) for p in problems],
+        """One response of `policy` per problem: the rollout tensors and the decoded texts."""
+        rollout = self.engine.generate(
+            [policy.encode_prompt(p) for p in problems],
             self.task.max_response_tokens + 1,
-            self.stop_ids(),
-            self.tokenizer.pad_token_id,
+            policy.stop_ids(),
+            policy.tokenizer.pad_token_id,
             generator,
             temperature,
             greedy,
         )
         texts = [
-            self.decode_response(ids, mask)
+            policy.decode_response(ids, mask)
             for ids, mask in zip(rollout.response_ids, rollout.response_mask, strict=True)
         ]
         return rollout, texts
+
+    def score(self, problems: list[Problem], texts: list[str], timeout_s: float) -> ScoredBatch:
+        """The reward of each (problem, response), each call bounded by `timeout_s`."""
+        return score_all(self.reward, list(zip(problems, texts, strict=True)), timeout_s)
+
+
+def local_worker(policy: Policy, task: Task, reward: RewardFn | None = None) -> RolloutWorker:
+    """The worker of one process without a run config: our sampler on `policy`'s model, by
+    multinomial draws, on `task`, scored by `reward` (None: the task's own)."""
+    return RolloutWorker(policy_sampler(policy), task, reward or task.reward)

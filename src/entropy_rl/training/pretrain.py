@@ -53,6 +53,7 @@ from entropy_rl.runs.metric_keys import ENTROPY_MEAN, VAL_ACC_GREEDY
 from entropy_rl.tasks import Problem, Task, inert_fields, make_task
 from entropy_rl.tasks.base_models import RECIPE_VERSION, base_model_dir
 from entropy_rl.training.checks import check
+from entropy_rl.training.distributed import Dist
 from entropy_rl.training.models import (
     build_model,
     build_tokenizer,
@@ -60,7 +61,7 @@ from entropy_rl.training.models import (
     load_pretrained,
     save_pretrained_atomic,
 )
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, local_worker
 from entropy_rl.training.rollout import response_logits
 from entropy_rl.training.validation import accuracy, evaluate
 
@@ -196,7 +197,8 @@ def held_out_greedy(model: torch.nn.Module, tokenizer, task: Task) -> float:
     """Greedy accuracy on the task's validation prompts (the model is left in eval mode)."""
     model.eval()
     problems = task.validation_problems()
-    scores, _ = accuracy(Policy(model, tokenizer, task), problems, None, True, REWARD_TIMEOUT_S)
+    policy = Policy(model, tokenizer)
+    scores, _ = accuracy(policy, local_worker(policy, task), problems, None, True, REWARD_TIMEOUT_S)
     return float(scores.mean())
 
 
@@ -300,14 +302,15 @@ def base_model_metrics(model: torch.nn.Module, tokenizer, task: Task) -> dict[st
     """Validation metrics of a base model: `val/acc` (mean of 4 samples per prompt at
     temperature 1), `val/pass_at_k`, `val/acc_greedy`, and `entropy/mean`, the mean token
     entropy of sampled responses (eos included), as RL's step 0 measures them."""
-    policy = Policy(model.eval(), tokenizer, task)
+    policy = Policy(model.eval(), tokenizer)
+    worker = local_worker(policy, task)
     problems = task.validation_problems()
-    eval_config = EvalConfig(samples=4)
+    generator = torch.Generator().manual_seed(0)
     metrics = evaluate(
-        policy, problems, eval_config, torch.Generator().manual_seed(0), REWARD_TIMEOUT_S
+        policy, worker, problems, EvalConfig(samples=4), generator, REWARD_TIMEOUT_S, Dist()
     )
     metrics.pop("faults/val_reward_errors")
-    rollout, _ = policy.sample(problems, torch.Generator().manual_seed(1))
+    rollout, _ = worker.sample(policy, problems, torch.Generator().manual_seed(1))
     entropy = token_entropy(response_logits(model, rollout))  # (B, T)
     metrics[ENTROPY_MEAN] = float(masked_mean(entropy, rollout.response_mask.float()))
     return metrics

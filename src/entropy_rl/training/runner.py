@@ -8,7 +8,6 @@ import contextlib
 import json
 import signal
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -49,7 +48,7 @@ from entropy_rl.training.checks import check
 from entropy_rl.training.distributed import Dist, init_distributed, shutdown, wrap_model
 from entropy_rl.training.engines import make_engine
 from entropy_rl.training.models import check_saved_model, load_pretrained
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, RolloutWorker
 from entropy_rl.training.pretrain import make_base_model, require_learnt
 from entropy_rl.training.rollout import logits_post_processing
 from entropy_rl.training.trainer import EarlyStop, RunState, micro_batch_size, run_step
@@ -158,7 +157,8 @@ def _load_model(source: Path, dtype: str, config: Config, dist: Dist, adapter: P
 
 
 def _restore(start: ResumePoint, config: Config, console: Console, dist: Dist, task, reward):
-    """Policy, optimizer and run state: from the checkpoint of `start`, else fresh."""
+    """Policy, its rollout worker (the engine `rollout.engine` names, on `task` and `reward`),
+    optimizer and run state: from the checkpoint of `start`, else fresh."""
     source, dtype = _model_source(start, config, dist, console)
     adapter = None if start.checkpoint is None else start.checkpoint.model_dir
     model, tokenizer = _load_model(source, dtype, config, dist, adapter)
@@ -173,16 +173,13 @@ def _restore(start: ResumePoint, config: Config, console: Console, dist: Dist, t
     policy = Policy(
         model,
         tokenizer,
-        task,
-        reward,
         chat_template=config.model.chat_template,
         autocast=autocast,
         trainable=None if trainable is model else trainable,
-        dist=dist,
     )
-    policy = replace(policy, engine=make_engine(config, policy, source, dist))
+    worker = RolloutWorker(make_engine(config, policy, source, dist), task, reward)
     if start.checkpoint is None:
-        return policy, optimizer, RunState.fresh(config.train.seed, dist.rank, dist.device)
+        return policy, worker, optimizer, RunState.fresh(config.train.seed, dist.rank, dist.device)
     saved = start.state if dist.is_main else checkpoint.read_state(start.checkpoint)
     _load_optimizer(policy, optimizer, saved["optimizer"], dist)
     for group in optimizer.param_groups:  # the config's values (an applied edit) win
@@ -190,7 +187,7 @@ def _restore(start: ResumePoint, config: Config, console: Console, dist: Dist, t
     state = RunState.from_dict(saved["run_state"], dist.device)
     if "rollout_gens" in saved:
         state.rollout_gen.set_state(saved["rollout_gens"][dist.rank])
-    return policy, optimizer, state
+    return policy, worker, optimizer, state
 
 
 def _load_optimizer(policy: Policy, optimizer, saved: dict, dist: Dist) -> None:
@@ -384,8 +381,10 @@ def _train(config: Config, run_dir: Path, resume: bool, console, show_progress, 
         if resume and run_status(run_dir) == RunStatus.DONE and not continues(run_dir):
             return finished(run_dir, console)  # finished by the previous holder
         start = _on_main(dist, _start, run_dir, config, resume, dist.world_size, console)
-        policy, optimizer, state = _restore(start, config, console, dist, task, reward)
-        return _loop(run_dir, config, policy, optimizer, state, console, show_progress)
+        policy, worker, optimizer, state = _restore(start, config, console, dist, task, reward)
+        return _loop(
+            run_dir, config, policy, worker, optimizer, state, dist, console, show_progress
+        )
 
 
 def _lock(held: contextlib.ExitStack, run_dir: Path, console: Console) -> None:
@@ -417,15 +416,14 @@ def _start(run_dir: Path, config: Config, resume: bool, world_size: int, console
     return start
 
 
-def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show_progress):
+def _loop(run_dir: Path, config: Config, policy, worker, optimizer, state, dist, console, progress):
     """Steps until the last (checkpointing every save_every, and at the end) or a Ctrl-C."""
-    dist = policy.dist
-    val_problems = policy.task.validation_problems()
+    val_problems = worker.task.validation_problems()
     if dist.is_main:
-        for note in policy.task.notes:  # what the task chose that the config did not say
+        for note in worker.task.notes:  # what the task chose that the config did not say
             say(console, note)
     total = config.train.steps + 1
-    display = _Display(total, state.step, console, show_progress and dist.is_main)
+    display = _Display(total, state.step, console, progress and dist.is_main)
     writer = (
         MetricsWriter(run_dir / METRICS_FILE, keep_before=state.step)
         if dist.is_main
@@ -434,7 +432,7 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
     trackers = Trackers(config, run_dir, state.step) if dist.is_main else contextlib.nullcontext()
     with writer, trackers, _stop_on_interrupt(state, console), display.progress:
         while state.step < total and not state.stop_requested:
-            record = run_step(policy, optimizer, config, state, val_problems)
+            record = run_step(policy, worker, optimizer, config, state, val_problems, dist)
             if dist.is_main:
                 writer.write(record)
                 trackers.write(record)
@@ -446,7 +444,7 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
                 _save(run_dir, policy, optimizer, state, config, dist)
             state.stop_requested = not dist.all_done(not state.stop_requested)
     if state.early_stop is not None:
-        return _stop_early(run_dir, config, policy, optimizer, state.early_stop, console)
+        return _stop_early(run_dir, config, policy, optimizer, state.early_stop, dist, console)
     if state.stop_requested:
         _save(run_dir, policy, optimizer, state, config, dist)
         if dist.is_main:
@@ -457,10 +455,9 @@ def _loop(run_dir: Path, config: Config, policy, optimizer, state, console, show
     return summarize_run(run_dir, Console()) if dist.is_main else {}  # the result: stdout
 
 
-def _stop_early(run_dir: Path, config: Config, policy, optimizer, stop: EarlyStop, console):
+def _stop_early(run_dir: Path, config: Config, policy, optimizer, stop: EarlyStop, dist, console):
     """The end of a run stopped at saturation: its checkpoint at the stopping row (resumed,
     the row is recomputed), one line saying why, and its summary with `stopped_early`."""
-    dist = policy.dist
     _save(run_dir, policy, optimizer, stop.state, config, dist)
     if not dist.is_main:
         return {}

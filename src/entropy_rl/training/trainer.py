@@ -80,7 +80,6 @@ from entropy_rl.runs.metric_keys import (
     TIME_STEP_S,
     TIME_TOKENS_PER_S,
 )
-from entropy_rl.tasks.rewards import score_all
 from entropy_rl.training.diagnostics import (
     position_means,
     position_totals,
@@ -89,7 +88,7 @@ from entropy_rl.training.diagnostics import (
     rollout_statistics,
 )
 from entropy_rl.training.distributed import Dist, accumulate, full_norm
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.policy import Policy, RolloutWorker
 from entropy_rl.training.rollout import (
     HeadInputs,
     Rollout,
@@ -258,17 +257,17 @@ def _token_means(stats: dict[str, torch.Tensor], tokens, dist: Dist) -> dict[str
     return {key: float(totals[i] / totals[-1].clamp(min=1)) for i, key in enumerate(stats)}
 
 
-def collect(policy: Policy, config: Config, state: RunState) -> tuple[Batch, dict[str, Any]]:
+def collect(
+    policy: Policy, worker: RolloutWorker, config: Config, state: RunState, dist: Dist
+) -> tuple[Batch, dict[str, Any]]:
     """Steps 2-6: sample, score, advantages, old log-probs, diagnostics, the entropy
     controller's setting (loss.entropy_target), selection."""
-    dist, train = policy.dist, config.train
-    everyone = policy.task.sample_problems(train.prompts_per_step, state.prompt_rng)
+    train = config.train
+    everyone = worker.task.sample_problems(train.prompts_per_step, state.prompt_rng)
     problems = dist.shard(everyone)
     grouped = [p for p in problems for _ in range(train.group_size)]
-    rollout, texts = policy.sample(grouped, state.rollout_gen, train.temperature)
-    scored = score_all(
-        policy.reward_fn, list(zip(grouped, texts, strict=True)), train.reward_timeout_s
-    )
+    rollout, texts = worker.sample(policy, grouped, state.rollout_gen, train.temperature)
+    scored = worker.score(grouped, texts, train.reward_timeout_s)
     own = torch.tensor(scored.rewards).view(len(problems), train.group_size)  # (P/W, G)
     rewards = dist.gather_rows(own)  # (P, G)
     advantages = compute_advantages(rewards, train.advantage)  # (P, G)
@@ -352,6 +351,7 @@ def optimizer_step(
     batch: Batch,
     mini: torch.Tensor,
     config: Config,
+    dist: Dist,
 ) -> dict[str, float]:
     """One optimizer update on a global mini-batch, of which `mini` indexes this rank's rows.
 
@@ -360,7 +360,7 @@ def optimizer_step(
     micro-batches. Skipped (gradients dropped) when the loss or gradient is not finite.
     Returns `loss/policy`, `grad/norm`, `applied` and the loss metrics (global token means).
     """
-    dist, train = policy.dist, config.train
+    train = config.train
     mask = batch.mask[mini]
     totals = dist.sum(torch.stack([mask.sum(), (mask.sum(-1) > 0).sum()]))  # global counts
     optimizer.zero_grad(set_to_none=True)
@@ -391,7 +391,7 @@ def optimizer_step(
 
 
 def update(
-    policy: Policy, optimizer, batch: Batch, config: Config, state: RunState
+    policy: Policy, optimizer, batch: Batch, config: Config, state: RunState, dist: Dist
 ) -> dict[str, float]:
     """Step 7: ppo_epochs x mini_batches optimizer updates; a non-finite one is skipped."""
     train, sums, n_updates, skipped = config.train, {}, 0, 0
@@ -402,7 +402,7 @@ def update(
         for _ in range(train.ppo_epochs):
             order = torch.randperm(size, generator=gen, device=gen.device)
             for mini in order.chunk(train.mini_batches):
-                metrics = optimizer_step(policy, optimizer, batch, mini, config)
+                metrics = optimizer_step(policy, optimizer, batch, mini, config, dist)
                 n_updates += 1
                 for key, value in metrics.items():
                     if key != "applied":
@@ -425,10 +425,15 @@ def update(
 
 
 def run_step(
-    policy: Policy, optimizer, config: Config, state: RunState, val_problems
+    policy: Policy,
+    worker: RolloutWorker,
+    optimizer,
+    config: Config,
+    state: RunState,
+    val_problems,
+    dist: Dist,
 ) -> dict[str, Any]:
     """One row of metrics.jsonl: evaluate if due, collect, update (not on the last row), probe."""
-    dist = policy.dist
     start = time.perf_counter()
     record: dict[str, Any] = {STEP: state.step}
     last = state.step == config.train.steps
@@ -439,18 +444,16 @@ def run_step(
         eval_gen = torch.Generator(policy.device).manual_seed(
             validation_seed(config.train.seed, state.step)
         )
-        record |= evaluate(
-            policy, val_problems, config.eval, eval_gen, config.train.reward_timeout_s
-        )
-    batch, metrics = collect(policy, config, state)
+        timeout_s = config.train.reward_timeout_s
+        record |= evaluate(policy, worker, val_problems, config.eval, eval_gen, timeout_s, dist)
+    batch, metrics = collect(policy, worker, config, state, dist)
     record |= metrics
     if evaluating:
         record |= _live_law(record, config, state, before, dist)
     if not last and state.early_stop is None:
-        record |= update(policy, optimizer, batch, config, state)
-        record |= _probe(policy, batch, config)
-        if policy.engine is not None:
-            policy.engine.sync_weights(policy.module, dist)
+        record |= update(policy, optimizer, batch, config, state, dist)
+        record |= _probe(policy, batch, config, dist)
+        worker.engine.sync_weights(policy.module, dist)
     elapsed = time.perf_counter() - start
     record[TIME_STEP_S] = elapsed
     record[TIME_TOKENS_PER_S] = float(dist.sum(batch.mask.sum())) / elapsed
@@ -470,7 +473,7 @@ def _live_law(record, config: Config, state: RunState, before: RunState | None, 
     return keys
 
 
-def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
+def _probe(policy: Policy, batch: Batch, config: Config, dist: Dist) -> dict[str, float]:
     """Step 8: entropy change on the probe states over this step's updates, and Lemma 1's.
     The model's body runs on the N probe responses; the logits of the S states before and
     after are made from the head's inputs and parameters, a block of states at a time."""
@@ -489,7 +492,7 @@ def _probe(policy: Policy, batch: Batch, config: Config) -> dict[str, float]:
             logits_rows(policy.model, config.train.logits_mib),
             config.diagnostics.chunk_size,
         )
-    return _token_means(stats, states.sum(), policy.dist)
+    return _token_means(stats, states.sum(), dist)
 
 
 def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -15,8 +15,8 @@ from entropy_rl.config import EvalConfig
 from entropy_rl.core import masked_sum, pass_at_k
 from entropy_rl.runs.metric_keys import VAL_ACC, VAL_ACC_GREEDY, VAL_PASS_AT_K, VAL_REWARD_ERRORS
 from entropy_rl.tasks import Problem
-from entropy_rl.tasks.rewards import score_all
-from entropy_rl.training.policy import Policy
+from entropy_rl.training.distributed import Dist
+from entropy_rl.training.policy import Policy, RolloutWorker
 from entropy_rl.training.rollout import Rollout, response_scores
 
 EVAL_BATCH = 1024
@@ -45,6 +45,7 @@ def validation_seed(train_seed: int, step: int) -> int:
 
 def _scored_chunks(
     policy: Policy,
+    worker: RolloutWorker,
     problems: list[Problem],
     generator: torch.Generator | None,
     greedy: bool,
@@ -58,14 +59,15 @@ def _scored_chunks(
     for start in range(0, len(problems), EVAL_BATCH):
         chunk = problems[start : start + EVAL_BATCH]
         progress(0, f"{what} {start + 1}-{start + len(chunk)} of {len(problems)}")
-        rollout, texts = policy.sample(chunk, generator, temperature, greedy=greedy)
+        rollout, texts = worker.sample(policy, chunk, generator, temperature, greedy=greedy)
         progress(0, f"{what}: scoring rewards")
-        scored = score_all(policy.reward_fn, list(zip(chunk, texts, strict=True)), timeout_s)
+        scored = worker.score(chunk, texts, timeout_s)
         yield rollout, texts, scored.rewards, scored.errors
 
 
 def accuracy(
     policy: Policy,
+    worker: RolloutWorker,
     problems: list[Problem],
     generator: torch.Generator | None,
     greedy: bool,
@@ -77,7 +79,7 @@ def accuracy(
     scored chunk advances `progress`."""
     correct, errors = [], 0
     for _, _, rewards, failed in _scored_chunks(
-        policy, problems, generator, greedy, timeout_s, temperature, progress
+        policy, worker, problems, generator, greedy, timeout_s, temperature, progress
     ):
         correct += rewards
         errors += failed
@@ -88,10 +90,12 @@ def accuracy(
 @torch.no_grad()
 def evaluate(
     policy: Policy,
+    worker: RolloutWorker,
     problems: list[Problem],
     config: EvalConfig,
     generator: torch.Generator,
     timeout_s: float,
+    dist: Dist,
 ) -> dict[str, float]:
     """k = `eval.samples` samples per prompt at `eval.temperature`: `val/acc` is their mean,
     `val/pass_at_k` the mean over prompts of the unbiased pass@k estimator (`core.pass_at_k`;
@@ -100,16 +104,17 @@ def evaluate(
     `faults/val_reward_errors`. Under torchrun each rank takes an equal share of the prompts
     (padded by repeating the last one; the padding is not scored into the metrics, though its
     failed reward calls are counted)."""
-    dist = policy.dist
     own, real = dist.shard_padded(problems)
     k = config.samples
     repeated = [p for p in own for _ in range(k)]
-    scores, errors = accuracy(policy, repeated, generator, False, timeout_s, config.temperature)
+    scores, errors = accuracy(
+        policy, worker, repeated, generator, False, timeout_s, config.temperature
+    )
     scores = scores.reshape(len(own), k)[:real]  # (P_own, k)
     passed = pass_at_k(torch.from_numpy((scores > 0).sum(1)), k, k).sum()
     totals = [scores.sum(), float(passed), scores.size, real, errors]
     if config.greedy:
-        greedy, greedy_errors = accuracy(policy, own, None, True, timeout_s)
+        greedy, greedy_errors = accuracy(policy, worker, own, None, True, timeout_s)
         totals += [greedy[:real].sum()]
         totals[4] += greedy_errors
     totals = dist.sum(torch.tensor(totals, dtype=torch.float64)).numpy()  # (5 or 6,)
@@ -184,6 +189,7 @@ def _entropy_sum(
 @torch.no_grad()
 def sample_statistics(
     policy: Policy,
+    worker: RolloutWorker,
     problems: list[Problem],
     samples: int,
     generator: torch.Generator,
@@ -199,10 +205,10 @@ def sample_statistics(
     repeated = [p for p in problems for _ in range(samples)]
     rewards, answers, entropy, tokens, errors = [], [], 0.0, 0, 0
     for rollout, texts, scores, failed in _scored_chunks(
-        policy, repeated, generator, False, timeout_s, temperature, progress
+        policy, worker, repeated, generator, False, timeout_s, temperature, progress
     ):
         rewards += scores
-        answers += [policy.task.final_answer(text) for text in texts]
+        answers += [worker.task.final_answer(text) for text in texts]
         entropy += _entropy_sum(policy, rollout, temperature, rows, progress)
         tokens += int(rollout.response_mask.sum())
         errors += failed

@@ -18,6 +18,7 @@ from entropy_rl.runs.layout import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, PRE
 from entropy_rl.runs.metric_keys import ENTROPY_MEAN, STEP, VAL_ACC
 from entropy_rl.runs.metrics_log import read_records, record_columns
 from entropy_rl.runs.status import RunStatus
+from entropy_rl.tasks import TASKS
 from entropy_rl.tasks.base_models import base_model_dir
 
 
@@ -81,9 +82,17 @@ def load_run_dir(run_dir: Path, labels: dict[str, Any] | None = None) -> RunData
         seed=int(labels.get("seed", config.train.seed)),
         params=_num_parameters(config),
         records=tuple(records),
-        val_prompts=None if config.task.name == "dataset" else config.task.val_size,
+        val_prompts=_val_prompts(config),
         val_samples=config.eval.samples,
     )
+
+
+def _val_prompts(config: Config) -> int | None:
+    """The run's number of validation prompts, as its task states it from the config; None
+    for a task that depends on data, or one registered in a module this process has not
+    imported."""
+    task = TASKS.get(config.task.name)
+    return task.val_prompts(config.task) if task is not None else None
 
 
 def load_log(path: Path, **keys: str | None) -> RunData:

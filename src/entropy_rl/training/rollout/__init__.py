@@ -1,25 +1,25 @@
-"""Rollouts: the batch of sampled responses, the engines that sample them (our KV-cache
-sampler on the training model; vLLM), and the teacher-forced pass that scores them again.
+"""Rollouts: the batch of sampled responses (`batch`), the engines that sample them (`engine`:
+our KV-cache `sampler` on the training model; `vllm`), and the teacher-forced pass that
+scores them again (`scoring`).
 The engines' registry is `entropy_rl.training.engines`."""
 
+from entropy_rl.training.rollout.batch import Rollout, left_pad
 from entropy_rl.training.rollout.engine import (
     RolloutEngine,
     TransformersEngine,
     policy_sampler,
 )
-from entropy_rl.training.rollout.sampler import (
+from entropy_rl.training.rollout.sampler import sample
+from entropy_rl.training.rollout.scoring import (
     HeadInputs,
-    Rollout,
     float32_output_embeddings,
     head_parameters,
     hidden_at,
-    left_pad,
     logits_post_processing,
     logits_rows,
     output_head,
     response_logits,
     response_scores,
-    sample,
 )
 
 __all__ = [

@@ -19,7 +19,8 @@ from typing import Protocol
 import torch
 
 from entropy_rl.training.engines import SAMPLING_METHODS
-from entropy_rl.training.rollout.sampler import Rollout, sample
+from entropy_rl.training.rollout.batch import Rollout
+from entropy_rl.training.rollout.sampler import sample
 
 
 class RolloutEngine(Protocol):
@@ -80,12 +81,13 @@ class TransformersEngine:
         return None
 
 
-def policy_sampler(policy, sampling: str = SAMPLING_METHODS[0]) -> TransformersEngine:
-    """Our sampler on `policy`'s own model, drawing tokens by `sampling`: the default engine
-    (a policy built without one samples with it, by multinomial)."""
-    return TransformersEngine(policy.model, policy.forward_context, policy.all_done, sampling)
+def policy_sampler(policy, sampling: str = SAMPLING_METHODS[0], dist=None) -> TransformersEngine:
+    """Our sampler on `policy`'s own model, drawing tokens by `sampling`; under torchrun
+    (`dist`, a `training.distributed.Dist`, active) every rank decodes in lock-step."""
+    all_done = dist.all_done if dist is not None and dist.active else None
+    return TransformersEngine(policy.model, policy.forward_context, all_done, sampling)
 
 
 def transformers_engine(config, policy, model_dir: Path, dist) -> TransformersEngine:
     """The `transformers` engine of the registry (`rollout.engine=transformers`)."""
-    return policy_sampler(policy, config.rollout.sampling)
+    return policy_sampler(policy, config.rollout.sampling, dist)

@@ -28,7 +28,7 @@ from entropy_rl.errors import ConfigError
 
 if TYPE_CHECKING:
     from entropy_rl.config import Config
-from entropy_rl.training.rollout.sampler import Rollout, left_pad
+from entropy_rl.training.rollout.batch import Rollout, left_pad
 
 SEED_HIGH = 2**31 - 1
 """vLLM's per-request seeds are drawn uniformly from [0, SEED_HIGH)."""

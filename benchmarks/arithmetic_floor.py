@@ -38,9 +38,10 @@ def step_flops(policy, worker, config) -> float:
 
     from entropy_rl.training import trainer
     from entropy_rl.training.distributed import Dist
+    from entropy_rl.training.run_state import RunState
 
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.train.lr)
-    state = trainer.RunState.fresh(config.train.seed)
+    state = RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
     trainer.run_step(policy, worker, optimizer, config, state, [], Dist())
     state.step += 1

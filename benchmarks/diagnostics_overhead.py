@@ -27,7 +27,8 @@ from entropy_rl.training.distributed import Dist
 from entropy_rl.training.models import load_pretrained
 from entropy_rl.training.policy import Policy, local_worker
 from entropy_rl.training.pretrain import pretrain
-from entropy_rl.training.trainer import RunState, collect, run_step
+from entropy_rl.training.run_state import RunState
+from entropy_rl.training.trainer import collect, run_step
 
 
 def _fresh(config, base):

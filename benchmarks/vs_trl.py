@@ -90,6 +90,7 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
     from entropy_rl.training.distributed import Dist
     from entropy_rl.training.models import load_pretrained
     from entropy_rl.training.policy import Policy, local_worker
+    from entropy_rl.training.run_state import RunState
 
     config = _config(hidden_size)
     parts: dict[str, float] = {}
@@ -99,7 +100,7 @@ def run_ours(directory: Path, hidden_size: int, warmup: int, steps: int) -> dict
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
     )
-    state = trainer.RunState.fresh(config.train.seed)
+    state = RunState.fresh(config.train.seed)
     state.step = 1  # not an evaluation step
     policy = Policy(model.eval(), tokenizer)
     worker = local_worker(policy, make_task(config.task))

@@ -2,7 +2,7 @@
 
 For each loss mode, one rollout batch of B responses is split over the ranks (each keeps
 its rows, cut to its own longest response) and trained for `mini_batches` optimizer steps
-with the trainer's own `select_tokens` and `optimizer_step`. Rank 0 also takes the step
+with the trainer's own `select_batch_tokens` and `optimizer_step`. Rank 0 also takes the step
 in a single process on the whole batch, with the same global mini-batches, with 1 and
 with 2 micro-batches, and saves everything to OUT/<strategy> for the test to compare, for
 each strategy named (ddp,fsdp: one after the other in the one job). It also saves
@@ -19,7 +19,13 @@ from pathlib import Path
 import torch
 
 from entropy_rl.config import ModelConfig, load_config
-from entropy_rl.core import ControlState, centering_sums, token_covariance, token_log_probs
+from entropy_rl.core import (
+    ControlState,
+    TokenScores,
+    centering_sums,
+    token_covariance,
+    token_log_probs,
+)
 from entropy_rl.core.control import control_step
 from entropy_rl.runs.checkpoint import find_checkpoint
 from entropy_rl.training import runner
@@ -27,7 +33,13 @@ from entropy_rl.training.distributed import Dist, init_distributed, shutdown, wr
 from entropy_rl.training.models import build_model, build_tokenizer, load_pretrained
 from entropy_rl.training.policy import Policy
 from entropy_rl.training.rollout import Rollout, response_logits
-from entropy_rl.training.trainer import Batch, RunState, _token_means, optimizer_step, select_tokens
+from entropy_rl.training.run_state import RunState
+from entropy_rl.training.trainer import (
+    Batch,
+    _token_means,
+    optimizer_step,
+    select_batch_tokens,
+)
 
 B, P, T = 8, 3, 7  # responses, prompt columns, response columns
 WORLD = 2  # ranks of the torchrun job; the single-process reference uses its mini-batches
@@ -116,7 +128,8 @@ def train_step(mode: str, micro_batches: int, dist: Dist, strategy: str = "ddp",
     cov = token_covariance(part_old, adv, mask, sums)  # (b, T)
     selection = None
     if mode != "ppo":
-        selection = select_tokens(cov, mask, config.loss, torch.Generator().manual_seed(3), dist)
+        generator = torch.Generator().manual_seed(3)
+        selection = select_batch_tokens(TokenScores(cov), mask, config.loss, generator, dist)
     batch = Batch(part, adv, part_old, None, selection, config.loss)
     policy = Policy(model, tokenizer, trainable=None if trainable is model else trainable)
     losses = []

@@ -7,10 +7,11 @@ import torch
 
 from entropy_rl.core import (
     PolicyLossConfig,
+    TokenScores,
     aggregate_loss,
     check_loss_config,
     policy_loss,
-    select_high_covariance_tokens,
+    select_tokens,
     token_covariance,
 )
 
@@ -115,7 +116,7 @@ def test_clip_cov_draws_n_tokens_with_generator():
     config = PolicyLossConfig(mode="clip_cov", clip_cov_ratio=0.03)
     cov = token_covariance(logp, adv, mask)
     draws = [
-        select_high_covariance_tokens(cov, mask, config, torch.Generator().manual_seed(s))
+        select_tokens(TokenScores(cov), mask, config, torch.Generator().manual_seed(s))
         for s in (0, 0, 1, 2, 3)
     ]
     n = max(math.floor(0.03 * int(mask.sum())), 1)
@@ -139,7 +140,7 @@ def test_precomputed_selection_is_used():
     logp, old, adv, mask = _batch(seed=5)
     config = PolicyLossConfig(mode="kl_cov", kl_cov_ratio=0.2)
     loss, _ = policy_loss(logp, old, adv, mask, config)
-    selection = select_high_covariance_tokens(token_covariance(logp, adv, mask), mask, config)
+    selection = select_tokens(TokenScores(token_covariance(logp, adv, mask)), mask, config)
     loss_pre, _ = policy_loss(logp, old, adv, mask, config, selection=selection)
     torch.testing.assert_close(loss, loss_pre)
     nothing = torch.zeros_like(mask, dtype=torch.bool)
@@ -169,7 +170,7 @@ def test_micro_batches_with_global_denominators_sum_to_full_batch(agg, mode):
     cov = token_covariance(old, adv, mask)
     sel = None
     if mode != "ppo":
-        sel = select_high_covariance_tokens(cov, mask, config, torch.Generator().manual_seed(0))
+        sel = select_tokens(TokenScores(cov), mask, config, torch.Generator().manual_seed(0))
     full, _ = policy_loss(logp, old, adv, mask, config, selection=sel)
     n_tok, n_seq = mask.sum(), (mask.sum(-1) > 0).sum()
     parts = [

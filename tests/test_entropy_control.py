@@ -8,7 +8,7 @@ from entropy_rl.config import load_config
 from entropy_rl.core.control import CONTROL_KEYS, ControlState
 from entropy_rl.runs.metrics_log import read_records
 from entropy_rl.training import runner
-from entropy_rl.training.trainer import RunState
+from entropy_rl.training.run_state import RunState
 
 
 def _rows(run):

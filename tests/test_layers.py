@@ -243,7 +243,7 @@ def test_a_task_without_an_embedded_base_model_has_no_key(tmp_path):
         base_model_dir(config)
 
 
-LOSS_MODE_NAMES = ("ppo", "clip_cov", "kl_cov")
+LOSS_MODE_NAMES = ("ppo", "clip_cov", "kl_cov", "top_entropy")
 MODE_NAME_HOMES = ("core/losses.py", "loss_config.py", "config/methods.py")
 """The only files that spell a loss mode's name: the losses, their settings and the paper's
 methods as run settings."""

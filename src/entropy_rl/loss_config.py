@@ -44,8 +44,9 @@ class PolicyLossConfig:
     """The policy loss and its entropy-control options. Validated on construction."""
 
     mode: str = "ppo"
-    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov) or 'kl_cov' (KL-Cov); or a mode
-    registered with `entropy_rl.core.register_loss_mode`."""
+    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov), 'kl_cov' (KL-Cov) or
+    'top_entropy' (PPO's loss on the highest-entropy tokens only); or a mode registered with
+    `entropy_rl.core.register_loss_mode`."""
     clip_low: float = 0.2
     """PPO clip range below 1: the ratio is clipped at 1 - clip_low."""
     clip_high: float = 0.2
@@ -60,6 +61,9 @@ class PolicyLossConfig:
     """KL-Cov: fraction of valid tokens, those of largest covariance, that get the KL penalty."""
     kl_cov_coef: float = 1.0
     """KL-Cov: coefficient of the |logp - old_logp| penalty on the selected tokens."""
+    top_entropy_quantile: float = 0.2
+    """top_entropy: the share of valid tokens, those of highest entropy, that the loss acts on
+    (TRL's `top_entropy_quantile`; 0.2 is "Beyond the 80/20 rule", arXiv 2506.01939)."""
     agg: str = "token_mean"
     """Aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum'."""
     entropy_coef: float = 0.0
@@ -95,6 +99,10 @@ class PolicyLossConfig:
         for name in ("clip_cov_ratio", "kl_cov_ratio"):
             if not 0.0 <= _require_number(name, getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not 0.0 < _require_number("top_entropy_quantile", self.top_entropy_quantile) <= 1.0:
+            raise ValueError(
+                f"top_entropy_quantile must be in (0, 1], got {self.top_entropy_quantile!r}"
+            )
         self._check_control()
         for name in ("clip_cov_lb", "clip_cov_ub"):
             _require_number(name, getattr(self, name))

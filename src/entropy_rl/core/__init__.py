@@ -42,12 +42,13 @@ from entropy_rl.core.entropy import (
 from entropy_rl.core.losses import (
     LOSS_MODES,
     LossMode,
+    TokenScores,
     TokenTerms,
     aggregate_loss,
     loss_mode,
     policy_loss,
     register_loss_mode,
-    select_high_covariance_tokens,
+    select_tokens,
     unregister_loss_mode,
 )
 from entropy_rl.core.masked import (
@@ -74,6 +75,7 @@ __all__ = [
     "Knob",
     "LossMode",
     "PolicyLossConfig",
+    "TokenScores",
     "TokenTerms",
     "aggregate_loss",
     "centering_sums",
@@ -95,7 +97,7 @@ __all__ = [
     "register_loss_mode",
     "reinforce_pp_advantages",
     "rloo_advantages",
-    "select_high_covariance_tokens",
+    "select_tokens",
     "token_covariance",
     "token_covariance_pg",
     "token_entropy",

@@ -9,10 +9,14 @@ Per-token losses, with ratio r = exp(logp - old_logp) and advantage A:
             is exactly zero and they stay in the aggregation's denominator.
 - kl_cov:   L = -A r for every token (no PPO clip); the k = max(1, floor(kl_cov_ratio N))
             tokens with the largest cov_t get + kl_cov_coef |logp - old_logp|.
+- top_entropy: the ppo loss on the tokens whose entropy is at or above the
+            (1 - top_entropy_quantile) quantile of the valid tokens' entropy, 0 on the others
+            (which stay in the denominator): "Beyond the 80/20 rule" (arXiv 2506.01939), as
+            TRL's `top_entropy_quantile`, with the quantile over the whole rollout batch.
 N is the number of valid tokens and cov_t the per-token covariance of `token_covariance`.
 
 Departures from the paper and its reference code:
-1. The selection is a separate function, `select_high_covariance_tokens`, and `policy_loss`
+1. The selection is a separate function, `select_tokens`, and `policy_loss`
    accepts a precomputed selection. A trainer can then select once over the whole rollout
    batch (the paper's description) and apply the selection micro-batch by micro-batch; the
    reference code selects inside each micro-batch, which its authors call an approximation.
@@ -68,13 +72,25 @@ PerTokenLoss = Callable[
 ]
 """(terms, selection, config) -> the per-token loss (B, T) and the mode's metrics. `selection`
 is the float mask (B, T) of the selected valid tokens, or None for a mode without selection."""
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """What a mode's token selection reads, each (B, T)."""
+
+    cov: torch.Tensor
+    """The per-token covariance of log pi and A (`token_covariance`, Theorem 2)."""
+    entropy: torch.Tensor | None = None
+    """The token entropy under the policy that sampled (None: not measured)."""
+
+
 TokenSelection = Callable[
-    [torch.Tensor, torch.Tensor, PolicyLossConfig, "torch.Generator | None", "torch.Tensor | None"],
+    [TokenScores, torch.Tensor, PolicyLossConfig, "torch.Generator | None", "torch.Tensor | None"],
     torch.Tensor,
 ]
-"""(cov, valid, config, generator, eligible) -> the selected tokens, bool (B, T). cov (B, T)
-from `token_covariance`; valid (B, T) bool, with at least one valid token; eligible (B, T)
-bool or None: the tokens PPO did not clip, when known (`policy_loss` passes them)."""
+"""(scores, valid, config, generator, eligible) -> the selected tokens, bool (B, T). valid
+(B, T) bool, with at least one valid token; eligible (B, T) bool or None: the tokens PPO did
+not clip, when known (`policy_loss` passes them)."""
 
 
 @dataclass(frozen=True)
@@ -143,9 +159,10 @@ def _ppo_loss(terms: TokenTerms, selection, config: PolicyLossConfig):
     return torch.maximum(terms.surrogate, terms.clipped_surrogate), {}
 
 
-def _clip_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) -> torch.Tensor:
+def _clip_cov_select(scores: TokenScores, valid, config, generator, eligible) -> torch.Tensor:
     """n = min(max(floor(ratio N), 1), #candidates) tokens drawn uniformly among the valid,
     eligible tokens with clip_cov_lb < cov_t < clip_cov_ub."""
+    cov = scores.cov
     chosen = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
     candidates = valid & (cov > config.clip_cov_lb) & (cov < config.clip_cov_ub)
     if eligible is not None:
@@ -175,12 +192,13 @@ def _clip_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLos
     return per_token, {"clip_cov/frac": masked_mean(selection, terms.mask)}
 
 
-def _kl_cov_select(cov, valid, config: PolicyLossConfig, generator, eligible) -> torch.Tensor:
+def _kl_cov_select(scores: TokenScores, valid, config, generator, eligible) -> torch.Tensor:
     """The k = max(1, floor(ratio N)) valid tokens of largest cov_t (deterministic up to ties)."""
+    cov = scores.cov
     chosen = torch.zeros(cov.numel(), dtype=torch.bool, device=cov.device)
     k = max(1, math.floor(config.kl_cov_ratio * int(valid.sum())))
-    scores = cov.masked_fill(~valid, float("-inf")).flatten()  # (B*T,)
-    chosen[torch.topk(scores, k).indices] = True
+    ranked = cov.masked_fill(~valid, float("-inf")).flatten()  # (B*T,)
+    chosen[torch.topk(ranked, k).indices] = True
     return chosen.view_as(valid)
 
 
@@ -200,22 +218,56 @@ def _kl_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossC
     return per_token, metrics
 
 
+QUANTILE_MAX_TOKENS = 2**24
+"""The most values `torch.quantile` takes; above, the same interpolation from a sort."""
+
+
+def entropy_quantile(entropy: torch.Tensor, q: float) -> torch.Tensor:
+    """The q-quantile of the values `entropy` (1-D), in float32, with torch.quantile's linear
+    interpolation (TRL's `get_high_entropy_mask` takes it so), for any number of values."""
+    values = entropy.float()
+    if values.numel() <= QUANTILE_MAX_TOKENS:
+        return torch.quantile(values, q)
+    ordered = values.sort().values
+    position = q * (ordered.numel() - 1)
+    low = math.floor(position)
+    high = min(low + 1, ordered.numel() - 1)
+    return torch.lerp(ordered[low], ordered[high], position - low)
+
+
+def _top_entropy_select(scores: TokenScores, valid, config, generator, eligible) -> torch.Tensor:
+    """The valid tokens whose entropy is at or above the (1 - top_entropy_quantile) quantile
+    of the valid tokens' entropy (ties at the threshold are all kept, as in TRL)."""
+    if scores.entropy is None:
+        raise ValueError("mode 'top_entropy' selects by token entropy: pass it (TokenScores)")
+    threshold = entropy_quantile(scores.entropy[valid], 1.0 - config.top_entropy_quantile)
+    return (scores.entropy.float() >= threshold) & valid
+
+
+@register_loss_mode("top_entropy", select=_top_entropy_select, metrics={"top_entropy/frac": None})
+def _top_entropy_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
+    """The PPO loss on the selected tokens; 0 on the others, which stay in the mean."""
+    per_token = torch.maximum(terms.surrogate, terms.clipped_surrogate) * selection
+    return per_token, {"top_entropy/frac": masked_mean(selection, terms.mask)}
+
+
 # ---- the loss -----------------------------------------------------------------------------
 
 
-def select_high_covariance_tokens(
-    cov: torch.Tensor,
+def select_tokens(
+    scores: TokenScores,
     mask: torch.Tensor,
     config: PolicyLossConfig,
     generator: torch.Generator | None = None,
     eligible: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The tokens `config.mode` acts on (Clip-Cov detaches, KL-Cov penalises), bool (B, T).
+    """The tokens `config.mode` acts on (Clip-Cov detaches, KL-Cov penalises, top_entropy
+    trains), bool (B, T).
 
-    cov: (B, T) from `token_covariance`; mask: (B, T). `eligible` (B, T) further restricts
-    Clip-Cov's candidates (policy_loss passes the tokens PPO did not clip). Clip-Cov draws
-    with `generator`; KL-Cov's top-k is deterministic up to ties. ValueError for a mode that
-    selects no tokens.
+    scores: the tokens' covariance and entropy, (B, T) each; mask: (B, T). `eligible` (B, T)
+    further restricts Clip-Cov's candidates (policy_loss passes the tokens PPO did not clip).
+    Clip-Cov draws with `generator`; KL-Cov's top-k is deterministic up to ties. ValueError
+    for a mode that selects no tokens.
     """
     mode = loss_mode(config.mode)
     if mode.select is None:
@@ -224,7 +276,7 @@ def select_high_covariance_tokens(
     valid = mask.bool()
     if int(valid.sum()) == 0:
         return torch.zeros_like(valid)
-    return mode.select(cov, valid, config, generator, eligible)
+    return mode.select(scores, valid, config, generator, eligible)
 
 
 def aggregate_loss(
@@ -285,7 +337,7 @@ def policy_loss(
     """The policy loss of `config.mode` and its metrics (detached 0-dim tensors).
 
     log_probs, old_log_probs, mask: (B, T); advantages: (B,) or (B, T).
-    selection: optional precomputed bool mask (B, T) from `select_high_covariance_tokens`
+    selection: optional precomputed bool mask (B, T) from `select_tokens`
         (modes that select tokens only); without it, tokens are selected over this batch.
     entropy: per-token entropy (B, T), required when config.entropy_coef > 0.
     num_tokens, num_seqs: global denominators for the aggregation (see `aggregate_loss`).
@@ -304,8 +356,8 @@ def policy_loss(
             raise ValueError(f"a token selection was given but mode {config.mode!r} selects none")
     else:
         if selection is None:
-            cov = token_covariance(log_probs, terms.advantages, mask)  # (B, T)
-            selection = select_high_covariance_tokens(cov, mask, config, generator, ~terms.clipped)
+            scores = TokenScores(token_covariance(log_probs, terms.advantages, mask), entropy)
+            selection = select_tokens(scores, mask, config, generator, ~terms.clipped)
         selection = (selection.bool() & mask.bool()).to(m.dtype)  # (B, T)
     per_token, own = mode.per_token(terms, selection, config)
     metrics |= {key: value.detach() for key, value in own.items()}
@@ -328,11 +380,12 @@ __all__ = [
     "PPO_METRICS",
     "LossMode",
     "PolicyLossConfig",
+    "TokenScores",
     "TokenTerms",
     "aggregate_loss",
     "loss_mode",
     "policy_loss",
     "register_loss_mode",
-    "select_high_covariance_tokens",
+    "select_tokens",
     "unregister_loss_mode",
 ]

@@ -51,7 +51,8 @@ from entropy_rl.training.models import check_saved_model, load_pretrained
 from entropy_rl.training.policy import Policy, RolloutWorker
 from entropy_rl.training.pretrain import make_base_model, require_learnt
 from entropy_rl.training.rollout import logits_post_processing
-from entropy_rl.training.trainer import EarlyStop, RunState, micro_batch_size, run_step
+from entropy_rl.training.run_state import EarlyStop, RunState
+from entropy_rl.training.trainer import micro_batch_size, run_step
 
 
 def check_world(config: Config, dist: Dist) -> None:

@@ -44,25 +44,23 @@ over ranks (token-weighted means, summed counts).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from entropy_rl.analysis.live_law import Point, live_law
+from entropy_rl.analysis.live_law import live_law
 from entropy_rl.config import Config
 from entropy_rl.core import (
-    ControlState,
     PolicyLossConfig,
+    TokenScores,
     centering_sums,
     compute_advantages,
     loss_mode,
     policy_loss,
-    select_high_covariance_tokens,
+    select_tokens,
     token_covariance,
 )
 from entropy_rl.core.control import control_step
@@ -97,79 +95,8 @@ from entropy_rl.training.rollout import (
     logits_rows,
     response_scores,
 )
+from entropy_rl.training.run_state import EarlyStop, RunState
 from entropy_rl.training.validation import evaluate, validation_seed
-
-RANK_SEED_STRIDE = 1_000_003
-"""Rank r samples its rollouts with seed + r * RANK_SEED_STRIDE (rank 0: the run's seed)."""
-
-
-@dataclass
-class RunState:
-    """What changes during a run and is saved in checkpoints. Every rank draws the same
-    prompts and selections; each samples with its own `rollout_gen`."""
-
-    step: int
-    prompt_rng: np.random.Generator
-    rollout_gen: torch.Generator
-    select_gen: torch.Generator
-    consecutive_bad: int = 0
-    law_points: list[Point] = field(default_factory=list)
-    """(H, R) of the evaluation rows so far, the live law's points."""
-    control: ControlState = field(default_factory=ControlState)
-    """The entropy controller's state (loss.entropy_target; unused without it)."""
-    stop_requested: bool = field(default=False, repr=False)
-    early_stop: EarlyStop | None = field(default=None, repr=False)
-
-    @classmethod
-    def fresh(cls, seed: int, rank: int = 0, device: str | torch.device = "cpu") -> RunState:
-        return cls(
-            step=0,
-            prompt_rng=np.random.default_rng(seed),
-            rollout_gen=torch.Generator(device).manual_seed(seed + RANK_SEED_STRIDE * rank),
-            select_gen=torch.Generator().manual_seed(seed + 1),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "prompt_rng": self.prompt_rng.bit_generator.state,
-            "rollout_gen": self.rollout_gen.get_state(),
-            "select_gen": self.select_gen.get_state(),
-            "consecutive_bad": self.consecutive_bad,
-            "law_points": [list(p) for p in self.law_points],
-            "control": dataclasses.asdict(self.control),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], device: str | torch.device = "cpu") -> RunState:
-        state = cls.fresh(0, device=device)
-        state.step, state.consecutive_bad = data["step"], data["consecutive_bad"]
-        state.prompt_rng.bit_generator.state = data["prompt_rng"]
-        state.rollout_gen.set_state(data["rollout_gen"])
-        state.select_gen.set_state(data["select_gen"])
-        state.law_points = [(h, r) for h, r in data.get("law_points", [])]
-        state.control = ControlState(**data.get("control", {}))
-        return state
-
-    def copy(self) -> RunState:
-        """The saved part of this state, as a new state."""
-        return RunState.from_dict(self.to_dict(), self.rollout_gen.device)
-
-
-@dataclass(frozen=True)
-class EarlyStop:
-    """A run stopped at saturation (train.stop_at_saturation): the row where it stopped, why
-    (`live_law.saturation`), and the run state to checkpoint, taken before that row's
-    rollouts, so that a resume recomputes the row and goes on as the run would have."""
-
-    step: int
-    reason: str
-    gain_left: float
-    state: RunState
-
-    def to_dict(self) -> dict[str, Any]:
-        """summary.json's `stopped_early`."""
-        return {"step": self.step, "reason": self.reason, "gain_left": self.gain_left}
 
 
 @dataclass(frozen=True)
@@ -238,13 +165,15 @@ def _score_tokens(
     return torch.cat(log_probs), torch.cat(entropy), probe
 
 
-def select_tokens(cov, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist) -> torch.Tensor:
-    """The loss mode's token selection over the global batch (every rank's rows, gathered);
-    returns this rank's rows (B, T) of it."""
+def select_batch_tokens(
+    scores: TokenScores, mask, loss_cfg: PolicyLossConfig, generator, dist: Dist
+) -> torch.Tensor:
+    """The loss mode's token selection over the global batch (every rank's rows, gathered),
+    whatever the micro-batches; returns this rank's rows (B, T) of it."""
     rows, width = mask.shape
-    chosen = select_high_covariance_tokens(
-        dist.gather_rows(cov), dist.gather_rows(mask), loss_cfg, generator
-    )  # (W*B, T_max)
+    entropy = None if scores.entropy is None else dist.gather_rows(scores.entropy)
+    everyone = TokenScores(dist.gather_rows(scores.cov), entropy)
+    chosen = select_tokens(everyone, dist.gather_rows(mask), loss_cfg, generator)  # (W*B, T_max)
     return dist.own_rows(chosen, rows, width)
 
 
@@ -292,7 +221,8 @@ def collect(
         metrics |= decision.metrics
     selection = None
     if loss_mode(loss_cfg.mode).selects_tokens:
-        selection = select_tokens(cov, mask, loss_cfg, state.select_gen, dist)
+        scores = TokenScores(cov, entropy)
+        selection = select_batch_tokens(scores, mask, loss_cfg, state.select_gen, dist)
     batch = Batch(rollout, advantages, old_log_probs, probe, selection, loss_cfg)
     return batch, metrics
 

@@ -19,6 +19,8 @@ AUTO_KNOB = "auto"
 CONTROL_KP = 4.0
 CONTROL_KI = 1.0
 CONTROL_MAX_SCALE = 100.0
+PI_RULE = "pi"
+"""`control_rule`'s default: the proportional-integral rule of `core.control`."""
 
 
 def _require_number(name: str, value: object) -> float:
@@ -86,9 +88,20 @@ class PolicyLossConfig:
     """Controller: integral gain, in log scale per unit of relative entropy error per step."""
     control_max_scale: float = CONTROL_MAX_SCALE
     """Controller: the knob stays within [1/this, this] times its configured value."""
+    control_rule: str = PI_RULE
+    """How the controller moves the knob: 'pi' (ours, `core.control`: proportional-integral
+    on a log scale, once per rollout step) or 'fixed_step' (TRL's `use_adaptive_entropy`,
+    Skywork-OR1's rule, `core.fixed_step`: control_step_size per optimizer step toward the
+    target, applied only at or below it); or a rule registered with `register_control_rule`."""
+    control_step_size: float = 0.005
+    """fixed_step: how much the knob moves per optimizer step (TRL's entropy_coef_delta)."""
+    control_min: float = 0.0
+    """fixed_step: the knob's lowest value (TRL's entropy_coef_min)."""
+    control_max: float = 1.0
+    """fixed_step: the knob's highest value (TRL's entropy_coef_max)."""
 
     def __post_init__(self) -> None:
-        for name in ("mode", "entropy_control"):
+        for name in ("mode", "entropy_control", "control_rule"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a name, got {getattr(self, name)!r}")
         if self.agg not in AGG_MODES:
@@ -117,5 +130,13 @@ class PolicyLossConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if _require_number("control_max_scale", self.control_max_scale) < 1:
             raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
+        if _require_number("control_step_size", self.control_step_size) <= 0:
+            raise ValueError(f"control_step_size must be > 0, got {self.control_step_size!r}")
+        if _require_number("control_min", self.control_min) < 0:
+            raise ValueError(f"control_min must be >= 0, got {self.control_min!r}")
+        if _require_number("control_max", self.control_max) < self.control_min:
+            raise ValueError(
+                f"control_max must be >= control_min, got {self.control_max!r} < {self.control_min!r}"
+            )
         if self.entropy_target is None and self.entropy_target_end is not None:
             raise ValueError("entropy_target_end needs entropy_target (the start of the schedule)")

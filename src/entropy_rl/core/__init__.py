@@ -21,9 +21,13 @@ from entropy_rl.core.advantages import (
 )
 from entropy_rl.core.control import (
     CONTROL_KNOBS,
+    CONTROL_RULES,
+    ControlRule,
     ControlState,
     check_loss_config,
+    control_rule,
     control_step,
+    register_control_rule,
     register_knob,
 )
 from entropy_rl.core.covariance import (
@@ -39,6 +43,7 @@ from entropy_rl.core.entropy import (
     token_entropy,
     token_log_probs,
 )
+from entropy_rl.core.fixed_step import FIXED_STEP  # registers the rule
 from entropy_rl.core.losses import (
     LOSS_MODES,
     LossMode,
@@ -68,9 +73,12 @@ __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGG_MODES",
     "CONTROL_KNOBS",
+    "CONTROL_RULES",
+    "FIXED_STEP",
     "LOSS_MODES",
     "AdvantageEstimator",
     "AdvantageFn",
+    "ControlRule",
     "ControlState",
     "Knob",
     "LossMode",
@@ -81,6 +89,7 @@ __all__ = [
     "centering_sums",
     "check_loss_config",
     "compute_advantages",
+    "control_rule",
     "control_step",
     "entropy_change_and_first_order",
     "entropy_change_first_order",
@@ -93,6 +102,7 @@ __all__ = [
     "pass_at_k",
     "policy_loss",
     "register_advantage",
+    "register_control_rule",
     "register_knob",
     "register_loss_mode",
     "reinforce_pp_advantages",

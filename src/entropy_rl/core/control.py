@@ -34,16 +34,21 @@ Why this form:
 5. Clamping the integral to the range bounds it at saturation (no wind-up there either).
 It is scalar arithmetic on a global number: under torchrun every rank measures the same H
 (a mean over every rank's tokens) and so takes the same decision.
+
+The rule is one of `CONTROL_RULES` (`loss.control_rule`): this one is 'pi'; TRL's fixed-step
+rule is 'fixed_step' (`core.fixed_step`), for comparison; a rule of the user's is one
+`register_control_rule` call.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from entropy_rl.core.losses import LOSS_MODES
-from entropy_rl.loss_config import AUTO_KNOB, Knob, PolicyLossConfig
+from entropy_rl.loss_config import AUTO_KNOB, PI_RULE, Knob, PolicyLossConfig
 from entropy_rl.registry import Registry
 
 CONTROL_KNOBS: Registry[Knob] = Registry("controller knob")
@@ -67,6 +72,9 @@ CONTROL_ERROR = "control/error"
 CONTROL_SCALE = "control/scale"
 CONTROL_VALUE = "control/value"
 CONTROL_INTEGRAL = "control/integral"  # in log scale
+CONTROL_UPDATE_ENTROPY = "control/update_entropy"
+"""A rule that moves after each optimizer step: the mean token entropy of the step's tokens
+under the policy before it, averaged over the rollout step's optimizer steps."""
 CONTROL_KEYS = (CONTROL_TARGET, CONTROL_ERROR, CONTROL_SCALE, CONTROL_VALUE, CONTROL_INTEGRAL)
 """The metrics of a controlled run, in every metrics.jsonl row (docs/metrics.md)."""
 
@@ -103,7 +111,8 @@ def check_loss_config(config: PolicyLossConfig) -> PolicyLossConfig:
             else f"entropy_control must be one of {', '.join([AUTO_KNOB, *knobs])} in mode "
             f"{config.mode!r}; got {config.entropy_control!r}"
         )
-    if config.entropy_target is not None:
+    rule = CONTROL_RULES.check(config.control_rule, "control_rule")
+    if config.entropy_target is not None and rule.needs_strength:
         knob = control_knob(config).name
         if getattr(config, knob) <= 0:
             raise ValueError(
@@ -133,6 +142,10 @@ class ControlState:
     knob's configured value) it has learnt to hold the target with."""
     reached: bool = False
     """Whether the entropy has been at or below the target (the integral runs from then)."""
+    value: float | None = None
+    """fixed_step: the knob's value (None: its configured value, not yet moved)."""
+    last_entropy: float = math.inf
+    """fixed_step: the entropy of the last optimizer step's tokens (+inf before the first)."""
 
 
 @dataclass(frozen=True)
@@ -174,3 +187,43 @@ def control_step(
         config, **{knob.name: value}, entropy_target=None, entropy_target_end=None
     )
     return ControlDecision(loss, ControlState(integral, reached), metrics)
+
+
+StartRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
+"""(config, state, entropy, step, total_steps) -> the decision for a rollout step, from the
+entropy of its batch before its updates."""
+UpdateRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
+"""(config, state, entropy, step, total_steps) -> the decision for the next optimizer step,
+from the entropy of the tokens the last one trained on (before it); its metrics unused."""
+
+
+@dataclass(frozen=True)
+class ControlRule:
+    """How the controller moves its knob (`loss.control_rule`)."""
+
+    name: str
+    start: StartRule
+    """Once per rollout step: the loss of its first update and its `control/*` metrics."""
+    after_update: UpdateRule | None = None
+    """After each optimizer step (None: the knob holds for the whole rollout step)."""
+    keys: tuple[str, ...] = CONTROL_KEYS
+    """The `control/*` metrics `start` returns (docs/metrics.md)."""
+    needs_strength: bool = True
+    """Whether the knob's configured value must be > 0 (a scale of it is what moves)."""
+
+
+CONTROL_RULES: Registry[ControlRule] = Registry("control rule")
+"""The controller's rules by name (read-only); add one with `register_control_rule`."""
+
+
+def register_control_rule(rule: ControlRule) -> ControlRule:
+    """Add `rule` to `CONTROL_RULES` (ValueError if its name is taken); returns it."""
+    return CONTROL_RULES.add(rule.name, rule)
+
+
+def control_rule(config: PolicyLossConfig) -> ControlRule:
+    """The rule `config.control_rule` names."""
+    return CONTROL_RULES.check(config.control_rule, "control_rule")
+
+
+register_control_rule(ControlRule(PI_RULE, control_step))

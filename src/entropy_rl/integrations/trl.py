@@ -81,7 +81,7 @@ from trl import GRPOTrainer
 from entropy_rl.analysis.law import RELIABLE_MIN_POINTS
 from entropy_rl.analysis.live_law import fit_so_far, law_metrics
 from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_loss
-from entropy_rl.core.control import control_step
+from entropy_rl.core.control import control_rule
 from entropy_rl.core.losses import LOSS_KEY
 from entropy_rl.runs.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
 from entropy_rl.training.diagnostics import rollout_statistics
@@ -124,7 +124,15 @@ class EntropyGRPOTrainer(GRPOTrainer):
         return cfg.mode == TRL_OWN_MODE and cfg.entropy_coef == 0 and cfg.entropy_target is None
 
     def _check_supported(self) -> None:
-        """Refuse TRL options whose math lives inside TRL's loss and would be silently lost."""
+        """Refuse TRL options whose math lives inside TRL's loss and would be silently lost,
+        and a controller rule that moves after each optimizer step (the adapter decides once
+        per optimizer step, before it)."""
+        cfg = self.entropy_config
+        if cfg.entropy_target is not None and control_rule(cfg).after_update is not None:
+            raise ValueError(
+                f"entropy_config.control_rule={cfg.control_rule!r} is for our trainer; in TRL "
+                "use its own rule: use_adaptive_entropy=True with entropy_config=None"
+            )
         args = self.args
         unsupported = {
             "beta != 0": self.beta != 0.0,
@@ -194,7 +202,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
             n_valid = mask.bool().sum()
             local = (entropies.detach().float() * mask).sum() / n_valid.clamp(min=1)
             entropy = self._global_mean(local, n_valid)
-            decision = control_step(
+            decision = control_rule(self.entropy_config).start(
                 self.entropy_config, self._control_state, entropy, step, self.state.max_steps
             )
             self._control_state, self._control = decision.state, (step, decision)

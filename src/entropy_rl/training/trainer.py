@@ -44,6 +44,7 @@ over ranks (token-weighted means, summed counts).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -59,11 +60,12 @@ from entropy_rl.core import (
     centering_sums,
     compute_advantages,
     loss_mode,
+    masked_mean,
     policy_loss,
     select_tokens,
     token_covariance,
 )
-from entropy_rl.core.control import control_step
+from entropy_rl.core.control import CONTROL_UPDATE_ENTROPY, UpdateRule, control_rule
 from entropy_rl.errors import TrainingError
 from entropy_rl.runs.metric_keys import (
     ENTROPY_BY_POSITION,
@@ -214,7 +216,7 @@ def collect(
     }
     loss_cfg = config.loss
     if loss_cfg.entropy_target is not None:  # the global entropy: every rank decides alike
-        decision = control_step(
+        decision = control_rule(loss_cfg).start(
             loss_cfg, state.control, metrics[ENTROPY_MEAN], state.step, config.train.steps
         )
         loss_cfg, state.control = decision.loss, decision.state
@@ -255,14 +257,17 @@ def _micro_loss(
     temperature: float,
     rows: int,
     totals,
+    measure: bool = False,
 ):
+    """The loss of the responses `index` of `batch`, and its metrics; with `measure`, the
+    mean token entropy under the policy as it is (`control/update_entropy`)."""
     rollout = batch.rollout.select(index)
     with policy.forward_context():
         log_probs, entropy, _ = response_scores(
-            policy.module, rollout, temperature, loss_cfg.entropy_coef > 0, rows
+            policy.module, rollout, temperature, loss_cfg.entropy_coef > 0 or measure, rows
         )  # (b, T), (b, T) or None
     selection = None if batch.selection is None else batch.selection[index]
-    return policy_loss(
+    loss, metrics = policy_loss(
         log_probs,
         batch.old_log_probs[index],
         batch.advantages[index],
@@ -273,6 +278,17 @@ def _micro_loss(
         num_tokens=totals[0],
         num_seqs=totals[1],
     )
+    if measure:
+        metrics[CONTROL_UPDATE_ENTROPY] = masked_mean(entropy.detach(), rollout.response_mask)
+    return loss, metrics
+
+
+def _update_rule(config: Config) -> UpdateRule | None:
+    """The controller's rule after each optimizer step (None: no controller, or its knob
+    holds for a whole rollout step)."""
+    if config.loss.entropy_target is None:
+        return None
+    return control_rule(config.loss).after_update
 
 
 def optimizer_step(
@@ -288,18 +304,19 @@ def optimizer_step(
     The loss uses the global mini-batch's token and sequence counts, so it and its gradient
     are those of a single process holding the whole mini-batch, for any number of ranks and
     micro-batches. Skipped (gradients dropped) when the loss or gradient is not finite.
-    Returns `loss/policy`, `grad/norm`, `applied` and the loss metrics (global token means).
+    Returns `loss/policy`, `grad/norm`, `applied` and the loss metrics (global token means;
+    with a controller rule that moves after each optimizer step, `control/update_entropy`).
     """
     train = config.train
     mask = batch.mask[mini]
     totals = dist.sum(torch.stack([mask.sum(), (mask.sum(-1) > 0).sum()]))  # global counts
     optimizer.zero_grad(set_to_none=True)
     loss_value, sums, rows = 0.0, {}, logits_rows(policy.model, config.train.logits_mib)
-    micros = mini.chunk(train.micro_batches)
+    micros, measure = mini.chunk(train.micro_batches), _update_rule(config) is not None
     for i, micro in enumerate(micros):
         with accumulate(policy.module, dist, sync=i == len(micros) - 1):
             loss, metrics = _micro_loss(
-                policy, batch, micro, batch.loss, train.temperature, rows, totals
+                policy, batch, micro, batch.loss, train.temperature, rows, totals, measure
             )
             (loss * dist.loss_scale).backward()
         loss_value += float(loss.detach())
@@ -333,6 +350,7 @@ def update(
             order = torch.randperm(size, generator=gen, device=gen.device)
             for mini in order.chunk(train.mini_batches):
                 metrics = optimizer_step(policy, optimizer, batch, mini, config, dist)
+                batch = _after_update(batch, metrics, config, state)
                 n_updates += 1
                 for key, value in metrics.items():
                     if key != "applied":
@@ -352,6 +370,17 @@ def update(
     metrics = {key: value / n_updates for key, value in sums.items()}
     metrics[SKIPPED_STEPS] = skipped
     return metrics
+
+
+def _after_update(batch: Batch, metrics, config: Config, state: RunState) -> Batch:
+    """The batch with the next optimizer step's loss, when the controller's rule moves after
+    each optimizer step (`loss.control_rule=fixed_step`); else `batch`."""
+    rule, entropy = _update_rule(config), metrics.get(CONTROL_UPDATE_ENTROPY, math.nan)
+    if rule is None or not math.isfinite(entropy):
+        return batch
+    decision = rule(config.loss, state.control, entropy, state.step, config.train.steps)
+    state.control = decision.state
+    return dataclasses.replace(batch, loss=decision.loss)
 
 
 def run_step(

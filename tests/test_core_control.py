@@ -27,6 +27,8 @@ def _reference(config: PolicyLossConfig, entropies, total_steps):
         if config.entropy_target_end is not None:
             target += (config.entropy_target_end - target) * step / total_steps
         error = (target - h) / target
+        if reached and error < -config.control_explosion:  # far above, once reached: back off
+            log_scale = min(log_scale, 0.0)
         scale = math.exp(log_scale + config.control_kp * error)
         scale = min(max(scale, lowest), highest)
         if h <= target:

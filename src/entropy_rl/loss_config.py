@@ -81,13 +81,22 @@ class PolicyLossConfig:
     """The knob the controller steers: 'clip_cov_ratio', 'kl_cov_coef', 'kl_cov_ratio',
     'entropy_coef' (the entropy bonus), or 'auto': Clip-Cov's ratio in mode clip_cov,
     KL-Cov's coefficient in mode kl_cov, the entropy bonus otherwise. Its configured value
-    is the controller's starting strength (scale 1)."""
+    is the controller's starting strength (scale 1). A comma-separated list of knobs (e.g.
+    'clip_cov_ratio,entropy_coef') is tried in order: the controller moves to the next when
+    the one it steers is inert (`control_patience`); a later knob is 0 until its turn."""
     control_kp: float = CONTROL_KP
     """Controller: proportional gain, in log scale per unit of relative entropy error."""
     control_ki: float = CONTROL_KI
     """Controller: integral gain, in log scale per unit of relative entropy error per step."""
     control_max_scale: float = CONTROL_MAX_SCALE
     """Controller: the knob stays within [1/this, this] times its configured value."""
+    control_patience: int = 10
+    """Controller ('pi'): steps a knob may be stuck (at its bound, at a ratio's cap of 1, or
+    selecting under half the tokens it asks for) with the entropy below the target before it
+    is declared inert."""
+    control_explosion: float = 0.5
+    """Controller ('pi'): once the target has been reached, an entropy above the target by
+    more than this fraction of it drops the integral to the configured strength or below."""
     control_rule: str = PI_RULE
     """How the controller moves the knob: 'pi' (ours, `core.control`: proportional-integral
     on a log scale, once per rollout step) or 'fixed_step' (TRL's `use_adaptive_entropy`,
@@ -130,6 +139,12 @@ class PolicyLossConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if _require_number("control_max_scale", self.control_max_scale) < 1:
             raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
+        if isinstance(self.control_patience, bool) or not isinstance(self.control_patience, int):
+            raise ValueError(f"control_patience must be an int, got {self.control_patience!r}")
+        if self.control_patience < 1:
+            raise ValueError(f"control_patience must be >= 1, got {self.control_patience!r}")
+        if _require_number("control_explosion", self.control_explosion) <= 0:
+            raise ValueError(f"control_explosion must be > 0, got {self.control_explosion!r}")
         if _require_number("control_step_size", self.control_step_size) <= 0:
             raise ValueError(f"control_step_size must be > 0, got {self.control_step_size!r}")
         if _require_number("control_min", self.control_min) < 0:

@@ -72,10 +72,22 @@ CONTROL_ERROR = "control/error"
 CONTROL_SCALE = "control/scale"
 CONTROL_VALUE = "control/value"
 CONTROL_INTEGRAL = "control/integral"  # in log scale
+CONTROL_KNOB = "control/knob"
+"""pi: the index, in loss.entropy_control's list, of the knob steered (0 for one knob)."""
+CONTROL_STUCK = "control/stuck"
+"""pi: consecutive steps the knob has been stuck with the entropy below the target
+(`stuck_reason`); at loss.control_patience the knob is inert."""
 CONTROL_UPDATE_ENTROPY = "control/update_entropy"
 """A rule that moves after each optimizer step: the mean token entropy of the step's tokens
 under the policy before it, averaged over the rollout step's optimizer steps."""
-CONTROL_KEYS = (CONTROL_TARGET, CONTROL_ERROR, CONTROL_SCALE, CONTROL_VALUE, CONTROL_INTEGRAL)
+CONTROL_KEYS = (
+    CONTROL_TARGET,
+    CONTROL_ERROR,
+    CONTROL_SCALE,
+    CONTROL_VALUE,
+    CONTROL_INTEGRAL,
+    CONTROL_KNOB,
+)
 """The metrics of a controlled run, in every metrics.jsonl row (docs/metrics.md)."""
 
 
@@ -85,12 +97,20 @@ def knobs_of(mode: str) -> dict[str, Knob]:
     return {k.name: k for k in (*LOSS_MODES[mode].knobs, *CONTROL_KNOBS.values())}
 
 
-def control_knob(config: PolicyLossConfig) -> Knob:
-    """The knob the controller steers: `entropy_control`, or for `auto` the mode's first."""
+def control_knobs(config: PolicyLossConfig) -> tuple[Knob, ...]:
+    """The knobs `entropy_control` lists, in the order the controller tries them; for `auto`
+    the mode's first (the entropy bonus for a mode without knobs of its own)."""
     knobs = knobs_of(config.mode)
     if config.entropy_control == AUTO_KNOB:
-        return next(iter(knobs.values()))
-    return knobs[config.entropy_control]
+        return (next(iter(knobs.values())),)
+    return tuple(knobs[name] for name in config.entropy_control.split(","))
+
+
+def control_knob(config: PolicyLossConfig, state: ControlState | None = None) -> Knob:
+    """The knob the controller steers now: the list's first, or the one `state` has moved
+    on to."""
+    knobs = control_knobs(config)
+    return knobs[min(state.knob, len(knobs) - 1) if state is not None else 0]
 
 
 def check_loss_config(config: PolicyLossConfig) -> PolicyLossConfig:
@@ -100,26 +120,34 @@ def check_loss_config(config: PolicyLossConfig) -> PolicyLossConfig:
     mode = LOSS_MODES.check(config.mode, "mode")
     if mode.check is not None:
         mode.check(config)
-    knobs = knobs_of(config.mode)
-    if config.entropy_control != AUTO_KNOB and config.entropy_control not in knobs:
-        others = {k.name: m.name for m in LOSS_MODES.values() for k in m.knobs}
-        where = others.get(config.entropy_control)
-        raise ValueError(
-            f"entropy_control={config.entropy_control!r} acts in mode {where!r}, not "
-            f"{config.mode!r}"
-            if where
-            else f"entropy_control must be one of {', '.join([AUTO_KNOB, *knobs])} in mode "
-            f"{config.mode!r}; got {config.entropy_control!r}"
-        )
+    if config.entropy_control != AUTO_KNOB:
+        _check_knob_list(config)
     rule = CONTROL_RULES.check(config.control_rule, "control_rule")
     if config.entropy_target is not None and rule.needs_strength:
-        knob = control_knob(config).name
-        if getattr(config, knob) <= 0:
-            raise ValueError(
-                f"{knob} must be > 0 with entropy_target: it is the controller's starting "
-                f"strength (scale 1), got {getattr(config, knob)!r}"
-            )
+        for knob in control_knobs(config):
+            if getattr(config, knob.name) <= 0:
+                raise ValueError(
+                    f"{knob.name} must be > 0 with entropy_target: it is the controller's "
+                    f"starting strength (scale 1), got {getattr(config, knob.name)!r}"
+                )
     return config
+
+
+def _check_knob_list(config: PolicyLossConfig) -> None:
+    """Each knob `entropy_control` lists acts in the mode, and none twice ('auto' alone)."""
+    knobs, names = knobs_of(config.mode), config.entropy_control.split(",")
+    if len(set(names)) < len(names):
+        raise ValueError(f"entropy_control lists a knob twice: {config.entropy_control!r}")
+    for name in names:
+        if name in knobs:
+            continue
+        where = {k.name: m.name for m in LOSS_MODES.values() for k in m.knobs}.get(name)
+        raise ValueError(
+            f"entropy_control={name!r} acts in mode {where!r}, not {config.mode!r}"
+            if where
+            else f"entropy_control must be one of {', '.join([AUTO_KNOB, *knobs])} in mode "
+            f"{config.mode!r} (or a comma-separated list of them); got {name!r}"
+        )
 
 
 def entropy_target_at(config: PolicyLossConfig, step: int, total_steps: int) -> float:
@@ -146,6 +174,10 @@ class ControlState:
     """fixed_step: the knob's value (None: its configured value, not yet moved)."""
     last_entropy: float = math.inf
     """fixed_step: the entropy of the last optimizer step's tokens (+inf before the first)."""
+    knob: int = 0
+    """pi: the index, in `entropy_control`'s list, of the knob steered now."""
+    stuck: int = 0
+    """pi: consecutive steps the knob has been stuck with the entropy below the target."""
 
 
 @dataclass(frozen=True)
@@ -162,14 +194,19 @@ def control_step(
     config: PolicyLossConfig, state: ControlState, entropy: float, step: int, total_steps: int
 ) -> ControlDecision:
     """The proportional-integral rule of the module docstring for one step with measured
-    policy entropy `entropy`: this step's loss config (the knob set) and the next state."""
-    knob = control_knob(config)
+    policy entropy `entropy`: this step's loss config (the knob set, the list's later knobs
+    at 0) and the next state."""
+    knobs = control_knobs(config)
+    index = min(state.knob, len(knobs) - 1)
+    knob = knobs[index]
     target = entropy_target_at(config, step, total_steps)
     error = (target - entropy) / target
     bound = math.log(config.control_max_scale)
-    scale = math.exp(min(max(state.integral + config.control_kp * error, -bound), bound))
     reached = state.reached or entropy <= target
     integral = state.integral
+    if reached and error < -config.control_explosion:  # rising past the target: back off
+        integral = min(integral, 0.0)
+    scale = math.exp(min(max(integral + config.control_kp * error, -bound), bound))
     if reached:
         integral = min(max(integral + config.control_ki * error, -bound), bound)
     value = scale * getattr(config, knob.name)
@@ -181,12 +218,56 @@ def control_step(
         CONTROL_SCALE: scale,
         CONTROL_VALUE: value,
         CONTROL_INTEGRAL: integral,
+        CONTROL_KNOB: index,
     }
+    later = {k.name: 0.0 for k in knobs[index + 1 :]}  # off until their turn
     # the step's loss has a fixed strength: no controller of its own
     loss = dataclasses.replace(
-        config, **{knob.name: value}, entropy_target=None, entropy_target_end=None
+        config, **later, **{knob.name: value}, entropy_target=None, entropy_target_end=None
     )
-    return ControlDecision(loss, ControlState(integral, reached), metrics)
+    next_state = dataclasses.replace(state, integral=integral, reached=reached, knob=index)
+    return ControlDecision(loss, next_state, metrics)
+
+
+def stuck_reason(
+    config: PolicyLossConfig, state: ControlState, metrics: dict[str, float], achieved
+) -> str | None:
+    """Why the knob cannot raise the entropy this step, or None: the entropy is below the
+    target and the knob is at its bound (the integral at `control_max_scale`), at a ratio's
+    cap of 1, or selecting under half the share of tokens it asks for (`achieved`: the share
+    the mode selected, for a ratio knob of a selecting mode; else None)."""
+    if metrics[CONTROL_ERROR] <= 0:
+        return None
+    knob, value = control_knob(config, state), metrics[CONTROL_VALUE]
+    if knob.ratio and achieved is not None and achieved < 0.5 * value:
+        return f"its tokens were {achieved:.2%} of the batch, under half the {value:.2%} asked"
+    if knob.ratio and value >= 1.0:
+        return "it is at a ratio's cap of 1"
+    if metrics[CONTROL_INTEGRAL] >= math.log(config.control_max_scale) - 1e-9:
+        return f"it is at {config.control_max_scale:g}x its configured value"
+    return None
+
+
+def control_review(
+    config: PolicyLossConfig, state: ControlState, metrics: dict[str, float], achieved=None
+) -> tuple[ControlState, str | None]:
+    """After a step's selection: count the steps the knob has been stuck (`stuck_reason`);
+    at `control_patience` of them it is inert, and the controller moves to the list's next
+    knob (its integral from 0). Returns the next state and, when a knob is declared inert,
+    one line saying which, why, and what the controller does."""
+    reason = stuck_reason(config, state, metrics, achieved)
+    stuck = state.stuck + 1 if reason else 0
+    if stuck != config.control_patience:
+        return dataclasses.replace(state, stuck=stuck), None
+    knobs, knob = control_knobs(config), control_knob(config, state)
+    line = f"entropy control: {knob.name} is inert: {reason}, with the entropy below the target, "
+    line += f"for {stuck} steps"
+    if state.knob + 1 >= len(knobs):
+        line += "; no other knob to move to (loss.entropy_control can list more)"
+        return dataclasses.replace(state, stuck=stuck), line
+    moved = knobs[state.knob + 1]
+    line += f"; moving to {moved.name}"
+    return dataclasses.replace(state, knob=state.knob + 1, integral=0.0, stuck=0), line
 
 
 StartRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
@@ -195,6 +276,11 @@ entropy of its batch before its updates."""
 UpdateRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
 """(config, state, entropy, step, total_steps) -> the decision for the next optimizer step,
 from the entropy of the tokens the last one trained on (before it); its metrics unused."""
+ReviewRule = Callable[
+    [PolicyLossConfig, ControlState, dict[str, float], "float | None"],
+    tuple[ControlState, "str | None"],
+]
+"""(config, state, the start's metrics, the selected share or None) -> (state, line)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +292,9 @@ class ControlRule:
     """Once per rollout step: the loss of its first update and its `control/*` metrics."""
     after_update: UpdateRule | None = None
     """After each optimizer step (None: the knob holds for the whole rollout step)."""
+    review: ReviewRule | None = None
+    """After the step's selection, from the start's metrics and the share of tokens the mode
+    selected: the next state and a line to print (a knob declared inert), or None."""
     keys: tuple[str, ...] = CONTROL_KEYS
     """The `control/*` metrics `start` returns (docs/metrics.md)."""
     needs_strength: bool = True
@@ -226,4 +315,4 @@ def control_rule(config: PolicyLossConfig) -> ControlRule:
     return CONTROL_RULES.check(config.control_rule, "control_rule")
 
 
-register_control_rule(ControlRule(PI_RULE, control_step))
+register_control_rule(ControlRule(PI_RULE, control_step, review=control_review))

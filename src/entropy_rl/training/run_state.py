@@ -32,6 +32,8 @@ class RunState:
     control: ControlState = field(default_factory=ControlState)
     """The entropy controller's state (loss.entropy_target; unused without it)."""
     stop_requested: bool = field(default=False, repr=False)
+    notices: list[str] = field(default_factory=list, repr=False)
+    """Lines for the console from the last step (a knob declared inert); not saved."""
     early_stop: EarlyStop | None = field(default=None, repr=False)
 
     @classmethod

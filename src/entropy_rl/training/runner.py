@@ -434,6 +434,9 @@ def _loop(run_dir: Path, config: Config, policy, worker, optimizer, state, dist,
     with writer, trackers, _stop_on_interrupt(state, console), display.progress:
         while state.step < total and not state.stop_requested:
             record = run_step(policy, worker, optimizer, config, state, val_problems, dist)
+            for line in state.notices if dist.is_main else ():
+                say(console, line)
+            state.notices.clear()
             if dist.is_main:
                 writer.write(record)
                 trackers.write(record)

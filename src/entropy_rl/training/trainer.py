@@ -65,7 +65,12 @@ from entropy_rl.core import (
     select_tokens,
     token_covariance,
 )
-from entropy_rl.core.control import CONTROL_UPDATE_ENTROPY, UpdateRule, control_rule
+from entropy_rl.core.control import (
+    CONTROL_STUCK,
+    CONTROL_UPDATE_ENTROPY,
+    UpdateRule,
+    control_rule,
+)
 from entropy_rl.errors import TrainingError
 from entropy_rl.runs.metric_keys import (
     ENTROPY_BY_POSITION,
@@ -225,8 +230,27 @@ def collect(
     if loss_mode(loss_cfg.mode).selects_tokens:
         scores = TokenScores(cov, entropy)
         selection = select_batch_tokens(scores, mask, loss_cfg, state.select_gen, dist)
+    if config.loss.entropy_target is not None:
+        metrics |= _review_control(config, state, metrics, selection, mask, dist)
     batch = Batch(rollout, advantages, old_log_probs, probe, selection, loss_cfg)
     return batch, metrics
+
+
+def _review_control(config: Config, state: RunState, metrics, selection, mask, dist: Dist):
+    """The controller's look back at the step (`ControlRule.review`): whether its knob is
+    stuck, from the share of tokens the mode selected; a knob declared inert adds a line
+    to `state.notices`. Returns `control/stuck` (nothing for a rule without review)."""
+    review = control_rule(config.loss).review
+    if review is None:
+        return {}
+    achieved = None
+    if selection is not None:
+        counts = dist.sum(torch.stack([selection.sum(), mask.sum()]).double())
+        achieved = float(counts[0] / counts[1].clamp(min=1))
+    state.control, line = review(config.loss, state.control, metrics, achieved)
+    if line is not None:
+        state.notices.append(line)
+    return {CONTROL_STUCK: state.control.stuck}
 
 
 def _probe_states(mask: torch.Tensor, config: Config, dist: Dist) -> torch.Tensor:

@@ -24,13 +24,13 @@ def timed(table: dict, key: str, fn):
 
 
 def time_our_steps(parts: dict, update: str) -> None:
-    """Wrap this project's step phases (`entropy_rl.training.trainer`, the policy's sampler) so that
+    """Wrap this project's step phases (`entropy_rl.training.trainer`, the rollout worker) so that
     each call adds its seconds to `parts`: rollout, reward, collect, `update` (the label of
     the updates) and probe. Read them back with `our_breakdown`."""
     from entropy_rl.training import policy, trainer
 
-    policy.Policy.sample = timed(parts, "rollout", policy.Policy.sample)
-    trainer.score_all = timed(parts, "reward", trainer.score_all)
+    policy.RolloutWorker.sample = timed(parts, "rollout", policy.RolloutWorker.sample)
+    policy.RolloutWorker.score = timed(parts, "reward", policy.RolloutWorker.score)
     trainer.collect = timed(parts, "collect", trainer.collect)
     trainer.update = timed(parts, update, trainer.update)
     trainer._probe = timed(parts, "probe", trainer._probe)

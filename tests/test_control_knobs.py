@@ -15,7 +15,7 @@ from entropy_rl.core.control import (
     control_knobs,
     control_review,
     control_step,
-    stuck_reason,
+    limit_reason,
 )
 from entropy_rl.runs.metrics_log import read_records
 from entropy_rl.training import runner
@@ -49,7 +49,7 @@ def test_a_knob_selecting_too_few_tokens_is_inert_and_the_next_takes_over():
         assert decision.loss.entropy_coef == 0.0  # the later knob is off until its turn
         lines.append(line)
     assert lines[:2] == [None, None] and lines[2].startswith(
-        "entropy control: clip_cov_ratio is inert: its tokens were 0.10% of the batch"
+        "entropy control: clip_cov_ratio is inert: its tokens were 0.10% of the batch, short"
     )
     assert lines[2].endswith("for 3 steps; moving to entropy_coef")
     assert state.knob == 1 and state.integral == 0.0 and state.stuck == 0
@@ -71,14 +71,26 @@ def test_a_knob_that_works_is_never_inert():
         assert line is None and state.knob == 0
 
 
-def test_the_reasons_a_knob_is_stuck():
+def test_the_reasons_a_knob_is_at_its_limit():
     config = _config(entropy_control="clip_cov_ratio")
     at_bound = {"control/error": 0.1, "control/value": 0.5, "control/integral": math.log(100)}
-    assert "100x its configured value" in stuck_reason(config, ControlState(), at_bound, None)
+    assert "100x its configured value" in limit_reason(config, ControlState(), at_bound, None)
     capped = {**at_bound, "control/value": 1.0, "control/integral": 0.0}
-    assert "cap of 1" in stuck_reason(config, ControlState(), capped, None)
-    above = {**at_bound, "control/error": -0.1}  # entropy above the target: nothing to raise
-    assert stuck_reason(config, ControlState(), above, 0.0) is None
+    assert "cap of 1" in limit_reason(config, ControlState(), capped, None)
+    free = {**at_bound, "control/integral": 0.0}
+    assert limit_reason(config, ControlState(), free, 0.46) is None  # 92% of it: rounding
+    assert "short of the 50.00% asked" in limit_reason(config, ControlState(), free, 0.44)
+
+
+def test_steps_above_the_target_neither_count_nor_reset():
+    config = _config()
+    state = ControlState(reached=True)
+    for entropy in (0.4, 0.4, 0.5, 0.5, 0.5):  # short of its ask throughout
+        _, state, line = _step(config, state, entropy, achieved=0.001)
+        assert line is None
+    assert state.stuck == 2
+    _, state, line = _step(config, state, 0.4, achieved=0.001)
+    assert line is not None and state.knob == 1
 
 
 def test_the_last_knob_inert_says_so_once_and_stays():

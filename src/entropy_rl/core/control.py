@@ -229,18 +229,16 @@ def control_step(
     return ControlDecision(loss, next_state, metrics)
 
 
-def stuck_reason(
+def limit_reason(
     config: PolicyLossConfig, state: ControlState, metrics: dict[str, float], achieved
 ) -> str | None:
-    """Why the knob cannot raise the entropy this step, or None: the entropy is below the
-    target and the knob is at its bound (the integral at `control_max_scale`), at a ratio's
-    cap of 1, or selecting under half the share of tokens it asks for (`achieved`: the share
-    the mode selected, for a ratio knob of a selecting mode; else None)."""
-    if metrics[CONTROL_ERROR] <= 0:
-        return None
+    """Why the knob cannot act more strongly than it does this step, or None: it is at its
+    bound (the integral at `control_max_scale`), at a ratio's cap of 1, or selecting under
+    90% of the share of tokens it asks for (`achieved`: the share the mode selected, for a
+    ratio knob of a selecting mode; else None; 90%: a count rounded down stays above it)."""
     knob, value = control_knob(config, state), metrics[CONTROL_VALUE]
-    if knob.ratio and achieved is not None and achieved < 0.5 * value:
-        return f"its tokens were {achieved:.2%} of the batch, under half the {value:.2%} asked"
+    if knob.ratio and achieved is not None and achieved < 0.9 * value:
+        return f"its tokens were {achieved:.2%} of the batch, short of the {value:.2%} asked"
     if knob.ratio and value >= 1.0:
         return "it is at a ratio's cap of 1"
     if metrics[CONTROL_INTEGRAL] >= math.log(config.control_max_scale) - 1e-9:
@@ -251,13 +249,16 @@ def stuck_reason(
 def control_review(
     config: PolicyLossConfig, state: ControlState, metrics: dict[str, float], achieved=None
 ) -> tuple[ControlState, str | None]:
-    """After a step's selection: count the steps the knob has been stuck (`stuck_reason`);
-    at `control_patience` of them it is inert, and the controller moves to the list's next
+    """After a step's selection: count the steps the knob is stuck, at its limit
+    (`limit_reason`) with the entropy below the target (a step above the target, where the
+    knob is not needed, neither counts nor resets; one where it is not at its limit resets).
+    At `control_patience` of them it is inert and the controller moves to the list's next
     knob (its integral from 0). Returns the next state and, when a knob is declared inert,
     one line saying which, why, and what the controller does."""
-    reason = stuck_reason(config, state, metrics, achieved)
-    stuck = state.stuck + 1 if reason else 0
-    if stuck != config.control_patience:
+    reason = limit_reason(config, state, metrics, achieved)
+    below = metrics[CONTROL_ERROR] > 0
+    stuck = 0 if reason is None else state.stuck + below
+    if stuck != config.control_patience or not below:
         return dataclasses.replace(state, stuck=stuck), None
     knobs, knob = control_knobs(config), control_knob(config, state)
     line = f"entropy control: {knob.name} is inert: {reason}, with the entropy below the target, "

@@ -245,12 +245,23 @@ def fit_size(n: int, fit_fraction: float = DEFAULT_FIT_FRACTION) -> int:
     return max(math.ceil(fit_fraction * n - _CEIL_SLACK), MIN_POINTS)
 
 
+def fit_size_by_step(steps: np.ndarray, fit_fraction: float = DEFAULT_FIT_FRACTION) -> int:
+    """Points `forecast` fits when it is given their steps: those within the first
+    `fit_fraction` of the last point's step (as the paper counts its early fit, in steps),
+    and at least MIN_POINTS. `steps`: increasing, shape (n,)."""
+    fit_fraction = _check_level("fit_fraction", fit_fraction)
+    s = np.asarray(steps, dtype=np.float64)
+    within = int(np.sum(s - s[0] <= fit_fraction * (s[-1] - s[0]) + _CEIL_SLACK))
+    return max(within, MIN_POINTS)
+
+
 def forecast(
     entropy: np.ndarray,
     reward: np.ndarray,
     fit_fraction: float = DEFAULT_FIT_FRACTION,
     *,
     ci_level: float = DEFAULT_CI_LEVEL,
+    steps: np.ndarray | None = None,
 ) -> EntropyLawForecast:
     """Fit the law on the first points of a run and predict the rest (Cui et al. 2025).
 
@@ -260,14 +271,22 @@ def forecast(
     Args:
         entropy: Policy entropy H at each point, in training order, shape (n,).
         reward: Performance R at the same points, shape (n,).
-        fit_fraction: Share of the points to fit, in (0, 1); see `fit_size`.
+        fit_fraction: Share of the points to fit, in (0, 1); see `fit_size`. With `steps`,
+            the share of the steps instead (`fit_size_by_step`): the same points when the
+            run evaluates at a constant interval, more when it evaluates densely early on.
         ci_level: Confidence level of the ceiling's interval, in (0, 1).
+        steps: The step of each point, shape (n,); None: the points are evenly spaced.
 
     Raises:
         ValueError: As `fit_entropy_law`, or when fitting leaves no point to predict.
     """
     h, r = _as_series(entropy, reward)
-    n_fit = fit_size(h.size, fit_fraction)
+    if steps is None:
+        n_fit = fit_size(h.size, fit_fraction)
+    elif len(steps) != h.size:
+        raise ValueError(f"steps has {len(steps)} values for {h.size} points")
+    else:
+        n_fit = fit_size_by_step(steps, fit_fraction)
     if n_fit >= h.size:
         raise ValueError(
             f"fitting {n_fit} of {h.size} points leaves none to forecast; "

@@ -16,7 +16,7 @@ from entropy_rl.analysis.law import (
     RELIABLE_MIN_R2,
     ceiling_text,
     fit_entropy_law,
-    fit_size,
+    fit_size_by_step,
     forecast,
 )
 from entropy_rl.analysis.readers import read_entropy_reward
@@ -42,8 +42,8 @@ def _law(metrics_path: Path) -> dict[str, Any] | None:
     except ValueError:
         return None
     result: dict[str, Any] = {"fit": fit.to_dict(), "series": series, "fit_obj": fit}
-    if fit_size(len(series.entropy)) < len(series.entropy):
-        result["forecast_obj"] = forecast(series.entropy, series.reward)
+    if fit_size_by_step(series.steps) < len(series.entropy):
+        result["forecast_obj"] = forecast(series.entropy, series.reward, steps=series.steps)
         result["forecast"] = result["forecast_obj"].to_dict()
     return result
 

@@ -327,6 +327,12 @@ class EvalConfig:
 
     every: int = 5
     """Evaluate every this many steps (and at step 0 and the last step)."""
+    dense_fraction: float = 0.0
+    """Evaluate every `dense_every` steps instead over the first this fraction of
+    train.steps: the points an early fit of the law sees (the paper fits its first 15% of
+    steps, evaluated at each). 0: `every` throughout."""
+    dense_every: int = 1
+    """The evaluation interval over the first `dense_fraction` of the steps."""
     samples: int = 4
     """k: samples per prompt for `val/acc` (their mean) and `val/pass_at_k`; n, the samples
     per prompt of `entropy-rl eval` (pass@k for every k <= n)."""
@@ -340,7 +346,14 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _finite(self)
-        _positive(self, "every", "samples", "temperature")
+        _positive(self, "every", "samples", "temperature", "dense_every")
+        if not 0.0 <= self.dense_fraction < 1.0:
+            raise ConfigError(f"eval.dense_fraction must be in [0, 1), got {self.dense_fraction!r}")
+
+    def due(self, step: int, steps: int) -> bool:
+        """Whether step `step` of a run of `steps` steps evaluates."""
+        every = self.dense_every if step <= self.dense_fraction * steps else self.every
+        return step % every == 0 or step == steps
 
 
 @dataclass(frozen=True)

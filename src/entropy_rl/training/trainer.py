@@ -420,7 +420,7 @@ def run_step(
     start = time.perf_counter()
     record: dict[str, Any] = {STEP: state.step}
     last = state.step == config.train.steps
-    evaluating = state.step % config.eval.every == 0 or last
+    evaluating = config.eval.due(state.step, config.train.steps)
     deciding = evaluating and not last and config.train.stop_at_saturation
     before = state.copy() if deciding else None  # what a stop here checkpoints
     if evaluating:

@@ -16,6 +16,7 @@ from entropy_rl.runs.metric_keys import (
     DH_ACTUAL,
     DH_LEMMA1,
     ENTROPY_MEAN,
+    STEP,
     VAL_ACC,
 )
 from entropy_rl.runs.metrics_log import record_columns
@@ -76,6 +77,11 @@ def law_points(run: RunData) -> tuple[np.ndarray, np.ndarray]:
     """(H, R) at the run's validation steps: `entropy/mean` and `val/acc` of the same record."""
     h, acc = record_columns(run.records, ENTROPY_MEAN, VAL_ACC).T
     return h, acc
+
+
+def law_steps(run: RunData) -> np.ndarray:
+    """The steps of `law_points`' points."""
+    return record_columns(run.records, STEP, ENTROPY_MEAN, VAL_ACC)[:, 0]
 
 
 def fit_run(run: RunData) -> EntropyLawFit | None:

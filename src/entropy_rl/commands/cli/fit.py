@@ -106,11 +106,15 @@ def _run_fit(args: argparse.Namespace) -> int:
     try:
         series = read_entropy_reward(args.log, **log_keys(args))
         fit = law.fit_entropy_law(series.entropy, series.reward, ci_level=args.ci_level)
-        n_fit = law.fit_size(fit.n, args.fit_fraction)
+        n_fit = law.fit_size_by_step(series.steps, args.fit_fraction)
         forecast = None
         if n_fit < fit.n:
             forecast = law.forecast(
-                series.entropy, series.reward, args.fit_fraction, ci_level=args.ci_level
+                series.entropy,
+                series.reward,
+                args.fit_fraction,
+                ci_level=args.ci_level,
+                steps=series.steps,
             )
         out = args.out if args.out is not None else args.log.with_name(f"{args.log.stem}_fit")
         figure = plot_entropy_law(series, fit, forecast, out / LAW_PLOT)

@@ -10,7 +10,7 @@ from entropy_rl.analysis.law import (
     RELIABLE_MIN_POINTS,
     RELIABLE_MIN_R2,
     EntropyLawForecast,
-    fit_size,
+    fit_size_by_step,
     forecast,
 )
 from entropy_rl.analysis.report.data import RunData, group_runs
@@ -22,7 +22,14 @@ from entropy_rl.analysis.report.sections.base import (
     _reference,
     _tasks,
 )
-from entropy_rl.analysis.report.stats import fit_pooled, fit_run, fmt, law_points, smoothed_at
+from entropy_rl.analysis.report.stats import (
+    fit_pooled,
+    fit_run,
+    fmt,
+    law_points,
+    law_steps,
+    smoothed_at,
+)
 from entropy_rl.analysis.report.verdicts import (
     EARLY,
     SATURATION,
@@ -209,7 +216,7 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float]:
     fit = fit_run(run)
     if fit is None:
         return (task, _run_label(run), *["–"] * 7), float("nan"), float("nan")
-    early = _early_forecast(h, r)
+    early = _early_forecast(h, r, law_steps(run))
     rmse = early.rmse_heldout if early else float("nan")
     return (
         (
@@ -228,12 +235,12 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float]:
     )
 
 
-def _early_forecast(h: np.ndarray, r: np.ndarray) -> EntropyLawForecast | None:
-    """The 15% early fit's forecast of the rest; None when too few points are left to
-    forecast or the early points cannot be fitted (constant entropy)."""
-    if fit_size(h.size) >= h.size:
+def _early_forecast(h: np.ndarray, r: np.ndarray, steps: np.ndarray) -> EntropyLawForecast | None:
+    """The fit on the first 15% of the steps and its forecast of the rest; None when too few
+    points are left to forecast or the early points cannot be fitted (constant entropy)."""
+    if fit_size_by_step(steps) >= h.size:
         return None
     try:
-        return forecast(h, r)
+        return forecast(h, r, steps=steps)
     except ValueError:
         return None

@@ -188,6 +188,10 @@ def table(directories: list[Path], target: float, steps: int) -> str:
     arms: dict[str, list[dict]] = {}
     for directory in directories:
         for path in sorted(directory.rglob("metrics.jsonl")):
+            last = json.loads(path.read_text().splitlines()[-1])["step"]
+            if last < steps:  # a run still going, or stopped: not in the table
+                print(f"left out, at step {last} of {steps}: {path}", file=sys.stderr)
+                continue
             arms.setdefault(path.parent.parent.name, []).append(_run_stats(path, target, steps))
     head = "| method | runs holding | mean \\|H - T\\|, 2nd half | largest \\|H - T\\| | first step in T +- 0.05 | end val/acc | end pass@k | end greedy |"
     lines = [head, "|" + "---|" * 8]

@@ -1,5 +1,6 @@
-"""The report's sections on awkward inputs built by hand (no training): runs of different
-response lengths, and runs too short for a claim, which must say so without numpy warnings."""
+"""The report's sections on inputs built by hand (no training): runs of different response
+lengths, runs too short for a claim, which must say so without numpy warnings, and claim 2's
+early forecast judged against its noise alone."""
 
 import json
 import math
@@ -10,6 +11,7 @@ import numpy as np
 from entropy_rl.analysis.report.build import build_report
 from entropy_rl.analysis.report.data import RunData
 from entropy_rl.analysis.report.sections import section_positions
+from entropy_rl.analysis.report.sections.dynamics import section_law
 from entropy_rl.analysis.report.stats import position_profile
 
 
@@ -76,3 +78,43 @@ def test_a_three_point_run_says_not_enough_data_without_numpy_warnings(tmp_path)
     assert "a gain needs 2+ seeds" in verdicts["4."]["detail"]
     assert all(v["status"] != "did not hold" for v in verdicts.values())
     assert "nan" not in (tmp_path / "report.md").read_text().lower()
+
+
+def _law_run(seed: int, early_a: float, draws: int | None) -> RunData:
+    """A GRPO run evaluated every step to 22 then every 5 to 150, its val/acc binomial around
+    a law whose a is `early_a` over the first 15% of the steps and 0.47 after."""
+    rng = np.random.default_rng(seed)
+    steps = np.array([*range(23), *range(25, 151, 5)])
+    h = 0.2 + 0.46 * np.exp(-steps / 40.0)
+    x = np.exp(h)
+    late = 1.447 - 0.471 * x
+    early = late[22] + early_a * (x[22] - x)  # the same R at step 22, slope early_a before
+    p = np.where(steps <= 22, early, late)
+    r = rng.binomial(1024, p) / 1024
+    records = tuple(
+        {"step": int(t), "entropy/mean": float(e), "val/acc": float(a)}
+        for t, e, a in zip(steps, h, r, strict=True)
+    )
+    prompts, samples = (256, 4) if draws else (None, None)
+    return RunData(f"grpo{seed}", "sum3", "h128x4", "grpo", seed, None, records, prompts, samples)
+
+
+def test_claim2_tells_a_biased_early_fit_from_noise():
+    straight = section_law([_law_run(s, 0.471, 1024) for s in range(3)])
+    bent = section_law([_law_run(s, 0.30, 1024) for s in range(3)])
+    assert straight.verdicts[0].status == "held", straight.verdicts[0].detail
+    assert bent.verdicts[0].status == "did not hold", bent.verdicts[0].detail
+    assert "mean held-out error -0.0" in bent.verdicts[0].detail  # the forecast is low
+    header, rows = next(b[1:] for b in bent.blocks if b[0] == "table")
+    noise = header.index("RMSE from noise alone (95%)")
+    assert all(float(row[noise]) < float(row[header.index("RMSE on the rest")]) for row in rows)
+    early, whole = next(b[2] for b in bent.blocks if b[0] == "table" and "early H" in b[1])[0][5:]
+    assert float(early.split(",")[0]) < float(whole.split(",")[0])  # a: early below whole run
+
+
+def test_claim2_without_the_draws_judges_the_rmse_alone():
+    section = section_law([_law_run(s, 0.471, None) for s in range(3)])
+    header, rows = next(b[1:] for b in section.blocks if b[0] == "table")
+    assert {row[header.index("RMSE from noise alone (95%)")] for row in rows} == {"–"}
+    assert section.verdicts[0].status == "held"
+    assert "noise" not in section.verdicts[0].detail

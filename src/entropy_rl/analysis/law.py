@@ -7,8 +7,11 @@ least squares, and its ceiling R(H = 0) = b - a is the fitted mean at x = 1.
 Departures from the paper:
 1. The paper reports point estimates only; we add an analytic confidence interval for the
    ceiling (see `EntropyLawFit`).
-2. The forecast fits the first `fit_fraction` of the *points* (records with both H and R),
-   not of the training steps; with validation every k steps the two agree up to rounding.
+2. The forecast fits the first `fit_fraction` of the *points* (records with both H and R)
+   when it has no steps, and of the training steps when it has them (`fit_size_by_step`);
+   with validation every k steps the two agree up to rounding.
+3. `forecast_noise` gives the forecast's error when the law is exact and only the
+   validation draw is noisy: the bar an early fit's miss is measured against.
 
 numpy and scipy only: no torch, no I/O.
 """
@@ -304,4 +307,66 @@ def forecast(
         rmse_heldout=float(np.sqrt(np.mean(error**2))),
         final_error=float(error[-1]),
         predicted=predicted,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ForecastNoise:
+    """What `forecast` misses by when the law holds exactly and each validation point is a
+    binomial draw: the early fit's noise floor (compared by identity; it holds arrays).
+
+    Attributes:
+        draws: Samples behind each validation point (prompts x samples).
+        rmse_heldout: Held-out RMSE of each simulated forecast, shape (sims,).
+        final_error: Its signed error at the last point, shape (sims,).
+    """
+
+    draws: int
+    rmse_heldout: np.ndarray
+    final_error: np.ndarray
+
+    def rmse_quantile(self, q: float) -> float:
+        """The q-quantile of the simulated held-out RMSE."""
+        return float(np.quantile(self.rmse_heldout, q))
+
+
+def forecast_noise(
+    entropy: np.ndarray,
+    reward: np.ndarray,
+    draws: int,
+    rng: np.random.Generator,
+    *,
+    sims: int = 200,
+    fit_fraction: float = DEFAULT_FIT_FRACTION,
+    steps: np.ndarray | None = None,
+) -> ForecastNoise:
+    """The early forecast's error from sampling noise alone (a parametric bootstrap).
+
+    The law fitted on the whole run is taken as true; each simulated run keeps the entropy
+    path and draws each R as Binomial(draws, p) / draws at the law's p; `forecast` then fits
+    its early points and predicts the rest. Entropy is taken as exact (it averages over the
+    batch's tokens). An observed miss well above these is a bias of the early fit, not noise:
+    the early points' own slope differs from the whole run's, and the forecast extrapolates it
+    to the lower exp(H) of the rest of the run.
+
+    Args:
+        entropy, reward: The run's points, as for `forecast`.
+        draws: Samples behind each validation point, >= 1.
+        rng: Source of the binomial draws.
+        sims: Simulated runs, >= 2.
+        fit_fraction, steps: As for `forecast`.
+
+    Raises:
+        ValueError: As `forecast`, or draws < 1 or sims < 2.
+    """
+    if draws < 1 or sims < 2:
+        raise ValueError(f"forecast_noise needs draws >= 1 and sims >= 2, got {draws}, {sims}")
+    h, r = _as_series(entropy, reward)
+    p = np.clip(fit_entropy_law(h, r).predict(h), 0.0, 1.0)  # (n,)
+    simulated = rng.binomial(draws, p, size=(sims, h.size)) / draws  # (sims, n)
+    runs = [forecast(h, r_sim, fit_fraction, steps=steps) for r_sim in simulated]
+    return ForecastNoise(
+        draws=int(draws),
+        rmse_heldout=np.array([f.rmse_heldout for f in runs]),
+        final_error=np.array([f.final_error for f in runs]),
     )

@@ -17,9 +17,11 @@ step), `control/target`, and the `val/*` keys on evaluation rows.
 
 `--table DIR ...`: every metrics.jsonl under the directories, grouped by method (its
 run directory's parent), mean [min, max] over seeds: the second half's mean and largest
-|H - target|, the steps to first enter the band target +- 0.05, the runs that hold the target
-(|mean error| <= 0.03 and every |error| <= 0.1 over the second half: the report's rule), and
-the end's sampled accuracy (mean of the last 3 evaluations), pass@k and greedy accuracy.
+|H - target| (each row's `control/target` where it has one, so a moving target is followed;
+`--target` for runs without a controller), the steps to first enter the band target +- 0.05, the runs that hold the target
+(|mean error| <= 0.03 and every |error| <= 0.1 over the second half: the report's rule), the
+knob's value over the second half (`control/value`; the bonus coefficient for the bonus arms),
+and the end's sampled accuracy (mean of the last 3 evaluations), pass@k and greedy accuracy.
 
     .venv/bin/python benchmarks/control_vs_trl.py --train runs/cvf-trl --seeds 0 1 2
     .venv/bin/python benchmarks/control_vs_trl.py --table runs/cvf-t1 runs/cvf-trl
@@ -33,8 +35,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from entropy_rl.analysis.report.verdicts import control_holds
+
 BAND = 0.05
-HOLD_MEAN, HOLD_MAX = 0.03, 0.1
 UPDATES = 4
 
 
@@ -161,27 +164,34 @@ def train_trl(out: Path, seed: int, target: float, steps: int) -> Path:
 
 def _run_stats(path: Path, target: float, steps: int) -> dict:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    series = [(r["step"], r["entropy/mean"]) for r in rows if "entropy/mean" in r]
-    late = [h - target for s, h in series if s >= steps / 2]
-    entered = next((s for s, h in series if abs(h - target) <= BAND), None)
+    # (step, H - target), the target of the row when it has one (a schedule), else `target`
+    series = [
+        (r["step"], r["entropy/mean"] - r.get("control/target", target))
+        for r in rows
+        if "entropy/mean" in r
+    ]
+    late = [e for s, e in series if s >= steps / 2]
+    entered = next((s for s, e in series if abs(e) <= BAND), None)
     evals = [r for r in rows if "val/acc" in r]
+    knob = [r["control/value"] for r in rows if r["step"] >= steps / 2 and "control/value" in r]
     return {
+        "knob": statistics.fmean(knob) if knob else None,
         "mean_abs": statistics.fmean(abs(e) for e in late),
         "max_abs": max(abs(e) for e in late),
         "mean_err": statistics.fmean(late),
         "entered": entered,
-        "holds": abs(statistics.fmean(late)) <= HOLD_MEAN and max(abs(e) for e in late) <= HOLD_MAX,
+        "holds": control_holds(statistics.fmean(late), max(abs(e) for e in late)),
         "acc": statistics.fmean(r["val/acc"] for r in evals[-3:]),
         "pass": evals[-1]["val/pass_at_k"],
         "greedy": evals[-1]["val/acc_greedy"],
     }
 
 
-def _spread(values) -> str:
+def _spread(values, digits: int = 3, none: str = "never") -> str:
     values = [v for v in values if v is not None]
     if not values:
-        return "never"
-    return f"{statistics.fmean(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+        return none
+    return f"{statistics.fmean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
 def table(directories: list[Path], target: float, steps: int) -> str:
@@ -193,17 +203,17 @@ def table(directories: list[Path], target: float, steps: int) -> str:
                 print(f"left out, at step {last} of {steps}: {path}", file=sys.stderr)
                 continue
             arms.setdefault(path.parent.parent.name, []).append(_run_stats(path, target, steps))
-    head = "| method | runs holding | mean \\|H - T\\|, 2nd half | largest \\|H - T\\| | first step in T +- 0.05 | end val/acc | end pass@k | end greedy |"
-    lines = [head, "|" + "---|" * 8]
+    head = "| method | runs holding | mean \\|H - T\\|, 2nd half | largest \\|H - T\\| | first step in T +- 0.05 | knob, 2nd-half mean | end val/acc | end pass@k | end greedy |"
+    lines = [head, "|" + "---|" * 9]
     for arm, runs in arms.items():
         entered = [r["entered"] for r in runs]
         reached = [e for e in entered if e is not None]
         lines.append(
             f"| {arm} | {sum(r['holds'] for r in runs)} of {len(runs)} "
             f"| {_spread(r['mean_abs'] for r in runs)} | {_spread(r['max_abs'] for r in runs)} "
-            f"| {_spread(reached) if reached else 'never'}"
+            f"| {_spread(reached, 0)}"
             f"{'' if len(reached) == len(runs) else f' ({len(runs) - len(reached)} never)'} "
-            f"| {_spread(r['acc'] for r in runs)} | {_spread(r['pass'] for r in runs)} "
+            f"| {_spread((r['knob'] for r in runs), 3, '-')} | {_spread(r['acc'] for r in runs)} | {_spread(r['pass'] for r in runs)} "
             f"| {_spread(r['greedy'] for r in runs)} |"
         )
     return "\n".join(lines)

@@ -155,6 +155,60 @@ def test_kl_cov_without_penalty_equals_trl_unclipped_loss(tiny, tmp_path, agg, l
     assert trainer._metrics["train"]["kl_cov/frac"][-1] > 0
 
 
+def _controls(trainer, key="control/value"):
+    return [e[key] for e in trainer.state.log_history if key in e]
+
+
+def test_trls_adaptive_entropy_runs_with_our_loss_and_its_checkpoint(tiny, tmp_path):
+    """TRL's use_adaptive_entropy with KL-Cov: the bonus starts at TRL's entropy_coef, is
+    off on the first step (no entropy measured yet), moves by entropy_coef_delta after each
+    optimizer step toward a target above every entropy here, and is saved and restored by
+    TRL's own checkpoint."""
+    trl_rule = {"use_adaptive_entropy": True, "entropy_target": 5.0, "entropy_coef_delta": 0.01}
+    cfg = PolicyLossConfig(mode="kl_cov", kl_cov_ratio=0.2)
+    args = {"gradient_accumulation_steps": 2, "save_strategy": "steps", "save_steps": 2}
+    trainer = make_trainer(tiny, tmp_path, cfg, max_steps=3, **trl_rule, **args)
+    assert trainer.entropy_config.control_rule == "fixed_step"
+    trainer.train()
+    assert _controls(trainer) == pytest.approx([0.0, 0.01, 0.02])
+    assert all(h < 5.0 for h in _controls(trainer, "control/update_entropy"))
+    assert trainer.entropy_coef == pytest.approx(0.03)  # TRL's own attribute, kept in step
+    assert "cov/logp_adv" in trainer.state.log_history[0]  # our loss ran, TRL's did not
+    saved = json.loads((tmp_path / "out" / "checkpoint-2" / "entropy_ctrl_state.json").read_text())
+    assert saved["entropy_coef"] == pytest.approx(0.02)
+
+    resumed = make_trainer(tiny, tmp_path, cfg, max_steps=3, **trl_rule, **args)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    assert _controls(resumed)[2:] == pytest.approx([0.02])  # steps 1-2: the restored history
+
+
+def test_trls_top_entropy_quantile_runs_as_our_top_entropy_mode(tiny, tmp_path):
+    cfg = PolicyLossConfig(mode="ppo", entropy_coef=0.01)  # a bonus of ours: our loss runs
+    trainer = make_trainer(tiny, tmp_path, cfg, max_steps=1, top_entropy_quantile=0.25)
+    assert trainer.entropy_config.mode == "top_entropy"
+    assert trainer.entropy_config.top_entropy_quantile == 0.25
+    trainer.train()
+    (entry,) = [e for e in trainer.state.log_history if "entropy" in e]
+    assert 0.25 <= entry["top_entropy/frac"] < 0.5  # the top quarter, with ties
+
+
+@pytest.mark.parametrize(
+    ("cfg", "trl", "message"),
+    [
+        (PolicyLossConfig(mode="clip_cov"), {"top_entropy_quantile": 0.2}, "use one of them"),
+        (
+            PolicyLossConfig(mode="kl_cov", entropy_target=0.5),
+            {"use_adaptive_entropy": True},
+            "in one place",
+        ),
+        (PolicyLossConfig(mode="kl_cov", entropy_coef=0.01), {"entropy_coef": 0.02}, "one place"),
+    ],
+)
+def test_trl_entropy_options_set_twice_are_refused(tiny, tmp_path, cfg, trl, message):
+    with pytest.raises(ValueError, match=message):
+        make_trainer(tiny, tmp_path, cfg, **trl)
+
+
 def test_unsupported_trl_option_is_refused(tiny, tmp_path):
     with pytest.raises(ValueError, match="beta"):
         make_trainer(tiny, tmp_path, PolicyLossConfig(mode="clip_cov"), beta=0.1)

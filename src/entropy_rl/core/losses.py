@@ -244,7 +244,13 @@ def _top_entropy_select(scores: TokenScores, valid, config, generator, eligible)
     return (scores.entropy.float() >= threshold) & valid
 
 
-@register_loss_mode("top_entropy", select=_top_entropy_select, metrics={"top_entropy/frac": None})
+TOP_ENTROPY_MODE = "top_entropy"
+"""The mode of TRL's `top_entropy_quantile` (the TRL adapter maps that option onto it)."""
+
+
+@register_loss_mode(
+    TOP_ENTROPY_MODE, select=_top_entropy_select, metrics={"top_entropy/frac": None}
+)
 def _top_entropy_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """The PPO loss on the selected tokens; 0 on the others, which stay in the mean."""
     per_token = torch.maximum(terms.surrogate, terms.clipped_surrogate) * selection

@@ -8,8 +8,20 @@ What this adds to TRL (tested with TRL 1.16):
   With `entropy_target`, the entropy controller (`entropy_rl.core.control`) sets the
   knob's strength at every optimizer step from the entropy of the step's first
   micro-batch (a mean over every rank's valid tokens, so every rank decides alike) and
-  logs the `control/*` metrics; its target schedule runs over `max_steps`. Its state is
-  not in TRL's checkpoints: a resumed run restarts it at scale 1.
+  logs the `control/*` metrics; its target schedule runs over `max_steps`. A rule that
+  moves after each optimizer step (`control_rule='fixed_step'`) measures the entropy over
+  the step's micro-batches and every rank, as TRL's rule does. The controller's state is not
+  in TRL's checkpoints (a resumed run restarts it at scale 1), but for TRL's own rule below.
+- TRL's own entropy options with our loss modes. With a mode other than 'ppo' (or a bonus or
+  a target of ours), TRL's loss does not run, so its options are carried into
+  `entropy_config` instead of being lost: `use_adaptive_entropy` becomes the 'fixed_step'
+  rule on the bonus with TRL's `entropy_target`, `entropy_coef` (the start),
+  `entropy_coef_delta`, `entropy_coef_min` and `entropy_coef_max`, its state kept in TRL's
+  `entropy_coef` and last entropy, so TRL's checkpoints save and restore it; a static
+  `entropy_coef` becomes the bonus; `top_entropy_quantile < 1` with mode 'ppo' becomes mode
+  'top_entropy' (the quantile over the micro-batch, as TRL's; the bonus, unlike TRL's, acts
+  on every valid token). Set each in one place: with entropy_config's own bonus or target,
+  or with Clip-Cov / KL-Cov and `top_entropy_quantile`, the trainer refuses.
   It logs, next to TRL's `entropy` metric:
   `cov/logp_adv` (mean per-token Cov(log pi, A), Theorem 2), `cov/logp_pi_adv`
   (Cov(log pi, pi A), Theorem 1), `cov/pos_frac` (share of valid tokens whose per-token
@@ -51,10 +63,10 @@ tokens counted over the whole generation batch) has no counterpart here, and is 
 loss_type already aggregates as `agg` (set loss_type='bnpo' for 'token_mean', 'grpo' for
 'seq_mean_token_mean' to make it explicit). The PPO clip range is `entropy_config.clip_low`
 / `clip_high`, not TRL's `epsilon` / `epsilon_high` (a warning is issued when they
-differ), and the entropy bonus is `entropy_config.entropy_coef`. TRL options whose math
-lives inside its loss (beta != 0, TRL's entropy_coef / adaptive entropy,
-top_entropy_quantile < 1, off-policy masking, sequence-level importance sampling,
-vLLM importance-sampling correction, MoE aux loss, delta) are refused at construction.
+differ), and the entropy bonus is `entropy_config.entropy_coef` (or TRL's, carried over,
+above). TRL options whose math lives inside its loss (beta != 0, off-policy masking,
+sequence-level importance sampling, vLLM importance-sampling correction, MoE aux loss,
+delta) are refused at construction.
 
 Selection scope. TRL calls the loss once per per-device micro-batch
 (`per_device_train_batch_size` sequences), so the covariance and the token selection are
@@ -70,6 +82,7 @@ Importing this module imports TRL; `entropy_rl.core` never does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any
@@ -81,8 +94,9 @@ from trl import GRPOTrainer
 from entropy_rl.analysis.law import RELIABLE_MIN_POINTS
 from entropy_rl.analysis.live_law import fit_so_far, law_metrics
 from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_loss
-from entropy_rl.core.control import control_rule
-from entropy_rl.core.losses import LOSS_KEY
+from entropy_rl.core.control import CONTROL_UPDATE_ENTROPY, ENTROPY_BONUS, control_rule
+from entropy_rl.core.fixed_step import FIXED_STEP_RULE
+from entropy_rl.core.losses import LOSS_KEY, TOP_ENTROPY_MODE
 from entropy_rl.runs.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
 from entropy_rl.training.diagnostics import rollout_statistics
 
@@ -114,7 +128,9 @@ class EntropyGRPOTrainer(GRPOTrainer):
         self._entropy_generator: torch.Generator | None = None
         self._control_state = ControlState()
         self._control: tuple[int, Any] | None = None  # (global step, its decision)
+        self._window: torch.Tensor | None = None  # (entropy sum, tokens) of the optimizer step
         if not self._trl_loss:
+            self.entropy_config = self._with_trl_entropy_options(self.entropy_config)
             self._check_supported()
 
     @property
@@ -123,23 +139,49 @@ class EntropyGRPOTrainer(GRPOTrainer):
         cfg = self.entropy_config
         return cfg.mode == TRL_OWN_MODE and cfg.entropy_coef == 0 and cfg.entropy_target is None
 
-    def _check_supported(self) -> None:
-        """Refuse TRL options whose math lives inside TRL's loss and would be silently lost,
-        and a controller rule that moves after each optimizer step (the adapter decides once
-        per optimizer step, before it)."""
-        cfg = self.entropy_config
-        if cfg.entropy_target is not None and control_rule(cfg).after_update is not None:
-            raise ValueError(
-                f"entropy_config.control_rule={cfg.control_rule!r} is for our trainer; in TRL "
-                "use its own rule: use_adaptive_entropy=True with entropy_config=None"
+    def _with_trl_entropy_options(self, cfg: PolicyLossConfig) -> PolicyLossConfig:
+        """`cfg` with TRL's entropy bonus, adaptive entropy and top_entropy_quantile carried
+        over (see the module docstring); ValueError when both sides set the same thing."""
+        args = self.args
+        if self._entropy_bonus_enabled:
+            if cfg.entropy_coef != 0 or cfg.entropy_target is not None:
+                raise ValueError(
+                    "both TRL's entropy_coef / use_adaptive_entropy and entropy_config's "
+                    "entropy_coef / entropy_target set the entropy bonus: set it in one place"
+                )
+            cfg = dataclasses.replace(cfg, entropy_coef=self.entropy_coef)
+        if self.use_adaptive_entropy:
+            cfg = dataclasses.replace(
+                cfg,
+                entropy_target=args.entropy_target,
+                entropy_target_end=None,
+                control_rule=FIXED_STEP_RULE,
+                entropy_control=ENTROPY_BONUS.name,
+                control_step_size=args.entropy_coef_delta,
+                control_min=args.entropy_coef_min,
+                control_max=args.entropy_coef_max,
             )
+        if self.top_entropy_quantile < 1.0:
+            if cfg.mode not in (TRL_OWN_MODE, TOP_ENTROPY_MODE):
+                raise ValueError(
+                    f"TRL's top_entropy_quantile < 1 selects tokens, as entropy_config.mode="
+                    f"{cfg.mode!r} does: use one of them"
+                )
+            if cfg.mode == TOP_ENTROPY_MODE:
+                raise ValueError(
+                    "TRL's top_entropy_quantile and entropy_config.mode='top_entropy' both "
+                    "set the quantile: set it in one place (entropy_config.top_entropy_quantile)"
+                )
+            cfg = dataclasses.replace(
+                cfg, mode=TOP_ENTROPY_MODE, top_entropy_quantile=self.top_entropy_quantile
+            )
+        return cfg
+
+    def _check_supported(self) -> None:
+        """Refuse TRL options whose math lives inside TRL's loss and would be silently lost."""
         args = self.args
         unsupported = {
             "beta != 0": self.beta != 0.0,
-            "entropy_coef / use_adaptive_entropy (use entropy_config.entropy_coef)": (
-                self._entropy_bonus_enabled
-            ),
-            "top_entropy_quantile < 1": self.top_entropy_quantile < 1.0,
             "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
             "importance_sampling_level != 'token'": self.importance_sampling_level != "token",
             "vllm_importance_sampling_correction with use_vllm": (
@@ -196,19 +238,47 @@ class EntropyGRPOTrainer(GRPOTrainer):
     def _controlled(self, entropies: torch.Tensor, mask: torch.Tensor) -> PolicyLossConfig:
         """The entropy controller's loss for this optimizer step (`core.control`), decided
         on the step's first micro-batch from its entropy, a mean over every rank's valid
-        tokens (so every rank decides alike), and kept for the step's other micro-batches."""
-        step = self.state.global_step
+        tokens (so every rank decides alike), and kept for the step's other micro-batches.
+        A rule that moves after each optimizer step moves at its last micro-batch."""
+        step, rule = self.state.global_step, control_rule(self.entropy_config)
         if self._control is None or self._control[0] != step:
             n_valid = mask.bool().sum()
             local = (entropies.detach().float() * mask).sum() / n_valid.clamp(min=1)
             entropy = self._global_mean(local, n_valid)
-            decision = control_rule(self.entropy_config).start(
+            if self.use_adaptive_entropy:  # TRL's state, as its checkpoint restores it
+                self._control_state = dataclasses.replace(
+                    self._control_state,
+                    value=self.entropy_coef,
+                    last_entropy=self._last_world_entropy,
+                )
+            decision = rule.start(
                 self.entropy_config, self._control_state, entropy, step, self.state.max_steps
             )
             self._control_state, self._control = decision.state, (step, decision)
             for key, value in decision.metrics.items():
                 self._metrics["train"][key].append(value)
+        if rule.after_update is not None:
+            self._after_micro_batch(rule, entropies, mask, step)
         return self._control[1].loss
+
+    def _after_micro_batch(self, rule, entropies: torch.Tensor, mask: torch.Tensor, step: int):
+        """Add the micro-batch's entropy to the optimizer step's; at its last micro-batch,
+        move the rule on the step's entropy over every rank's tokens (TRL's window)."""
+        stats = torch.stack([(entropies.detach().float() * mask).sum(), mask.float().sum()])
+        self._window = stats if self._window is None else self._window + stats
+        if not self.accelerator.sync_gradients:
+            return
+        totals = self.accelerator.reduce(self._window, reduction="sum")
+        self._window = None
+        entropy = (totals[0] / totals[1].clamp(min=1.0)).item()
+        decision = rule.after_update(
+            self.entropy_config, self._control_state, entropy, step, self.state.max_steps
+        )
+        self._control_state = decision.state
+        self._metrics["train"][CONTROL_UPDATE_ENTROPY].append(entropy)
+        if self.use_adaptive_entropy:  # saved by TRL's checkpoint (entropy_ctrl_state.json)
+            self.entropy_coef = decision.state.value
+            self._last_world_entropy = decision.state.last_entropy
 
     def _compute_loss(self, model, inputs):
         if self._trl_loss:

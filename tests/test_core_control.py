@@ -37,7 +37,8 @@ def _reference(config: PolicyLossConfig, entropies, total_steps):
             log_scale = math.log(
                 min(max(math.exp(log_scale + config.control_ki * error), lowest), highest)
             )
-        out.append((scale, scale * getattr(config, knob)))
+        value = scale * getattr(config, knob)
+        out.append((scale, min(value, 1.0) if knob.endswith("_ratio") else value))  # a share
     return out
 
 

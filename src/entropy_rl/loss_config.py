@@ -16,7 +16,10 @@ from dataclasses import dataclass
 AGG_MODES = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
 AUTO_KNOB = "auto"
 """`entropy_control`'s default: the first knob of the loss mode, else the entropy bonus."""
-CONTROL_KP = 4.0
+CONTROL_KP = 16.0
+"""The 'pi' rule's proportional gain: with CONTROL_KI, a loop damped enough for the knobs'
+authorities measured on the embedded task (`core.control`, "Why this form" 6); 4 until
+2026-12-04."""
 CONTROL_KI = 1.0
 CONTROL_MAX_SCALE = 100.0
 PI_RULE = "pi"

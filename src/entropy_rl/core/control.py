@@ -32,6 +32,15 @@ Why this form:
    brought down by the policy gradient itself, and integrating that excess would drive the
    strength to its floor just before it is needed (integrator wind-up from the start).
 5. Clamping the integral to the range bounds it at saturation (no wind-up there either).
+6. The gains set the loop's damping. With g the entropy change per step per unit of log s
+   (the knob's authority) and x = H - target, the loop is x' = (1 - k1) x + g J,
+   (g J)' = g J - k2 x, with k1 = g kp / target and k2 = g ki / target: its poles solve
+   z^2 - (2 - k1) z + (1 - k1 + k2) = 0, critically damped at k1 = 2 sqrt(k2). On the
+   embedded task g was 0.002-0.01 (the bonus to KL-Cov's coefficient), so kp 4 with ki 1
+   left the loop underdamped: a slow oscillation that the batch's sampling noise keeps
+   going (mean |H - target| 0.019-0.025 against a floor of 0.011-0.014). kp 16 damps it
+   over that range of g (0.013-0.016); a smaller ki instead is slow to find the strength
+   (kp 8, ki 0.25: 0.036). docs/results.md, "Entropy control against the field's rules".
 It is scalar arithmetic on a global number: under torchrun every rank measures the same H
 (a mean over every rank's tokens) and so takes the same decision.
 

@@ -89,8 +89,9 @@ def test_ppo_mode_leaves_trl_loss_untouched(tiny, tmp_path):
     ],
 )
 def test_entropy_controller_sets_the_knob_every_step(tiny, tmp_path, fields, knob):
-    # A target far above any entropy of this vocabulary: the strength rises every step.
-    cfg = PolicyLossConfig(**fields, entropy_target=5.0)
+    # A target far above any entropy of this vocabulary: the strength rises every step (kp 4
+    # keeps it under control_max_scale for the 3 steps).
+    cfg = PolicyLossConfig(**fields, entropy_target=5.0, control_kp=4.0)
     trainer = make_trainer(tiny, tmp_path, cfg, max_steps=3, gradient_accumulation_steps=2)
     trainer.train()
     logs = [e for e in trainer.state.log_history if "entropy" in e]

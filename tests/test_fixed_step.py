@@ -98,7 +98,7 @@ def test_the_rule_is_checked_by_name_and_needs_no_starting_strength():
     assert check_loss_config(ok) is ok
     with pytest.raises(ValueError, match="entropy_coef must be > 0 with entropy_target"):
         check_loss_config(PolicyLossConfig(entropy_target=0.5))  # 'pi' scales its start
-    with pytest.raises(ValueError, match="control_rule must be one of pi, fixed_step"):
+    with pytest.raises(ValueError, match="control_rule must be one of pi, entropic, fixed_step"):
         check_loss_config(PolicyLossConfig(entropy_target=0.5, control_rule="fixed"))
 
 

@@ -24,6 +24,8 @@ CONTROL_KI = 1.0
 CONTROL_MAX_SCALE = 100.0
 PI_RULE = "pi"
 """`control_rule`'s default: the proportional-integral rule of `core.control`."""
+ENTROPIC_RULE = "entropic"
+"""EntroPIC's rule (`core.entropic`), the one that steers mode 'entropic'."""
 
 
 def _require_number(name: str, value: object) -> float:
@@ -49,8 +51,9 @@ class PolicyLossConfig:
     """The policy loss and its entropy-control options. Validated on construction."""
 
     mode: str = "ppo"
-    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov), 'kl_cov' (KL-Cov) or
-    'top_entropy' (PPO's loss on the highest-entropy tokens only); or a mode registered with
+    """Loss: 'ppo' (clipped surrogate), 'clip_cov' (Clip-Cov), 'kl_cov' (KL-Cov),
+    'top_entropy' (PPO's loss on the highest-entropy tokens only) or 'entropic' (EntroPIC's
+    reweighting of high-probability tokens); or a mode registered with
     `entropy_rl.core.register_loss_mode`."""
     clip_low: float = 0.2
     """PPO clip range below 1: the ratio is clipped at 1 - clip_low."""
@@ -69,6 +72,16 @@ class PolicyLossConfig:
     top_entropy_quantile: float = 0.2
     """top_entropy: the share of valid tokens, those of highest entropy, that the loss acts on
     (TRL's `top_entropy_quantile`; 0.2 is "Beyond the 80/20 rule", arXiv 2506.01939)."""
+    entropic_alpha: float = 0.0
+    """entropic: EntroPIC's weight alpha in [-1, 1] of the extra term -ratio |A| on the
+    high-probability tokens (> 0 lowers the entropy, < 0 raises it); its rule
+    (`control_rule='entropic'`) sets it at every optimizer step."""
+    entropic_prob: float = 0.95
+    """entropic: a token is high-probability when its sampled probability exceeds this."""
+    entropic_kp: float = 1.0
+    """entropic rule: proportional gain on H - target (nats), EntroPIC's entropy_control_p."""
+    entropic_ki: float = 0.01
+    """entropic rule: integral gain on the sum of H - target, EntroPIC's entropy_control_i."""
     agg: str = "token_mean"
     """Aggregation: 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum'."""
     entropy_coef: float = 0.0
@@ -95,16 +108,17 @@ class PolicyLossConfig:
     """Controller: the knob stays within [1/this, this] times its configured value."""
     control_patience: int = 10
     """Controller ('pi'): steps a knob may be stuck (at its bound, at a ratio's cap of 1, or
-    selecting under half the tokens it asks for) with the entropy below the target before it
+    selecting under 90% of the tokens it asks for) with the entropy below the target before it
     is declared inert."""
     control_explosion: float = 0.5
     """Controller ('pi'): once the target has been reached, an entropy above the target by
     more than this fraction of it drops the integral to the configured strength or below."""
     control_rule: str = PI_RULE
     """How the controller moves the knob: 'pi' (ours, `core.control`: proportional-integral
-    on a log scale, once per rollout step) or 'fixed_step' (TRL's `use_adaptive_entropy`,
+    on a log scale, once per rollout step), 'fixed_step' (TRL's `use_adaptive_entropy`,
     Skywork-OR1's rule, `core.fixed_step`: control_step_size per optimizer step toward the
-    target, applied only at or below it); or a rule registered with `register_control_rule`."""
+    target, applied only at or below it) or 'entropic' (EntroPIC's, `core.entropic`, for mode
+    'entropic'); or a rule registered with `register_control_rule`."""
     control_step_size: float = 0.005
     """fixed_step: how much the knob moves per optimizer step (TRL's entropy_coef_delta)."""
     control_min: float = 0.0
@@ -129,6 +143,10 @@ class PolicyLossConfig:
                 f"top_entropy_quantile must be in (0, 1], got {self.top_entropy_quantile!r}"
             )
         self._check_control()
+        if not -1.0 <= _require_number("entropic_alpha", self.entropic_alpha) <= 1.0:
+            raise ValueError(f"entropic_alpha must be in [-1, 1], got {self.entropic_alpha!r}")
+        if not 0.0 < _require_number("entropic_prob", self.entropic_prob) < 1.0:
+            raise ValueError(f"entropic_prob must be in (0, 1), got {self.entropic_prob!r}")
         for name in ("clip_cov_lb", "clip_cov_ub"):
             _require_number(name, getattr(self, name))
 
@@ -137,7 +155,7 @@ class PolicyLossConfig:
             value = getattr(self, name)
             if value is not None and _require_number(name, value) <= 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("control_kp", "control_ki"):
+        for name in ("control_kp", "control_ki", "entropic_kp", "entropic_ki"):
             if _require_number(name, getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if _require_number("control_max_scale", self.control_max_scale) < 1:

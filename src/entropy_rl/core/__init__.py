@@ -35,6 +35,7 @@ from entropy_rl.core.covariance import (
     token_covariance,
     token_covariance_pg,
 )
+from entropy_rl.core.entropic import ENTROPIC  # registers the rule
 from entropy_rl.core.entropy import (
     entropy_change_and_first_order,
     entropy_change_first_order,
@@ -74,6 +75,7 @@ __all__ = [
     "AGG_MODES",
     "CONTROL_KNOBS",
     "CONTROL_RULES",
+    "ENTROPIC",
     "FIXED_STEP",
     "LOSS_MODES",
     "AdvantageEstimator",

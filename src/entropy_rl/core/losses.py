@@ -13,6 +13,13 @@ Per-token losses, with ratio r = exp(logp - old_logp) and advantage A:
             (1 - top_entropy_quantile) quantile of the valid tokens' entropy, 0 on the others
             (which stay in the denominator): "Beyond the 80/20 rule" (arXiv 2506.01939), as
             TRL's `top_entropy_quantile`, with the quantile over the whole rollout batch.
+- entropic: the ppo loss + entropic_alpha (-r |A|) on the tokens whose probability under
+            the policy that sampled exceeds entropic_prob: EntroPIC (arXiv 2511.15248), its
+            alpha set by the rule of `core.entropic`. Departures from its code: the tokens
+            are selected by the sampling policy's probability over the whole batch (its code:
+            the current one, per micro-batch), and the extra term is a mean over all valid
+            tokens, not over the selected ones only (so alpha's effect is smaller by their
+            share, `entropic/frac`; its code's divisor changes with the micro-batch).
 N is the number of valid tokens and cov_t the per-token covariance of `token_covariance`.
 
 Departures from the paper and its reference code:
@@ -43,7 +50,7 @@ import torch
 
 from entropy_rl.core.covariance import token_covariance
 from entropy_rl.core.masked import as_float, as_token_advantages, masked_mean
-from entropy_rl.loss_config import AGG_MODES, Knob, PolicyLossConfig
+from entropy_rl.loss_config import AGG_MODES, ENTROPIC_RULE, Knob, PolicyLossConfig
 from entropy_rl.registry import Registry
 
 LOSS_KEY = "loss/policy"
@@ -82,6 +89,8 @@ class TokenScores:
     """The per-token covariance of log pi and A (`token_covariance`, Theorem 2)."""
     entropy: torch.Tensor | None = None
     """The token entropy under the policy that sampled (None: not measured)."""
+    log_prob: torch.Tensor | None = None
+    """The sampled token's log-probability under the policy that sampled (None: not given)."""
 
 
 TokenSelection = Callable[
@@ -257,6 +266,38 @@ def _top_entropy_loss(terms: TokenTerms, selection: torch.Tensor, config: Policy
     return per_token, {"top_entropy/frac": masked_mean(selection, terms.mask)}
 
 
+def _entropic_select(scores: TokenScores, valid, config, generator, eligible) -> torch.Tensor:
+    """The valid tokens whose sampled probability exceeds `entropic_prob`."""
+    if scores.log_prob is None:
+        raise ValueError("mode 'entropic' selects by probability: pass it (TokenScores.log_prob)")
+    return (scores.log_prob.float() > math.log(config.entropic_prob)) & valid
+
+
+def _check_entropic(config: PolicyLossConfig) -> None:
+    """alpha changes sign, so the 'pi' rule (a positive scale of the knob) cannot steer it."""
+    if config.entropy_target is not None and config.control_rule != ENTROPIC_RULE:
+        raise ValueError(
+            f"mode 'entropic' with entropy_target needs control_rule={ENTROPIC_RULE!r} "
+            f"(alpha changes sign), got {config.control_rule!r}"
+        )
+
+
+@register_loss_mode(
+    "entropic",
+    select=_entropic_select,
+    metrics={"entropic/frac": None},
+    knobs=(Knob("entropic_alpha"),),
+    check=_check_entropic,
+)
+def _entropic_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
+    """EntroPIC (arXiv 2511.15248): PPO's loss plus alpha (-ratio |A|) on the selected
+    high-probability tokens, the ratio unclipped. alpha > 0 pushes those tokens' positive
+    advantages up and negative ones down more (entropy falls), alpha < 0 the reverse."""
+    ppo = torch.maximum(terms.surrogate, terms.clipped_surrogate)
+    extra = config.entropic_alpha * -(terms.ratio * terms.advantages.abs()) * selection
+    return ppo + extra, {"entropic/frac": masked_mean(selection, terms.mask)}
+
+
 # ---- the loss -----------------------------------------------------------------------------
 
 
@@ -362,7 +403,8 @@ def policy_loss(
             raise ValueError(f"a token selection was given but mode {config.mode!r} selects none")
     else:
         if selection is None:
-            scores = TokenScores(token_covariance(log_probs, terms.advantages, mask), entropy)
+            cov = token_covariance(log_probs, terms.advantages, mask)
+            scores = TokenScores(cov, entropy, log_probs.detach())
             selection = select_tokens(scores, mask, config, generator, ~terms.clipped)
         selection = (selection.bool() & mask.bool()).to(m.dtype)  # (B, T)
     per_token, own = mode.per_token(terms, selection, config)

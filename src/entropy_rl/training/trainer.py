@@ -179,7 +179,8 @@ def select_batch_tokens(
     whatever the micro-batches; returns this rank's rows (B, T) of it."""
     rows, width = mask.shape
     entropy = None if scores.entropy is None else dist.gather_rows(scores.entropy)
-    everyone = TokenScores(dist.gather_rows(scores.cov), entropy)
+    log_prob = None if scores.log_prob is None else dist.gather_rows(scores.log_prob)
+    everyone = TokenScores(dist.gather_rows(scores.cov), entropy, log_prob)
     chosen = select_tokens(everyone, dist.gather_rows(mask), loss_cfg, generator)  # (W*B, T_max)
     return dist.own_rows(chosen, rows, width)
 
@@ -228,7 +229,7 @@ def collect(
         metrics |= decision.metrics
     selection = None
     if loss_mode(loss_cfg.mode).selects_tokens:
-        scores = TokenScores(cov, entropy)
+        scores = TokenScores(cov, entropy, old_log_probs)
         selection = select_batch_tokens(scores, mask, loss_cfg, state.select_gen, dist)
     if config.loss.entropy_target is not None:
         metrics |= _review_control(config, state, metrics, selection, mask, dist)

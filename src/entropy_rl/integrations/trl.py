@@ -169,8 +169,9 @@ class EntropyGRPOTrainer(GRPOTrainer):
                 )
             if cfg.mode == TOP_ENTROPY_MODE:
                 raise ValueError(
-                    "TRL's top_entropy_quantile and entropy_config.mode='top_entropy' both "
-                    "set the quantile: set it in one place (entropy_config.top_entropy_quantile)"
+                    f"TRL's top_entropy_quantile and entropy_config.mode={TOP_ENTROPY_MODE!r} "
+                    "both set the quantile: set it in one place "
+                    "(entropy_config.top_entropy_quantile)"
                 )
             cfg = dataclasses.replace(
                 cfg, mode=TOP_ENTROPY_MODE, top_entropy_quantile=self.top_entropy_quantile

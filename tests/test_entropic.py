@@ -18,20 +18,19 @@ from entropy_rl.training.runner import train
 
 
 def _slow_loss(log_probs, old_log_probs, adv, mask, alpha, prob, clip=0.2):
-    """Token by token: PPO's clipped loss, plus alpha * -(r |A|) where the sampling policy's
-    probability exceeds `prob`; the mean over the valid tokens."""
-    total, count = 0.0, 0
+    """Token by token: PPO's clipped loss, a mean over the valid tokens, plus alpha times the
+    mean of -(r |A|) over those whose probability under the sampling policy exceeds `prob`."""
+    ppo, extra, count, high = 0.0, 0.0, 0, 0
     for i in range(mask.shape[0]):
         for t in range(mask.shape[1]):
             if not mask[i, t]:
                 continue
             r = math.exp(log_probs[i][t] - old_log_probs[i][t])
             a = float(adv[i])
-            loss = max(-a * r, -a * min(max(r, 1 - clip), 1 + clip))
+            ppo, count = ppo + max(-a * r, -a * min(max(r, 1 - clip), 1 + clip)), count + 1
             if math.exp(old_log_probs[i][t]) > prob:
-                loss += alpha * -(r * abs(a))
-            total, count = total + loss, count + 1
-    return total / count
+                extra, high = extra - r * abs(a), high + 1
+    return ppo / count + alpha * extra / high
 
 
 @pytest.mark.parametrize("alpha", [-0.7, 0.0, 0.4])

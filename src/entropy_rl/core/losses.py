@@ -17,9 +17,8 @@ Per-token losses, with ratio r = exp(logp - old_logp) and advantage A:
             the policy that sampled exceeds entropic_prob: EntroPIC (arXiv 2511.15248), its
             alpha set by the rule of `core.entropic`. Departures from its code: the tokens
             are selected by the sampling policy's probability over the whole batch (its code:
-            the current one, per micro-batch), and the extra term is a mean over all valid
-            tokens, not over the selected ones only (so alpha's effect is smaller by their
-            share, `entropic/frac`; its code's divisor changes with the micro-batch).
+            the current one, per micro-batch). As in its code, the extra term is a mean over
+            the selected tokens of each micro-batch, so it changes with the micro-batch size.
 N is the number of valid tokens and cov_t the per-token covariance of `token_covariance`.
 
 Departures from the paper and its reference code:
@@ -290,12 +289,14 @@ def _check_entropic(config: PolicyLossConfig) -> None:
     check=_check_entropic,
 )
 def _entropic_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
-    """EntroPIC (arXiv 2511.15248): PPO's loss plus alpha (-ratio |A|) on the selected
-    high-probability tokens, the ratio unclipped. alpha > 0 pushes those tokens' positive
-    advantages up and negative ones down more (entropy falls), alpha < 0 the reverse."""
+    """EntroPIC (arXiv 2511.15248): PPO's loss plus alpha times the mean of -ratio |A| over
+    the selected high-probability tokens (the ratio unclipped), a mean over the tensors given
+    (a micro-batch), as in EntroPIC's code. alpha > 0 pushes those tokens' positive advantages
+    up and negative ones down more (entropy falls), alpha < 0 the reverse."""
     ppo = torch.maximum(terms.surrogate, terms.clipped_surrogate)
-    extra = config.entropic_alpha * -(terms.ratio * terms.advantages.abs()) * selection
-    return ppo + extra, {"entropic/frac": masked_mean(selection, terms.mask)}
+    share = masked_mean(selection, terms.mask)  # of the tensors given: EntroPIC's divisor
+    extra = -(terms.ratio * terms.advantages.abs()) * selection / share.clamp(min=1e-12)
+    return ppo + config.entropic_alpha * extra, {"entropic/frac": share}
 
 
 # ---- the loss -----------------------------------------------------------------------------

@@ -35,7 +35,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from entropy_rl.analysis.report.stats import control_deviations
 from entropy_rl.analysis.report.verdicts import control_holds
+from entropy_rl.runs.metrics_log import read_records
 
 BAND = 0.05
 UPDATES = 4
@@ -162,25 +164,26 @@ def train_trl(out: Path, seed: int, target: float, steps: int) -> Path:
     return path
 
 
-def _run_stats(path: Path, target: float, steps: int) -> dict:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    # (step, H - target), the target of the row when it has one (a schedule), else `target`
-    series = [
-        (r["step"], r["entropy/mean"] - r.get("control/target", target))
-        for r in rows
-        if "entropy/mean" in r
-    ]
-    late = [e for s, e in series if s >= steps / 2]
-    entered = next((s for s, e in series if abs(e) <= BAND), None)
+def _run_stats(rows: list[dict], target: float, steps: int) -> dict:
+    measured = [r for r in rows if "entropy/mean" in r]
+    # H - target: each row's control/target when it has one (a schedule), else `target`
+    late = control_deviations(measured, target)
+    entered = next(
+        (
+            r["step"]
+            for r in measured
+            if abs(r["entropy/mean"] - r.get("control/target", target)) <= BAND
+        ),
+        None,
+    )
     evals = [r for r in rows if "val/acc" in r]
     knob = [r["control/value"] for r in rows if r["step"] >= steps / 2 and "control/value" in r]
     return {
         "knob": statistics.fmean(knob) if knob else None,
-        "mean_abs": statistics.fmean(abs(e) for e in late),
-        "max_abs": max(abs(e) for e in late),
-        "mean_err": statistics.fmean(late),
+        "mean_abs": float(abs(late).mean()),
+        "max_abs": float(abs(late).max()),
         "entered": entered,
-        "holds": control_holds(statistics.fmean(late), max(abs(e) for e in late)),
+        "holds": control_holds(float(late.mean()), float(abs(late).max())),
         "acc": statistics.fmean(r["val/acc"] for r in evals[-3:]),
         "pass": evals[-1]["val/pass_at_k"],
         "greedy": evals[-1]["val/acc_greedy"],
@@ -198,11 +201,12 @@ def table(directories: list[Path], target: float, steps: int) -> str:
     arms: dict[str, list[dict]] = {}
     for directory in directories:
         for path in sorted(directory.rglob("metrics.jsonl")):
-            last = json.loads(path.read_text().splitlines()[-1])["step"]
+            rows = list(read_records(path))
+            last = rows[-1]["step"]
             if last < steps:  # a run still going, or stopped: not in the table
                 print(f"left out, at step {last} of {steps}: {path}", file=sys.stderr)
                 continue
-            arms.setdefault(path.parent.parent.name, []).append(_run_stats(path, target, steps))
+            arms.setdefault(path.parent.parent.name, []).append(_run_stats(rows, target, steps))
     head = "| method | runs holding | mean \\|H - T\\|, 2nd half | largest \\|H - T\\| | first step in T +- 0.05 | knob, 2nd-half mean | end val/acc | end pass@k | end greedy |"
     lines = [head, "|" + "---|" * 9]
     for arm, runs in arms.items():

@@ -235,19 +235,26 @@ def method_spread(fits_by_method: Sequence[Sequence[EntropyLawFit]]) -> tuple[fl
     return np.std(means_a) / abs(np.mean(means_a)), np.std(means_b) / abs(np.mean(means_b))
 
 
-def control_tracking(run: RunData) -> tuple[float, float] | None:
-    """(mean of entropy/mean - control/target, largest |entropy/mean - control/target|) over
-    the rows of the second half of a controlled run's steps; None for a run without the
-    controller."""
-    rows = [r for r in run.records if r.get(CONTROL_TARGET) is not None]
+def control_deviations(records: Sequence[dict], target: float | None = None) -> np.ndarray | None:
+    """entropy/mean - its target over the rows of the second half of a run's steps, the
+    target being a row's control/target or, for a row without one, `target` (None: such rows
+    are left out); None when no row has a target or the last one has no entropy."""
+    rows = [r for r in records if r.get(CONTROL_TARGET, target) is not None]
     if not rows or rows[-1].get(ENTROPY_MEAN) is None:
         return None
     half = rows[-1]["step"] / 2
-    dev = np.array(
+    return np.array(
         [
-            r[ENTROPY_MEAN] - r[CONTROL_TARGET]
+            r[ENTROPY_MEAN] - r.get(CONTROL_TARGET, target)
             for r in rows
             if r["step"] >= half and r.get(ENTROPY_MEAN) is not None
         ]
     )
-    return float(dev.mean()), float(np.abs(dev).max())
+
+
+def control_tracking(run: RunData) -> tuple[float, float] | None:
+    """(mean of entropy/mean - control/target, largest |entropy/mean - control/target|) over
+    the rows of the second half of a controlled run's steps (`control_deviations`); None for
+    a run without the controller."""
+    dev = control_deviations(run.records)
+    return None if dev is None else (float(dev.mean()), float(np.abs(dev).max()))

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from entropy_rl.analysis.law import (
     RELIABLE_MIN_POINTS,
     RELIABLE_MIN_R2,
+    EntropyLawFit,
     EntropyLawForecast,
     fit_size_by_step,
     forecast,
@@ -138,7 +139,7 @@ def _claim1_no_data(runs: list[RunData]) -> str:
 def section_law(runs: list[RunData]) -> Section:
     """R against H for the reference runs with the fitted law and ceiling; the 15% forecast."""
     section = Section("2. The entropy-performance law R = -a exp(H) + b")
-    rows, numbers = [], []
+    rows, bends, numbers = [], [], []
     for task in _tasks(runs):
         reference = _reference(_main_runs(runs, task))
         pooled = fit_pooled(reference)
@@ -149,8 +150,9 @@ def section_law(runs: list[RunData]) -> Section:
         for i, run in enumerate(reference):
             h, r = law_points(run)
             ax.scatter(h, r, s=14, color=f"C{i}", label=_run_label(run))
-            row, *values = _forecast_row(task, run)
+            row, bend, *values = _forecast_row(task, run)
             rows.append(row)
+            bends += [bend] if bend else []
             numbers.append(values)
         top = np.concatenate([law_points(r)[0] for r in reference]).max()
         grid = np.linspace(0, top * 1.05, 200)
@@ -197,10 +199,10 @@ def section_law(runs: list[RunData]) -> Section:
         f"A ceiling is marked unreliable when its fit has fewer than {RELIABLE_MIN_POINTS} "
         f"points or R² below {RELIABLE_MIN_R2}."
     )
-    labelled = [(task, r) for task in _tasks(runs) for r in _reference(_main_runs(runs, task))]
-    _early_vs_whole(section, labelled)
+    _early_vs_whole(section, bends)
     r2s, rmses, noises, errors = zip(*numbers, strict=True) if numbers else ([],) * 4
-    most_points = max(law_points(r)[0].size for _, r in labelled)
+    reference = [r for task in _tasks(runs) for r in _reference(_main_runs(runs, task))]
+    most_points = max(law_points(r)[0].size for r in reference)
     section.verdicts.append(law_verdict(r2s, rmses, noises, errors, most_points))
     return section
 
@@ -223,14 +225,17 @@ def _run_label(run: RunData) -> str:
     return f"{run.method} seed {run.seed}" if run.seed is not None else run.method
 
 
-def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float, float, float]:
-    """The run's table row, its fit's R², its early forecast's held-out RMSE, noise-only RMSE
+def _forecast_row(
+    task: str, run: RunData
+) -> tuple[tuple, tuple | None, float, float, float, float]:
+    """The run's table row, its row of where the early points lie (`_early_vs_whole`; None
+    without an early fit), its fit's R², its early forecast's held-out RMSE, noise-only RMSE
     and mean held-out error (NaN where it has none)."""
     nan = float("nan")
     h, r = law_points(run)
     fit = fit_run(run)
     if fit is None:
-        return (task, _run_label(run), *["–"] * 9), nan, nan, nan, nan
+        return (task, _run_label(run), *["–"] * 9), None, nan, nan, nan, nan
     steps = law_steps(run)
     early = _early_forecast(h, r, steps)
     rmse = early.rmse_heldout if early else nan
@@ -250,6 +255,7 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float, float, 
             f"{error:+.3f}" if early else "–",
             f"{early.final_error:+.3f}" if early else "–",
         ),
+        _bend_row(task, run, h, steps, early, fit) if early else None,
         fit.r2,
         rmse,
         noise,
@@ -257,28 +263,30 @@ def _forecast_row(task: str, run: RunData) -> tuple[tuple, float, float, float, 
     )
 
 
-def _early_vs_whole(section: Section, runs: list[tuple[str, RunData]]) -> None:
-    """Where each reference run's early points lie against the rest, and the early fit's a
-    and b against the whole run's: the evidence for why an early forecast is biased."""
-    rows = []
-    for task, run in runs:
-        h, r = law_points(run)
-        steps = law_steps(run)
-        early, whole = _early_forecast(h, r, steps), fit_run(run)
-        if early is None or whole is None:
-            continue
-        n = early.n_fit
-        rows.append(
-            (
-                task,
-                _run_label(run),
-                f"{steps[0]:.0f}-{steps[n - 1]:.0f}",
-                f"{h[:n].min():.3f}-{h[:n].max():.3f}",
-                f"{h[n:].min():.3f}-{h[n:].max():.3f}",
-                f"{early.fit.a:.3f}, {early.fit.b:.3f}",
-                f"{whole.a:.3f}, {whole.b:.3f}",
-            )
-        )
+def _bend_row(
+    task: str,
+    run: RunData,
+    h: np.ndarray,
+    steps: np.ndarray,
+    early: EntropyLawForecast,
+    whole: EntropyLawFit,
+) -> tuple:
+    """Where the run's early points lie against the rest, and the early fit's a and b against
+    the whole run's (`whole`)."""
+    n = early.n_fit
+    return (
+        task,
+        _run_label(run),
+        f"{steps[0]:.0f}-{steps[n - 1]:.0f}",
+        f"{h[:n].min():.3f}-{h[:n].max():.3f}",
+        f"{h[n:].min():.3f}-{h[n:].max():.3f}",
+        f"{early.fit.a:.3f}, {early.fit.b:.3f}",
+        f"{whole.a:.3f}, {whole.b:.3f}",
+    )
+
+
+def _early_vs_whole(section: Section, rows: list[tuple]) -> None:
+    """The table of `_bend_row`s, the evidence for why an early forecast is biased."""
     if not rows:
         return
     section.table(

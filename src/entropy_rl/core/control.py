@@ -199,6 +199,12 @@ class ControlDecision:
     metrics: dict[str, float]
 
 
+def step_loss(config: PolicyLossConfig, **knobs: float) -> PolicyLossConfig:
+    """A step's loss as a rule decides it: `config` with `knobs` set and no controller of its
+    own (a fixed strength)."""
+    return dataclasses.replace(config, **knobs, entropy_target=None, entropy_target_end=None)
+
+
 def control_step(
     config: PolicyLossConfig, state: ControlState, entropy: float, step: int, total_steps: int
 ) -> ControlDecision:
@@ -230,10 +236,7 @@ def control_step(
         CONTROL_KNOB: index,
     }
     later = {k.name: 0.0 for k in knobs[index + 1 :]}  # off until their turn
-    # the step's loss has a fixed strength: no controller of its own
-    loss = dataclasses.replace(
-        config, **later, **{knob.name: value}, entropy_target=None, entropy_target_end=None
-    )
+    loss = step_loss(config, **later, **{knob.name: value})
     next_state = dataclasses.replace(state, integral=integral, reached=reached, knob=index)
     return ControlDecision(loss, next_state, metrics)
 

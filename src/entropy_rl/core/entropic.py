@@ -33,6 +33,7 @@ from entropy_rl.core.control import (
     ControlState,
     entropy_target_at,
     register_control_rule,
+    step_loss,
 )
 from entropy_rl.loss_config import ENTROPIC_RULE, PolicyLossConfig
 
@@ -43,12 +44,6 @@ logs it), alpha at the step's first update, and the integral of H - target."""
 
 def _alpha(config: PolicyLossConfig, state: ControlState) -> float:
     return config.entropic_alpha if state.value is None else state.value
-
-
-def _loss(config: PolicyLossConfig, alpha: float) -> PolicyLossConfig:
-    return dataclasses.replace(
-        config, entropic_alpha=alpha, entropy_target=None, entropy_target_end=None
-    )
 
 
 def entropic_start(
@@ -63,7 +58,7 @@ def entropic_start(
         CONTROL_VALUE: alpha,
         CONTROL_INTEGRAL: state.integral,
     }
-    return ControlDecision(_loss(config, alpha), state, metrics)
+    return ControlDecision(step_loss(config, entropic_alpha=alpha), state, metrics)
 
 
 def entropic_update(
@@ -76,7 +71,7 @@ def entropic_update(
     moved = dataclasses.replace(
         state, value=alpha, integral=state.integral + error, last_entropy=entropy
     )
-    return ControlDecision(_loss(config, alpha), moved, {})
+    return ControlDecision(step_loss(config, entropic_alpha=alpha), moved, {})
 
 
 ENTROPIC = register_control_rule(

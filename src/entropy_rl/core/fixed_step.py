@@ -35,6 +35,7 @@ from entropy_rl.core.control import (
     control_knob,
     entropy_target_at,
     register_control_rule,
+    step_loss,
 )
 from entropy_rl.loss_config import PolicyLossConfig
 
@@ -53,9 +54,7 @@ def _loss(config: PolicyLossConfig, state: ControlState, target: float) -> Polic
     """The next optimizer step's loss: the knob at v, or 0 when the last H was above T."""
     applied = _level(config, state) if state.last_entropy <= target else 0.0
     knob = control_knob(config).name
-    return dataclasses.replace(
-        config, **{knob: applied}, entropy_target=None, entropy_target_end=None
-    )
+    return step_loss(config, **{knob: applied})
 
 
 def fixed_step_start(

@@ -5,7 +5,9 @@ import pytest
 
 from conftest import TINY, full_killed_resumed
 from entropy_rl.config import load_config
+from entropy_rl.core import authority
 from entropy_rl.core.control import CONTROL_KEYS, ControlState
+from entropy_rl.runs.checkpoint import list_checkpoints, read_state
 from entropy_rl.runs.metrics_log import read_records
 from entropy_rl.training import runner
 from entropy_rl.training.run_state import RunState
@@ -21,7 +23,8 @@ def _rows(run):
 @pytest.fixture(scope="module")
 def controlled(tmp_path_factory, base_cache):
     """A KL-Cov run steering its selected fraction to an entropy far above any it has (so
-    the fraction rises every step); the same run killed during step 5, then resumed."""
+    the fraction rises every step), with its gains set from the knob's authority once the
+    fit has 3 steps; the same run killed during step 5, then resumed."""
 
     root = tmp_path_factory.mktemp("controlled")
     config = load_config(
@@ -34,9 +37,12 @@ def controlled(tmp_path_factory, base_cache):
             "loss.entropy_control=kl_cov_ratio",
             "loss.entropy_target=10",
             "loss.control_kp=0",  # the integral alone: the fraction rises by a known rule
+            "loss.control_gains=auto",
         ],
     )
-    full_killed_resumed(config, root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(authority, "AUTHORITY_MIN_WEIGHT", 3.0)
+        full_killed_resumed(config, root)
     return root, config
 
 
@@ -56,6 +62,28 @@ def test_every_row_has_the_control_keys_and_the_selection_follows_them(controlle
         assert row["kl_cov/frac"] == pytest.approx(row["control/value"], abs=0.02)
 
 
+def test_the_authority_is_fitted_on_the_probe_and_sets_the_gains(controlled, monkeypatch):
+    """Each row's authority and gains are those of the fit of the rows before it (the knob's
+    value against the probe's entropy change), and the checkpoint holds that fit; kp stays 0
+    (its range is 0 to 8 times 0)."""
+    monkeypatch.setattr(authority, "AUTHORITY_MIN_WEIGHT", 3.0)
+    root, config = controlled
+    last = list_checkpoints(root / "full")[-1]
+    rows, fit, fits = _rows(root / "full"), authority.AuthorityFit(), {}
+    for row in rows:
+        fits[row["step"]] = fit
+        expected = fit.authority()
+        got = row["control/authority"]
+        assert (got is None) == (expected is None) and (got or 0) == pytest.approx(expected or 0)
+        kp, ki = authority.loop_gains(0.9, 10.0, expected, 0.0, config.loss.control_ki)
+        assert (row["control/kp"], row["control/ki"]) == pytest.approx((kp, ki))
+        if "dynamics/dH_actual" in row:
+            fit = fit.observe(row["control/value"], row["dynamics/dH_actual"])
+    saved = authority.AuthorityFit(**read_state(last)["run_state"]["control"]["authority"])
+    assert saved.weight == pytest.approx(fits[last.step].weight) and saved.weight > 3
+    assert saved.line() == pytest.approx(fits[last.step].line())
+
+
 def test_a_controlled_run_killed_mid_step_resumes_bit_exact(controlled):
     root, _ = controlled
     assert _rows(root / "resumed") == _rows(root / "full")
@@ -63,7 +91,8 @@ def test_a_controlled_run_killed_mid_step_resumes_bit_exact(controlled):
 
 def test_the_controller_state_is_saved_whole():
     state = RunState.fresh(0)
-    state.control = ControlState(integral=0.7, reached=True)
+    fit = authority.AuthorityFit().observe(0.1, -0.004).observe(0.2, 0.001)
+    state.control = ControlState(integral=0.7, reached=True, authority=fit)
     assert RunState.from_dict(state.to_dict()).control == state.control
 
 

@@ -2,6 +2,7 @@
 a subprocess (which runs its jobs in subprocesses of their own), the rest in-process."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from entropy_rl.analysis.report.sections import SECTIONS
 from entropy_rl.commands.cli import main
 from entropy_rl.commands.experiment import load_experiment
 from entropy_rl.config import ConfigError
+from entropy_rl.runs.checkpoint import list_checkpoints
 
 EXAMPLE_LOG = Path(__file__).parent.parent / "examples" / "synthetic_grpo_log.jsonl"
 HEADINGS = [f"{i}. " for i in range(1, len(SECTIONS) + 1)]
@@ -216,3 +218,47 @@ def test_a_base_model_that_has_not_learnt_keeps_its_runs_waiting(tmp_path, tiny_
     assert job.steps_done() == (800, 4500)
     write_check(progress, 1000, 1300, 1.264, 0.939)
     assert job.steps_done() == (1000, 1300)  # the hold ended: the total is the real one
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """The live processes whose command line names `path` (Linux's /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and str(path) in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_kill_of_the_experiment_stops_its_runs_with_a_checkpoint(tmp_path, tiny_experiment):
+    """SIGTERM to the experiment's process alone (`kill PID`) reaches its running job, which
+    checkpoints and stops, as Ctrl-C does; no run is left training on its own."""
+    import signal
+    import time
+
+    spec = yaml.safe_load(tiny_experiment.read_text())
+    spec["methods"] = {"grpo": {"loss.mode": "ppo", "train.steps": 400}}
+    tiny_experiment.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = tmp_path / "exp"
+    argv = [sys.executable, "-m", "entropy_rl", "experiment", "--config", str(tiny_experiment)]
+    proc = subprocess.Popen([*argv, "--out", str(out), "--jobs", "1"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    metrics = out / "sum3/tiny/grpo/seed0/metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        metrics.exists() and len(metrics.read_text().splitlines()) >= 2
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    left = _processes_naming(out)
+    for pid in left:  # a failure here leaves no run training beside the suite
+        os.kill(pid, signal.SIGKILL)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert left == []
+    steps = len(metrics.read_text().splitlines())
+    assert steps < 401
+    assert list_checkpoints(metrics.parent)[-1].step == steps

@@ -142,7 +142,9 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, tiny_override
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert _lines(err) == ["entropy-rl train: interrupted"]
+    # the command's own line, or the package's when the Ctrl-C came while `-m entropy_rl`
+    # was still importing the command line (a loaded machine is slower than 1 s)
+    assert _lines(err) in (["entropy-rl train: interrupted"], ["entropy-rl: interrupted"])
 
 
 KILLS = 3

@@ -215,6 +215,12 @@ def test_unsupported_trl_option_is_refused(tiny, tmp_path):
         make_trainer(tiny, tmp_path, PolicyLossConfig(mode="clip_cov"), beta=0.1)
 
 
+def test_auto_gains_are_refused_without_the_probe(tiny, tmp_path):
+    cfg = PolicyLossConfig(mode="kl_cov", entropy_target=0.5, control_gains="auto")
+    with pytest.raises(ValueError, match="Lemma-1 probe, which TRL's trainer does not run"):
+        make_trainer(tiny, tmp_path, cfg)
+
+
 def test_entropy_config_type_checked(tiny, tmp_path):
     with pytest.raises(TypeError, match="PolicyLossConfig"):
         make_trainer(tiny, tmp_path, {"mode": "kl_cov"})

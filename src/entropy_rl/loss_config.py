@@ -21,6 +21,12 @@ CONTROL_KP = 16.0
 authorities measured on the embedded task (`core.control`, "Why this form" 6); 4 until
 2026-12-04."""
 CONTROL_KI = 1.0
+FIXED_GAINS = "fixed"
+AUTO_GAINS = "auto"
+"""`control_gains`: the 'pi' rule's gains set each step from the knob's measured authority."""
+CONTROL_POLE = 0.9
+"""`control_pole`'s default: the damping kp 16 with ki 1 gave the bonus at a target of 0.45 on
+the embedded task, where it held entropy at the measurement floor (`core.authority`)."""
 CONTROL_MAX_SCALE = 100.0
 PI_RULE = "pi"
 """`control_rule`'s default: the proportional-integral rule of `core.control`."""
@@ -104,6 +110,15 @@ class PolicyLossConfig:
     """Controller: proportional gain, in log scale per unit of relative entropy error."""
     control_ki: float = CONTROL_KI
     """Controller: integral gain, in log scale per unit of relative entropy error per step."""
+    control_gains: str = FIXED_GAINS
+    """Controller ('pi'): 'fixed' (control_kp and control_ki as set) or 'auto': each step,
+    the gains that put the loop's poles at control_pole for the knob's authority, measured
+    online from the Lemma-1 probe's entropy change (`core.authority`; needs
+    diagnostics.probe_size > 0), within 1/8 to 8 times control_kp and control_ki; those
+    until the authority is measured."""
+    control_pole: float = CONTROL_POLE
+    """Controller ('pi', control_gains=auto): where the loop's two poles sit, in (0, 1): lower
+    corrects faster and passes more of the batch's sampling noise into the knob."""
     control_max_scale: float = CONTROL_MAX_SCALE
     """Controller: the knob stays within [1/this, this] times its configured value."""
     control_patience: int = 10
@@ -158,6 +173,12 @@ class PolicyLossConfig:
         for name in ("control_kp", "control_ki", "entropic_kp", "entropic_ki"):
             if _require_number(name, getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.control_gains not in (FIXED_GAINS, AUTO_GAINS):
+            raise ValueError(
+                f"control_gains must be {FIXED_GAINS} or {AUTO_GAINS}, got {self.control_gains!r}"
+            )
+        if not 0.0 < _require_number("control_pole", self.control_pole) < 1.0:
+            raise ValueError(f"control_pole must be in (0, 1), got {self.control_pole!r}")
         if _require_number("control_max_scale", self.control_max_scale) < 1:
             raise ValueError(f"control_max_scale must be >= 1, got {self.control_max_scale!r}")
         if isinstance(self.control_patience, bool) or not isinstance(self.control_patience, int):

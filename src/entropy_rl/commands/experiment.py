@@ -406,11 +406,17 @@ def _run_locked(experiment: Experiment, out: Path, jobs: int, threads: int, cons
         # One pool: the base models first, and each run as soon as its base model is ready,
         # so the runs of one size train while another size's base model is being made.
         pool = _Pool(jobs, threads, progress, overall, console)
-        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pool.interrupt())
+        # Ctrl-C, or a `kill` (SIGTERM) of this process alone: each running job checkpoints
+        # and stops (its process group gets SIGINT), rather than training on unwatched.
+        handlers = {
+            sig: signal.signal(sig, lambda signum, frame: pool.interrupt())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             not_started = pool.run(base_jobs + train_jobs)
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     manifest = _manifest(experiment, out, previous + time.monotonic() - start)
     write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     failed, interrupted = pool.failed, pool.interrupted

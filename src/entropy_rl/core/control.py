@@ -41,6 +41,11 @@ Why this form:
    going (mean |H - target| 0.019-0.025 against a floor of 0.011-0.014). kp 16 damps it
    over that range of g (0.013-0.016); a smaller ki instead is slow to find the strength
    (kp 8, ki 0.25: 0.036). docs/results.md, "Entropy control against the field's rules".
+7. With `control_gains='auto'` the gains are set each step from g measured online
+   (`core.authority`: the Lemma-1 probe's entropy change fitted on the knob's value), for
+   the loop's poles at `control_pole`. At the strength that holds the target, g is the
+   entropy's own fall per step, whatever the knob, so one pole serves every knob, target
+   and task; gains set far off (8x too low or too high) are brought back within 8x.
 It is scalar arithmetic on a global number: under torchrun every rank measures the same H
 (a mean over every rank's tokens) and so takes the same decision.
 
@@ -56,8 +61,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from entropy_rl.core.authority import AuthorityFit, loop_gains
 from entropy_rl.core.losses import LOSS_MODES
-from entropy_rl.loss_config import AUTO_KNOB, PI_RULE, Knob, PolicyLossConfig
+from entropy_rl.loss_config import AUTO_GAINS, AUTO_KNOB, PI_RULE, Knob, PolicyLossConfig
 from entropy_rl.registry import Registry
 
 CONTROL_KNOBS: Registry[Knob] = Registry("controller knob")
@@ -81,6 +87,15 @@ CONTROL_ERROR = "control/error"
 CONTROL_SCALE = "control/scale"
 CONTROL_VALUE = "control/value"
 CONTROL_INTEGRAL = "control/integral"  # in log scale
+CONTROL_GAIN_P = "control/kp"
+"""pi: the proportional gain the step used (loss.control_kp, or with loss.control_gains=auto
+the one `core.authority.loop_gains` set from the knob's authority)."""
+CONTROL_GAIN_I = "control/ki"
+"""pi: the integral gain the step used."""
+CONTROL_AUTHORITY = "control/authority"
+"""pi: the knob's authority at the strength that holds the entropy (`core.authority`: the
+probe's entropy change per step per unit of the knob's log value there); null before it is
+measured, without the probe, or with no such strength."""
 CONTROL_KNOB = "control/knob"
 """pi: the index, in loss.entropy_control's list, of the knob steered (0 for one knob)."""
 CONTROL_STUCK = "control/stuck"
@@ -96,6 +111,9 @@ CONTROL_KEYS = (
     CONTROL_VALUE,
     CONTROL_INTEGRAL,
     CONTROL_KNOB,
+    CONTROL_GAIN_P,
+    CONTROL_GAIN_I,
+    CONTROL_AUTHORITY,
 )
 """The metrics of a controlled run, in every metrics.jsonl row (docs/metrics.md)."""
 
@@ -187,6 +205,12 @@ class ControlState:
     """pi: the index, in `entropy_control`'s list, of the knob steered now."""
     stuck: int = 0
     """pi: consecutive steps the knob has been stuck with the entropy below the target."""
+    authority: AuthorityFit = dataclasses.field(default_factory=AuthorityFit)
+    """pi: the fit of the probe's entropy change on the knob's value (`core.authority`)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.authority, dict):  # as a checkpoint stores it
+            object.__setattr__(self, "authority", AuthorityFit(**self.authority))
 
 
 @dataclass(frozen=True)
@@ -221,9 +245,13 @@ def control_step(
     integral = state.integral
     if reached and error < -config.control_explosion:  # rising past the target: back off
         integral = min(integral, 0.0)
-    scale = math.exp(min(max(integral + config.control_kp * error, -bound), bound))
+    authority = state.authority.authority()
+    kp, ki = config.control_kp, config.control_ki
+    if config.control_gains == AUTO_GAINS:
+        kp, ki = loop_gains(config.control_pole, target, authority, kp, ki)
+    scale = math.exp(min(max(integral + kp * error, -bound), bound))
     if reached:
-        integral = min(max(integral + config.control_ki * error, -bound), bound)
+        integral = min(max(integral + ki * error, -bound), bound)
     value = scale * getattr(config, knob.name)
     if knob.ratio:
         value = min(value, 1.0)
@@ -234,6 +262,9 @@ def control_step(
         CONTROL_VALUE: value,
         CONTROL_INTEGRAL: integral,
         CONTROL_KNOB: index,
+        CONTROL_GAIN_P: kp,
+        CONTROL_GAIN_I: ki,
+        CONTROL_AUTHORITY: math.nan if authority is None else authority,
     }
     later = {k.name: 0.0 for k in knobs[index + 1 :]}  # off until their turn
     loss = step_loss(config, **later, **{knob.name: value})
@@ -280,7 +311,20 @@ def control_review(
         return dataclasses.replace(state, stuck=stuck), line
     moved = knobs[state.knob + 1]
     line += f"; moving to {moved.name}"
-    return dataclasses.replace(state, knob=state.knob + 1, integral=0.0, stuck=0), line
+    moved_state = dataclasses.replace(
+        state, knob=state.knob + 1, integral=0.0, stuck=0, authority=AuthorityFit()
+    )
+    return moved_state, line
+
+
+def control_learn(
+    config: PolicyLossConfig, state: ControlState, value: float, change: float
+) -> ControlState:
+    """After the step's updates: the authority fit with this step's knob `value` and the
+    probe's entropy change over the updates, `change` (`core.authority`)."""
+    if not (value > 0 and math.isfinite(change)):
+        return state
+    return dataclasses.replace(state, authority=state.authority.observe(value, change))
 
 
 StartRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
@@ -289,6 +333,9 @@ entropy of its batch before its updates."""
 UpdateRule = Callable[[PolicyLossConfig, ControlState, float, int, int], ControlDecision]
 """(config, state, entropy, step, total_steps) -> the decision for the next optimizer step,
 from the entropy of the tokens the last one trained on (before it); its metrics unused."""
+LearnRule = Callable[[PolicyLossConfig, ControlState, float, float], ControlState]
+"""(config, state, the knob's value this step, the probe's entropy change over the step's
+updates) -> state."""
 ReviewRule = Callable[
     [PolicyLossConfig, ControlState, dict[str, float], "float | None"],
     tuple[ControlState, "str | None"],
@@ -308,6 +355,9 @@ class ControlRule:
     review: ReviewRule | None = None
     """After the step's selection, from the start's metrics and the share of tokens the mode
     selected: the next state and a line to print (a knob declared inert), or None."""
+    learn: LearnRule | None = None
+    """After the step's updates and the probe, from the knob's value and the entropy change
+    the probe measured (None: the rule learns nothing from the probe)."""
     keys: tuple[str, ...] = CONTROL_KEYS
     """The `control/*` metrics `start` returns (docs/metrics.md)."""
     needs_strength: bool = True
@@ -328,4 +378,6 @@ def control_rule(config: PolicyLossConfig) -> ControlRule:
     return CONTROL_RULES.check(config.control_rule, "control_rule")
 
 
-register_control_rule(ControlRule(PI_RULE, control_step, review=control_review))
+register_control_rule(
+    ControlRule(PI_RULE, control_step, review=control_review, learn=control_learn)
+)

@@ -97,6 +97,7 @@ from entropy_rl.core import ControlState, PolicyLossConfig, loss_mode, policy_lo
 from entropy_rl.core.control import CONTROL_UPDATE_ENTROPY, ENTROPY_BONUS, control_rule
 from entropy_rl.core.fixed_step import FIXED_STEP_RULE
 from entropy_rl.core.losses import LOSS_KEY, TOP_ENTROPY_MODE
+from entropy_rl.loss_config import AUTO_GAINS
 from entropy_rl.runs.metric_keys import COV_LOGP_ADV, COV_LOGP_PI_ADV, COV_POS_FRAC, ENTROPY_MEAN
 from entropy_rl.training.diagnostics import rollout_statistics
 
@@ -201,6 +202,12 @@ class EntropyGRPOTrainer(GRPOTrainer):
                 + ", ".join(bad)
             )
         cfg = self.entropy_config
+        if cfg.entropy_target is not None and cfg.control_gains == AUTO_GAINS:
+            raise ValueError(
+                f"entropy_config.control_gains={AUTO_GAINS!r} measures the knob's authority with "
+                "the Lemma-1 probe, which TRL's trainer does not run: set control_kp and "
+                "control_ki (control_gains='fixed')"
+            )
         if (cfg.clip_low, cfg.clip_high) != (self.epsilon_low, self.epsilon_high):
             warnings.warn(
                 f"the PPO clip range is entropy_config's ({cfg.clip_low}, {cfg.clip_high}); "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from entropy_rl.config import Config, ConfigError
 from entropy_rl.core.advantages import ADVANTAGE_ESTIMATORS
-from entropy_rl.core.control import check_loss_config
+from entropy_rl.core.control import check_loss_config, control_rule
+from entropy_rl.loss_config import AUTO_GAINS, PI_RULE
 from entropy_rl.tasks import TASKS
 from entropy_rl.training.engines import ROLLOUT_ENGINES
 
@@ -22,9 +23,28 @@ def check(config: Config) -> Config:
         check_loss_config(config.loss)
     except ValueError as err:  # core names the field without its section
         raise ConfigError(f"loss.{err}") from None
+    _check_gains(config)
     _check_advantage(config)
     _check_engine(config)
     return config
+
+
+def _check_gains(config: Config) -> None:
+    """loss.control_gains=auto measures the knob's authority with the Lemma-1 probe, in a
+    rule that learns from it."""
+    loss = config.loss
+    if loss.entropy_target is None or loss.control_gains != AUTO_GAINS:
+        return
+    if control_rule(loss).learn is None:
+        raise ConfigError(
+            f"loss.control_gains={AUTO_GAINS} needs loss.control_rule={PI_RULE} (the rule "
+            f"{loss.control_rule} has no gains to set)"
+        )
+    if config.diagnostics.probe_size == 0:
+        raise ConfigError(
+            f"loss.control_gains={AUTO_GAINS} needs diagnostics.probe_size > 0: the knob's "
+            "authority is measured from the probe's entropy change"
+        )
 
 
 def _check_task(config: Config) -> None:

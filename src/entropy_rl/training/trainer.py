@@ -68,11 +68,13 @@ from entropy_rl.core import (
 from entropy_rl.core.control import (
     CONTROL_STUCK,
     CONTROL_UPDATE_ENTROPY,
+    CONTROL_VALUE,
     UpdateRule,
     control_rule,
 )
 from entropy_rl.errors import TrainingError
 from entropy_rl.runs.metric_keys import (
+    DH_ACTUAL,
     ENTROPY_BY_POSITION,
     ENTROPY_MEAN,
     GRAD_NORM,
@@ -437,6 +439,7 @@ def run_step(
     if not last and state.early_stop is None:
         record |= update(policy, optimizer, batch, config, state, dist)
         record |= _probe(policy, batch, config, dist)
+        _learn_control(config, state, record)
         worker.engine.sync_weights(policy.module, dist)
     elapsed = time.perf_counter() - start
     record[TIME_STEP_S] = elapsed
@@ -477,6 +480,18 @@ def _probe(policy: Policy, batch: Batch, config: Config, dist: Dist) -> dict[str
             config.diagnostics.chunk_size,
         )
     return _token_means(stats, states.sum(), dist)
+
+
+def _learn_control(config: Config, state: RunState, record: dict[str, Any]) -> None:
+    """The controller's look at what the step's updates did (`ControlRule.learn`): the knob's
+    value this step and the probe's entropy change over the updates (a global mean: every
+    rank learns alike). Nothing without a controller, a rule that learns, or the probe."""
+    if config.loss.entropy_target is None or DH_ACTUAL not in record:
+        return
+    learn = control_rule(config.loss).learn
+    if learn is not None:
+        value = record[CONTROL_VALUE]
+        state.control = learn(config.loss, state.control, value, record[DH_ACTUAL])
 
 
 def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -22,15 +22,20 @@ run directory's parent), mean [min, max] over seeds: the second half's mean and 
 (|mean error| <= 0.03 and every |error| <= 0.1 over the second half: the report's rule), the
 knob's value over the second half (`control/value`; the bonus coefficient for the bonus arms),
 and the end's sampled accuracy (mean of the last 3 evaluations), pass@k and greedy accuracy.
+With `--noise SD` (the standard deviation of a fixed policy's `entropy/mean` from batch to
+batch, from scripts/entropy_noise.py), a column more: the error above that noise,
+sqrt(max(0, mean (H - target)^2 - SD^2)) over the second half, the root-mean-square error of
+the entropy itself once the measurement's own scatter is taken out.
 
     .venv/bin/python benchmarks/control_vs_trl.py --train runs/cvf-trl --seeds 0 1 2
-    .venv/bin/python benchmarks/control_vs_trl.py --table runs/cvf-t1 runs/cvf-trl
+    .venv/bin/python benchmarks/control_vs_trl.py --table runs/cvf-t1 runs/cvf-trl --noise 0.017
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -182,6 +187,7 @@ def _run_stats(rows: list[dict], target: float, steps: int) -> dict:
         "knob": statistics.fmean(knob) if knob else None,
         "mean_abs": float(abs(late).mean()),
         "max_abs": float(abs(late).max()),
+        "mean_square": float((late**2).mean()),
         "entered": entered,
         "holds": control_holds(float(late.mean()), float(abs(late).max())),
         "acc": statistics.fmean(r["val/acc"] for r in evals[-3:]),
@@ -197,7 +203,7 @@ def _spread(values, digits: int = 3, none: str = "never") -> str:
     return f"{statistics.fmean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
-def table(directories: list[Path], target: float, steps: int) -> str:
+def table(directories: list[Path], target: float, steps: int, noise: float | None = None) -> str:
     arms: dict[str, list[dict]] = {}
     for directory in directories:
         for path in sorted(directory.rglob("metrics.jsonl")):
@@ -208,7 +214,9 @@ def table(directories: list[Path], target: float, steps: int) -> str:
                 continue
             arms.setdefault(path.parent.parent.name, []).append(_run_stats(rows, target, steps))
     head = "| method | runs holding | mean \\|H - T\\|, 2nd half | largest \\|H - T\\| | first step in T +- 0.05 | knob, 2nd-half mean | end val/acc | end pass@k | end greedy |"
-    lines = [head, "|" + "---|" * 9]
+    if noise is not None:
+        head += f" error above the noise ({noise:g}) |"
+    lines = [head, "|" + "---|" * (9 + (noise is not None))]
     for arm, runs in arms.items():
         entered = [r["entered"] for r in runs]
         reached = [e for e in entered if e is not None]
@@ -219,8 +227,15 @@ def table(directories: list[Path], target: float, steps: int) -> str:
             f"{'' if len(reached) == len(runs) else f' ({len(runs) - len(reached)} never)'} "
             f"| {_spread((r['knob'] for r in runs), 3, '-')} | {_spread(r['acc'] for r in runs)} | {_spread(r['pass'] for r in runs)} "
             f"| {_spread(r['greedy'] for r in runs)} |"
+            + ("" if noise is None else f" {_spread(_above(r, noise) for r in runs)} |")
         )
     return "\n".join(lines)
+
+
+def _above(run: dict, noise: float) -> float:
+    """The root-mean-square error of the entropy once a measurement noise of sd `noise` is
+    taken out of the measured one (0 when the measured one is within the noise)."""
+    return math.sqrt(max(0.0, run["mean_square"] - noise**2))
 
 
 def main() -> None:
@@ -231,6 +246,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="train.seed")
     parser.add_argument("--target", type=float, default=0.45, help="entropy target (nats)")
     parser.add_argument("--steps", type=int, default=150, help="rollout steps per run")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        metavar="SD",
+        help="--table: a fixed policy's batch-to-batch sd of entropy/mean "
+        "(scripts/entropy_noise.py); adds the error above it",
+    )
     args = parser.parse_args()
     if args.train is not None:
         for seed in args.seeds:
@@ -238,7 +260,7 @@ def main() -> None:
                 f"TRL adaptive entropy, seed {seed}: {train_trl(args.train, seed, args.target, args.steps)}"
             )
     else:
-        print(table(args.table, args.target, args.steps))
+        print(table(args.table, args.target, args.steps, args.noise))
 
 
 if __name__ == "__main__":

@@ -83,14 +83,16 @@ def test_the_gains_stay_within_their_range_and_fall_back_to_the_configured():
 
 
 def test_fixed_gains_are_the_configured_ones_whatever_the_authority():
-    config = PolicyLossConfig(mode="ppo", entropy_coef=0.01, entropy_target=0.45, control_kp=2)
+    config = PolicyLossConfig(mode="ppo", entropy_coef=0.01, entropy_target=0.45, control_kp=4)
     fit = _fit([(0.1 * (1 + i % 2), -0.006 + 0.05 * 0.1 * (1 + i % 2)) for i in range(40)])
     metrics = control_step(config, ControlState(authority=fit), 0.5, 0, 150).metrics
-    assert (metrics["control/kp"], metrics["control/ki"]) == (2.0, 1.0)
+    assert (metrics["control/kp"], metrics["control/ki"]) == (4.0, 1.0)
     assert metrics["control/authority"] == pytest.approx(0.006)
     auto = PolicyLossConfig(**{**config.__dict__, "control_gains": "auto"})
     metrics = control_step(auto, ControlState(authority=fit), 0.5, 0, 150).metrics
-    assert metrics["control/kp"] == pytest.approx(2 * 0.1 * 0.45 / 0.006)
+    pole = auto.control_pole
+    assert metrics["control/kp"] == pytest.approx(2 * (1 - pole) * 0.45 / 0.006)
+    assert metrics["control/ki"] == pytest.approx((1 - pole) ** 2 * 0.45 / 0.006)
 
 
 def _late_error(gains: str, kp: float, ki: float, target: float, seed: int) -> float:

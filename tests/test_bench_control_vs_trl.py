@@ -48,3 +48,15 @@ def test_the_table_follows_each_rows_target_and_applies_the_reports_rule(tmp_pat
     assert flat[1] == "0 of 1" and flat[2].startswith("0.040 ") and flat[5] == "-"
     assert flat[4].startswith("5 ")  # first in 0.45 +- 0.05 at step 5
     assert sched[6].startswith("0.500 ") and sched[7].startswith("0.900 ")
+
+
+def test_the_error_above_the_noise_takes_the_noise_out_of_the_mean_square(tmp_path):
+    steps = 10
+    # Second half alternating 0.45 +- 0.02 around its target: a root-mean-square error of
+    # 0.02, all of it within a noise of sd 0.02 and 0.015 above a noise of sd 0.0132.
+    entropies = [0.45 + (0.02 if s % 2 else -0.02) for s in range(steps + 1)]
+    _write(tmp_path / "a" / "wobble" / "seed0", entropies, [0.45] * (steps + 1))
+    assert len(_row(table([tmp_path / "a"], 0.45, steps), "wobble")) == 9  # no column asked
+    assert _row(table([tmp_path / "a"], 0.45, steps, noise=0.02), "wobble")[9].startswith("0.000 ")
+    above = _row(table([tmp_path / "a"], 0.45, steps, noise=0.0132), "wobble")[9]
+    assert above.startswith("0.015 ")

@@ -68,10 +68,9 @@ def test_the_authority_is_fitted_on_the_probe_and_sets_the_gains(controlled, mon
     (its range is 0 to 8 times 0)."""
     monkeypatch.setattr(authority, "AUTHORITY_MIN_WEIGHT", 3.0)
     root, config = controlled
-    last = list_checkpoints(root / "full")[-1]
+    last = list_checkpoints(root / "full")[0]  # newest first
     rows, fit, fits = _rows(root / "full"), authority.AuthorityFit(), {}
     for row in rows:
-        fits[row["step"]] = fit
         expected = fit.authority()
         got = row["control/authority"]
         assert (got is None) == (expected is None) and (got or 0) == pytest.approx(expected or 0)
@@ -79,6 +78,7 @@ def test_the_authority_is_fitted_on_the_probe_and_sets_the_gains(controlled, mon
         assert (row["control/kp"], row["control/ki"]) == pytest.approx((kp, ki))
         if "dynamics/dH_actual" in row:
             fit = fit.observe(row["control/value"], row["dynamics/dH_actual"])
+        fits[row["step"] + 1] = fit  # what a checkpoint after this row holds
     saved = authority.AuthorityFit(**read_state(last)["run_state"]["control"]["authority"])
     assert saved.weight == pytest.approx(fits[last.step].weight) and saved.weight > 3
     assert saved.line() == pytest.approx(fits[last.step].line())

@@ -261,4 +261,4 @@ def test_a_kill_of_the_experiment_stops_its_runs_with_a_checkpoint(tmp_path, tin
     assert left == []
     steps = len(metrics.read_text().splitlines())
     assert steps < 401
-    assert list_checkpoints(metrics.parent)[-1].step == steps
+    assert list_checkpoints(metrics.parent)[0].step == steps  # newest first

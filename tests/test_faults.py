@@ -142,8 +142,8 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, tiny_override
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    # the command's own line, or the package's when the Ctrl-C came while `-m entropy_rl`
-    # was still importing the command line (a loaded machine is slower than 1 s)
+    # the command's own line, or the program's when the Ctrl-C came before the command line
+    # was read (`-m entropy_rl` still importing it: a loaded machine is slower than 1 s)
     assert _lines(err) in (["entropy-rl train: interrupted"], ["entropy-rl: interrupted"])
 
 
@@ -167,3 +167,14 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_metrics(
         command = ["-m", "entropy_rl", "train", "--quiet", "--resume", str(run)]
     runner.train(None, run, resume=True, show_progress=False)
     assert _deterministic(run) == _deterministic(tmp_path / "reference")
+
+
+def test_ctrl_c_before_the_command_line_is_read_names_no_command(monkeypatch, capsys):
+    from entropy_rl.commands import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["train"]) == 130
+    assert _lines(capsys.readouterr().err) == ["entropy-rl: interrupted"]

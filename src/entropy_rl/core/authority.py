@@ -11,9 +11,11 @@ upwards (docs/results.md, "Gains from the knob's measured authority").
 
 c is the slope of an exponentially weighted least-squares fit of dH on the knob's value with
 an intercept (the drift), over a half-life of `AUTHORITY_HALF_LIFE` steps. The fit is linear
-in the value, not in its log: on the embedded task the bonus's c was 0.03-0.05 at every
-target and gain, while a slope on log(value) shrinks as the knob swings wider (the bonus at
-1/100 of its working value does nothing), which would raise the gains and widen the swings.
+in the value, not in its log: on the embedded task the bonus's c was 0.03-0.05 on 11 of 12
+runs over two targets, a schedule and two sets of gains, while a slope on log(value) shrinks
+as the knob swings wider (the bonus at 1/100 of its working value does nothing). A first
+version fitted on log(value): its authority shrank as the swings widened, which raised its
+gains and widened the swings further.
 
 The rule works on log(value), so the authority it sees is g = c * value at its operating
 point, the entropy change per step per unit of log value. The point is the strength that

@@ -44,8 +44,9 @@ Why this form:
 7. With `control_gains='auto'` the gains are set each step from g measured online
    (`core.authority`: the Lemma-1 probe's entropy change fitted on the knob's value), for
    the loop's poles at `control_pole`. At the strength that holds the target, g is the
-   entropy's own fall per step, whatever the knob, so one pole serves every knob, target
-   and task; gains set far off (8x too low or too high) are brought back within 8x.
+   entropy's own fall per step, whatever the knob, so one pole serves every knob whose
+   effect is about linear in its value, at any target (not one that saturates: KL-Cov's
+   coefficient on the embedded task); gains set 8x too low were brought back.
 It is scalar arithmetic on a global number: under torchrun every rank measures the same H
 (a mean over every rank's tokens) and so takes the same decision.
 

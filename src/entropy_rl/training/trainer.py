@@ -14,7 +14,8 @@ One step, top to bottom (Cui et al., 2025, Sec. 2 and 4):
  8. the entropy change over the updates on probe states, exact and by Lemma 1: at most
     `diagnostics.probe_tokens` valid tokens of the first `probe_size` responses, whose
     hidden states (S, H) and the output head's parameters are kept from step 5; their
-    logits before and after are made a block of states at a time.
+    logits before and after are made a block of states at a time; the controller's rule
+    learns its knob's authority from that change (`ControlRule.learn`, `core.authority`).
 On an evaluation row, the law is fitted on the run's evaluation points so far (`law/*` keys,
 `entropy_rl.analysis.live_law`), and with train.stop_at_saturation a saturated run stops there.
 Row `step` of metrics.jsonl describes the policy after `step` updates; the last row (step =

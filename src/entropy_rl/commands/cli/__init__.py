@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         _take_late_overrides(parser, args, extra)
         command = args.command
         return args.handler(args)
-    except KeyboardInterrupt:
-        print(f"entropy-rl {command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # before the command line was read: the program's own line
+        name = "entropy-rl" if command == "command" else f"entropy-rl {command}"
+        print(f"{name}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except RunError as err:
         return error(command, err)

@@ -160,6 +160,22 @@ def test_bad_experiment_file_names_the_problem(tiny_experiment, capsys, change, 
     assert code == 2 and message in err
 
 
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_every_shipped_experiment_file_loads_and_checks(path):
+    """Each experiment file the docs quote makes runs whose configs pass the run's checks
+    (a renamed field or a refused combination would fail here, not after a base model)."""
+    from entropy_rl.training.checks import check
+
+    runs = load_experiment(path).runs
+    assert runs
+    for run in runs:
+        check(run.config)
+
+
 def test_shipped_experiment_parses():
     path = Path(__file__).parent.parent / "experiments" / "paper_small.yaml"
     experiment = load_experiment(path)

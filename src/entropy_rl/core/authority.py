@@ -26,7 +26,9 @@ instead fed back: a swing down made g small, the gains large and the next swing 
 With g, the loop of `core.control` ("Why this form" 6) is x' = (1 - k1) x + g J,
 (g J)' = g J - k2 x with k1 = g kp / target, k2 = g ki / target. `loop_gains` sets kp and ki
 so that its two poles sit at `pole` (critically damped: k1 = 2 (1 - pole), k2 = (1 - pole)^2):
-the same damping on any knob, target or task, with no gain to tune.
+the same damping at any target, with no gain to tune, for a knob whose effect is about linear
+in its value. A knob that saturates is not seen as such: on the embedded task KL-Cov's
+coefficient had almost no marginal effect once large, and still wound up (docs/results.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """policy_loss, the token selection and the aggregations against hand computations."""
 
+import dataclasses
 import math
 
 import pytest
@@ -232,3 +233,45 @@ def test_config_is_frozen():
     config = PolicyLossConfig()
     with pytest.raises(AttributeError):
         config.mode = "kl_cov"
+
+
+def test_a_mode_names_only_scores_that_exist():
+    from entropy_rl.core.losses import LossMode
+
+    with pytest.raises(ValueError, match="reads only cov and entropy, log_prob"):
+        LossMode("mine", per_token=lambda terms, selection, config: (terms.surrogate, {}),
+                 reads=("advantage",))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "reads"),
+    [("clip_cov", ()), ("kl_cov", ()), ("top_entropy", ("entropy",)), ("entropic", ("log_prob",))],
+)
+def test_the_trainer_gathers_only_the_scores_a_mode_reads(monkeypatch, mode, reads):
+    """`select_batch_tokens` hands the selection cov and the scores the mode names, and no
+    more (under torchrun each is an all-gather)."""
+    from entropy_rl.core import losses
+    from entropy_rl.core.losses import TokenScores, loss_mode
+    from entropy_rl.training.distributed import Dist
+    from entropy_rl.training.trainer import select_batch_tokens
+
+    assert loss_mode(mode).reads == reads
+    seen, real_mode = [], loss_mode
+    real = loss_mode(mode).select
+
+    def spy(scores, *rest):
+        seen.append(scores)
+        return real(scores, *rest)
+
+    spied = dataclasses.replace(loss_mode(mode), select=spy)
+    monkeypatch.setattr(
+        losses, "loss_mode", lambda name: spied if name == mode else real_mode(name)
+    )
+    torch.manual_seed(0)
+    full = TokenScores(torch.randn(4, 6), torch.rand(4, 6), -torch.rand(4, 6) * 0.01)
+    config = PolicyLossConfig(mode=mode)
+    select_batch_tokens(full, torch.ones(4, 6), config, torch.Generator().manual_seed(0), Dist())
+    (given,) = seen
+    assert torch.equal(given.cov, full.cov)
+    for name in ("entropy", "log_prob"):
+        assert (getattr(given, name) is not None) == (name in reads), name

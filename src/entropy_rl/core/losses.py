@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 
 import torch
@@ -121,6 +121,18 @@ class LossMode:
     it; the first is what `entropy_control: auto` steers (the entropy bonus when none)."""
     check: Callable[[PolicyLossConfig], None] | None = None
     """Raises ValueError, naming the field, for settings this mode cannot run with."""
+    reads: tuple[str, ...] = ("entropy", "log_prob")
+    """The optional `TokenScores` fields `select` reads besides `cov`: under torchrun the
+    trainer gathers only these from every rank (a mode that does not say gets them all)."""
+
+    def __post_init__(self) -> None:
+        optional = [f.name for f in fields(TokenScores) if f.name != "cov"]
+        unknown = [name for name in self.reads if name not in optional]
+        if unknown:
+            raise ValueError(
+                f"loss mode {self.name!r} reads {unknown}: a selection reads only cov and "
+                f"{', '.join(optional)} (TokenScores)"
+            )
 
     @property
     def selects_tokens(self) -> bool:
@@ -193,6 +205,7 @@ def _check_clip_cov(config: PolicyLossConfig) -> None:
     metrics={"clip_cov/frac": None},
     knobs=(Knob("clip_cov_ratio", ratio=True),),
     check=_check_clip_cov,
+    reads=(),
 )
 def _clip_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """The PPO loss with the selected tokens' loss multiplied by 0 (they stay in the mean)."""
@@ -215,6 +228,7 @@ def _kl_cov_select(scores: TokenScores, valid, config, generator, eligible) -> t
     select=_kl_cov_select,
     metrics={"kl_cov/frac": None, "kl_cov/abs_kl": "kl_cov/frac"},
     knobs=(Knob("kl_cov_coef"), Knob("kl_cov_ratio", ratio=True)),
+    reads=(),
 )
 def _kl_cov_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """-A r on every token (no clip), + kl_cov_coef |logp - old_logp| on the selected ones."""
@@ -257,7 +271,10 @@ TOP_ENTROPY_MODE = "top_entropy"
 
 
 @register_loss_mode(
-    TOP_ENTROPY_MODE, select=_top_entropy_select, metrics={"top_entropy/frac": None}
+    TOP_ENTROPY_MODE,
+    select=_top_entropy_select,
+    metrics={"top_entropy/frac": None},
+    reads=("entropy",),
 )
 def _top_entropy_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """The PPO loss on the selected tokens; 0 on the others, which stay in the mean."""
@@ -287,6 +304,7 @@ def _check_entropic(config: PolicyLossConfig) -> None:
     metrics={"entropic/frac": None},
     knobs=(Knob("entropic_alpha"),),
     check=_check_entropic,
+    reads=("log_prob",),
 )
 def _entropic_loss(terms: TokenTerms, selection: torch.Tensor, config: PolicyLossConfig):
     """EntroPIC (arXiv 2511.15248): PPO's loss plus alpha times the mean of -ratio |A| over

@@ -181,9 +181,10 @@ def select_batch_tokens(
     """The loss mode's token selection over the global batch (every rank's rows, gathered),
     whatever the micro-batches; returns this rank's rows (B, T) of it."""
     rows, width = mask.shape
-    entropy = None if scores.entropy is None else dist.gather_rows(scores.entropy)
-    log_prob = None if scores.log_prob is None else dist.gather_rows(scores.log_prob)
-    everyone = TokenScores(dist.gather_rows(scores.cov), entropy, log_prob)
+    reads = loss_mode(loss_cfg.mode).reads  # the optional scores the selection reads
+    optional = {name: getattr(scores, name) for name in reads}
+    gathered = {name: dist.gather_rows(v) for name, v in optional.items() if v is not None}
+    everyone = TokenScores(dist.gather_rows(scores.cov), **gathered)
     chosen = select_tokens(everyone, dist.gather_rows(mask), loss_cfg, generator)  # (W*B, T_max)
     return dist.own_rows(chosen, rows, width)
 
